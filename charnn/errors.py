@@ -1,0 +1,13 @@
+"""The one exception type a user sees: a sentence that names the input and what is wrong."""
+
+
+class CharnnError(Exception):
+    """Bad input or a state charnn cannot continue from; the CLI prints it as one line and exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(CharnnError):
+    """A flag with a value outside what is allowed; the CLI exits 2, like argparse."""
+
+    exit_code = 2
