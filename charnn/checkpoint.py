@@ -1,0 +1,154 @@
+"""One checkpoint format: tensors plus a JSON document, written atomically, loaded without running code.
+
+A checkpoint is a dict of plain tensors and containers saved with ``torch.save``; everything that is
+not a tensor (model config, vocabulary, training config, metrics, data position) is one JSON string
+inside it. Loading uses ``torch.load(weights_only=True)``, which refuses any pickled object, so a
+hostile file cannot execute code. Files are written to a temporary name, synced, then renamed: a
+crash at any moment leaves either the old checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charnn.corpus import Vocab
+from charnn.errors import CharnnError
+from charnn.model import CharRNN, ModelConfig
+
+FORMAT_NAME = "charnn-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAMES = ("best", "last")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, loaded to CPU."""
+
+    path: Path
+    meta: dict[str, Any]  # JSON: model, vocab, train config, step, metrics, data position
+    model_state: dict[str, torch.Tensor]
+    extra: dict[str, Any]  # optimizer state, RNG states, carried hidden state
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The saved model shape."""
+        return ModelConfig.from_json(self.meta["model"])
+
+    @property
+    def vocab(self) -> Vocab:
+        """The saved vocabulary."""
+        return Vocab.from_json(self.meta["vocab"])
+
+    def build_model(self, device: torch.device | str = "cpu") -> CharRNN:
+        """A CharRNN with the saved weights, in eval mode."""
+        model = CharRNN(self.model_config)
+        try:
+            model.load_state_dict(self.model_state)
+        except (RuntimeError, KeyError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise CharnnError(f"'{self.path}' has weights that do not fit its own model config ({first})") from None
+        return model.to(device).eval()
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """Where checkpoint `which` (best or last) of a run lives."""
+    return Path(run_dir) / f"{which}.pt"
+
+
+def save_checkpoint(path: str | Path, meta: dict, model_state: dict, extra: dict | None = None) -> None:
+    """Write a checkpoint atomically: temp file, fsync, rename, fsync the directory."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "meta": json.dumps(meta),
+        "model": {k: v.detach().cpu() for k, v in model_state.items()},
+        "extra": extra or {},
+    }
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            pause = os.environ.get("CHARNN_TEST_PAUSE_IN_SAVE")  # lets tests kill a run mid-save
+            if pause:
+                time.sleep(float(pause))
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        sync_directory(path.parent)
+    except OSError as err:
+        raise CharnnError(
+            f"could not write checkpoint '{path}' ({err.strerror or err}); the previous checkpoint there is intact"
+        ) from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def sync_directory(directory: Path) -> None:
+    """Make a rename inside directory durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and check a checkpoint file; anything else (pickle payload, truncated, foreign) is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CharnnError(f"checkpoint '{path}' does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for bad files; none of them may escape as a traceback
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err) or "pickle" in str(err).lower():
+            reason = "it holds Python objects that could run code, which charnn never loads"
+        raise CharnnError(f"'{path}' is not a readable charnn checkpoint: {reason[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CharnnError(f"'{path}' is a PyTorch file but not a charnn checkpoint")
+    version = payload.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CharnnError(
+            f"'{path}' was written by a newer charnn (checkpoint format {version}); this version reads up to {FORMAT_VERSION}"
+        )
+    try:
+        meta = json.loads(payload["meta"])
+        model_state = payload["model"]
+        extra = payload.get("extra", {})
+        if not isinstance(meta, dict) or not isinstance(model_state, dict) or not isinstance(extra, dict):
+            raise TypeError("wrong layout")
+        for key in ("model", "vocab"):
+            if key not in meta:
+                raise KeyError(key)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CharnnError(f"'{path}' is a damaged charnn checkpoint ({type(err).__name__}: {err})") from None
+    checkpoint = Checkpoint(path, meta, model_state, extra)
+    checkpoint.model_config  # noqa: B018 - validates the saved config now, with a clear message
+    checkpoint.vocab  # noqa: B018
+    return checkpoint
+
+
+def find_run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file of a run directory, falling back from best to last; a clear error when there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CharnnError(f"run directory '{run_dir}' does not exist; train one with: python train.py --out {run_dir}")
+    order = [which] + [n for n in CHECKPOINT_NAMES if n != which]
+    for name in order:
+        candidate = checkpoint_path(run_dir, name)
+        if candidate.is_file():
+            return candidate
+    raise CharnnError(f"'{run_dir}' holds no checkpoint (best.pt or last.pt); train one with: python train.py --out {run_dir}")

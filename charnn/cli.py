@@ -1,0 +1,339 @@
+"""The command line: charnn corpus | train | generate | eval | probe | bench.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit (2 for a bad flag,
+1 for bad input or a state charnn cannot continue from), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from charnn.errors import CharnnError, UsageError
+
+TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (a few minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that says what is wrong in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value}")
+    return value
+
+
+def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = True) -> None:
+    """Options that say how to read a corpus."""
+    default = (lambda v: v) if with_defaults else (lambda v: None)
+    group = parser.add_argument_group("corpus options")
+    group.add_argument("--ext", nargs="+", default=default(None), metavar="EXT",
+                       help="file extensions to take from a directory of code (default: common source extensions)")
+    group.add_argument("--text-field", default=default(None), help="JSON field or CSV column holding a tweet's text (default: text / full_text)")
+    group.add_argument("--errors", choices=("strict", "replace"), default=default("strict"),
+                       help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)")
+    group.add_argument("--tweet-format", choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"), default=default("auto"),
+                       help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, csv, archive (tweets.js)")
+    group.add_argument("--task-sequences", type=positive_int, default=default(20000), help="sequences to generate for task:NAME corpora")
+    group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
+    group.add_argument("--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries")
+    group.add_argument("--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)")
+
+
+def build_parser() -> Parser:
+    """The whole CLI."""
+    parser = Parser(prog="charnn", description="Character-level RNN text generation that explains its own neurons.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    corpus = commands.add_parser("corpus", help="read, encode and cache a corpus; print its summary",
+                                 description="Read SRC, encode it to the cache and print a summary table.")
+    corpus.add_argument("source", metavar="SRC", help="a text file, a directory of code, a tweet file, 'stdlib', or task:count|task:selective-count|task:ab-memory|task:copy")
+    add_corpus_options(corpus)
+    corpus.add_argument("--no-cache", action="store_true", help="encode without reading or writing the cache")
+    corpus.add_argument("--write-text", metavar="FILE", help="also write the decoded corpus (or --write-split) to FILE")
+    corpus.add_argument("--write-split", choices=("all", "train", "val", "test"), default="all", help="which part --write-text writes")
+    corpus.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    train = commands.add_parser("train", help="train a model (python train.py)", description="Train a char-RNN with truncated BPTT. " + TRAIN_DEFAULTS_NOTE)
+    add_train_options(train)
+
+    generate = commands.add_parser("generate", help="sample text from a trained model (python generate.py)",
+                                   description="Sample from a run's checkpoint; with no --run, the newest run under runs/.")
+    add_generate_options(generate)
+
+    evaluate = commands.add_parser("eval", help="bits per character of a model on a text",
+                                   description="Read FILE as one stream and print the model's bits and nats per character.")
+    evaluate.add_argument("--run", help="run directory (default: the newest under runs/)")
+    evaluate.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    evaluate.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run")
+    evaluate.add_argument("--text", required=True, help="the text file to evaluate on (UTF-8)")
+    evaluate.add_argument("--unknown", choices=("error", "replace"), default="error",
+                          help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    try:
+        from charnn.probe.report import add_probe_options
+    except ImportError:  # the probe stage is optional while it is being built
+        add_probe_options = None
+    if add_probe_options:
+        add_probe_options(commands.add_parser("probe", help="find and test interpretable units",
+                                              description="Record every state of a model over a text, label the text, rank units on held-out text and ablate the best."))
+    try:
+        from charnn.bench import add_bench_options
+    except ImportError:
+        add_bench_options = None
+    if add_bench_options:
+        add_bench_options(commands.add_parser("bench", help="throughput and quality benchmarks beside their baselines"))
+    return parser
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Training flags; defaults are None here so that --resume can tell which flags were given."""
+    from charnn.train import TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
+    parser.add_argument("--out", help="run directory (default: runs/<corpus name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    model = parser.add_argument_group("model")
+    model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
+    model.add_argument("--layers", type=int, help=f"recurrent layers (default: {d.layers})")
+    model.add_argument("--hidden", type=int, help=f"units per layer (default: {d.hidden})")
+    model.add_argument("--embed", type=int, help=f"character embedding size (default: {d.embed})")
+    model.add_argument("--dropout", type=float, help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})")
+    loop = parser.add_argument_group("training")
+    loop.add_argument("--seq-len", type=int, help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})")
+    loop.add_argument("--batch-size", type=int, help=f"parallel streams (default: {d.batch_size})")
+    loop.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default: {d.lr})")
+    loop.add_argument("--min-lr-ratio", type=float, help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})")
+    loop.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default: {d.warmup_steps})")
+    loop.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
+    loop.add_argument("--grad-clip", type=float, help=f"gradient-norm clipping (default: {d.grad_clip})")
+    loop.add_argument("--max-steps", type=int, help=f"optimizer steps to train (default: {d.max_steps})")
+    loop.add_argument("--decay-steps", type=int, help="steps over which the learning rate decays (default: --max-steps)")
+    loop.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of training")
+    loop.add_argument("--epochs", type=float, help="stop after this many passes over the train split")
+    loop.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})")
+    loop.add_argument("--eval-chars", type=int, help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})")
+    loop.add_argument("--sample-chars", type=int, help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
+    loop.add_argument("--log-every", type=int, help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})")
+    loop.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
+    loop.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_corpus_options(parser, with_defaults=False)
+
+
+def add_generate_options(parser: argparse.ArgumentParser) -> None:
+    """Sampling flags."""
+    parser.add_argument("--run", help="run directory (default: the newest under runs/)")
+    parser.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    parser.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
+    parser.add_argument("--length", type=int, default=500, help="characters to generate per sample (default: 500)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="> 0 sharpens (<1) or flattens (>1) the distribution; 0 = greedy argmax (default: 0.8)")
+    parser.add_argument("--greedy", action="store_true", help="always take the most likely character (same as --temperature 0)")
+    parser.add_argument("--top-k", type=int, help="sample only from the K most likely characters")
+    parser.add_argument("--top-p", type=float, help="sample only from the smallest set of characters whose probability reaches P, in (0, 1]")
+    parser.add_argument("--prime", default="", help="text to warm the state on; the output starts with it unless --no-echo")
+    parser.add_argument("--prime-file", help="read the priming text from a file")
+    parser.add_argument("--no-echo", action="store_true", help="do not print the priming text")
+    parser.add_argument("--seed", type=int, help="random seed: same seed, checkpoint and options give the same text")
+    parser.add_argument("--num-samples", type=int, default=1, help="samples generated together as one batch (default: 1)")
+    parser.add_argument("--stop", help="end a sample when it produces this string (e.g. $'\\n' for one tweet)")
+    parser.add_argument("--unknown", choices=("error", "replace"), default="error", help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)")
+    parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (or LAYER:UNIT:c=VALUE) at a value while sampling; repeatable")
+    parser.add_argument("--out", help="also write the samples to this file")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+
+
+def command_corpus(args: argparse.Namespace) -> int:
+    """charnn corpus: encode and summarise."""
+    from rich.console import Console
+
+    from charnn.corpus import SPLIT_NAMES, load_corpus, parse_fractions
+
+    fractions = parse_fractions(args.split)
+    corpus = load_corpus(
+        args.source, ext=args.ext, text_field=args.text_field, errors=args.errors, tweet_format=args.tweet_format,
+        task_sequences=args.task_sequences, task_seed=args.task_seed,
+        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.quiet,
+    )
+    Console().print(corpus.summary_table(fractions))
+    if args.write_text:
+        if args.write_split == "all":
+            start, stop = 0, len(corpus)
+        else:
+            start, stop = corpus.split_bounds(fractions)[SPLIT_NAMES.index(args.write_split)]
+        write_text_file(Path(args.write_text), corpus, start, stop)
+    return 0
+
+
+def write_text_file(path: Path, corpus, start: int, stop: int, block: int = 1 << 22) -> None:
+    """Decode corpus[start:stop] into a file, a block at a time."""
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            for offset in range(start, stop, block):
+                handle.write(corpus.text(offset, min(offset + block, stop)))
+    except OSError as err:
+        raise CharnnError(f"cannot write '{path}': {err.strerror}") from None
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """Defaults, then (with --resume) the saved config, then the flags given."""
+    from charnn.train import TrainConfig
+
+    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
+    base = TrainConfig().to_json()
+    if args.resume:
+        out = given.get("out")
+        if not out:
+            raise UsageError("--resume needs --out, the run directory to continue")
+        saved = Path(out) / "config.json"
+        if saved.is_file():
+            try:
+                base.update(json.loads(saved.read_text())["train"])
+            except (ValueError, KeyError, TypeError):
+                raise CharnnError(f"'{saved}' is damaged; it is not the config.json charnn writes") from None
+        model_changes = [k for k in ("cell", "layers", "hidden", "embed") if k in given and given[k] != base.get(k)]
+        if model_changes:
+            names = ", ".join(f"--{k} {given[k]} (saved: {base[k]})" for k in model_changes)
+            raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
+    base.update(given)
+    if "out" not in given and not args.resume:
+        base["out"] = default_run_dir(base["corpus"])
+    return TrainConfig.from_json(base)
+
+
+def default_run_dir(corpus: str) -> str:
+    """runs/<a name made from the corpus>."""
+    stem = Path(corpus.replace("task:", "task-")).stem or "run"
+    return f"runs/{''.join(c if c.isalnum() or c in '-_' else '_' for c in stem)}"
+
+
+def command_train(args: argparse.Namespace) -> int:
+    """charnn train."""
+    from charnn.train import train
+
+    config = train_config_from_args(args)
+    train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    return 0
+
+
+def command_generate(args: argparse.Namespace) -> int:
+    """charnn generate: stream samples to stdout (and --out)."""
+    from charnn.sample import Clamp, SampleOptions, generate, resolve_checkpoint
+    from charnn.train import pick_device
+
+    prime = args.prime
+    if args.prime_file:
+        try:
+            prime = Path(args.prime_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise CharnnError(f"cannot read --prime-file '{args.prime_file}': {getattr(err, 'strerror', None) or err}") from None
+    options = SampleOptions(
+        length=args.length, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k, top_p=args.top_p,
+        prime=prime, seed=args.seed, num_samples=args.num_samples, stop=args.stop, echo=not args.no_echo,
+        unknown=args.unknown, clamps=[Clamp.parse(c) for c in args.clamp],
+    )
+    options.validate()
+    device = pick_device(args.device)
+    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
+    model = checkpoint.build_model(device)
+    vocab = checkpoint.vocab
+    out = sys.stdout
+    single = options.num_samples == 1
+
+    def stream(index: int, text: str) -> None:
+        if single:
+            out.write(text)
+            out.flush()
+
+    texts = generate(model, vocab, options, on_text=stream)
+    if single:
+        out.write("\n")
+    else:
+        for index, text in enumerate(texts):
+            out.write(f"--- sample {index + 1} ---\n{text}\n")
+    out.flush()
+    if args.out:
+        try:
+            Path(args.out).write_text("".join(f"--- sample {i + 1} ---\n{t}\n" for i, t in enumerate(texts)) if not single else texts[0], encoding="utf-8")
+        except OSError as err:
+            raise CharnnError(f"cannot write --out '{args.out}': {err.strerror}") from None
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    """charnn eval: bits per character on a text."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from charnn.sample import resolve_checkpoint
+    from charnn.sources import open_source
+    from charnn.train import evaluate_ids, pick_device
+
+    device = pick_device(args.device)
+    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
+    model = checkpoint.build_model(device)
+    vocab = checkpoint.vocab
+    source = open_source(args.text, tweet_format="text")
+    text = "".join(chunk for chunk, _ in source.chunks())
+    if len(text) < 2:
+        raise CharnnError(f"'{args.text}' has {len(text)} character(s); evaluation needs at least 2")
+    ids = vocab.encode(text, unknown=args.unknown, source=f"'{args.text}'")
+    unknown = int((ids == vocab.unknown_id).sum())
+    result = evaluate_ids(model, torch.from_numpy(ids.astype("int64")), device, progress=not args.json)
+    result.update({"unknown_chars": unknown, "text": args.text, "checkpoint": str(checkpoint.path), "step": checkpoint.meta.get("step")})
+    if args.json:
+        print(json.dumps(result))
+    else:
+        table = Table(title=f"charnn eval: {args.text}", show_header=False)
+        for key in ("bits_per_char", "nats_per_char", "chars", "unknown_chars", "checkpoint", "step"):
+            value = result[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        Console().print(table)
+    return 0
+
+
+COMMANDS = {"corpus": command_corpus, "train": command_train, "generate": command_generate, "eval": command_eval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    try:
+        return handler(args)
+    except CharnnError as err:
+        print(f"charnn {args.command}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"charnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `charnn generate | head`
+        sys.stderr.close()
+        return 0
+
+
+def entry_point() -> None:
+    """The console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,197 @@
+"""CharRNN: embedding → nn.LSTM / nn.GRU / nn.RNN stack → dropout → linear decoder.
+
+PyTorch's own recurrent modules do the sequence work, so cuDNN serves the GPU path and oneDNN the
+CPU path. Sampling runs one character at a time, where those kernels spend more time setting up
+than computing: `FastStepper` does the same step by hand over the module's own weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from charnn.errors import CharnnError, UsageError
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+State = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU/RNN: (h,); each (layers, batch, hidden)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a CharRNN; saved in every checkpoint."""
+
+    vocab_size: int
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise UsageError(f"--cell must be one of {', '.join(CELLS)}, not '{self.cell}'")
+        for name, low in (("layers", 1), ("hidden", 1), ("embed", 1), ("vocab_size", 1)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {low}, not {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
+
+    def to_json(self) -> dict:
+        """The config as a JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        """Rebuild a config saved with to_json; unknown or missing keys are a clear error."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or not set(data) <= names or "vocab_size" not in data:
+            raise CharnnError(f"the saved model config is not one charnn understands: {data!r:.200}")
+        return cls(**data)
+
+
+class CharRNN(nn.Module):
+    """A container of an embedding, a recurrent stack and a decoder over the vocabulary."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed)
+        self.rnn = CELLS[config.cell](
+            config.embed, config.hidden, num_layers=config.layers, batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.decoder = nn.Linear(config.hidden, config.vocab_size)
+
+    @property
+    def is_lstm(self) -> bool:
+        """Whether the state holds a cell state c beside h."""
+        return self.config.cell == "lstm"
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
+        """All-zero state for `batch` streams."""
+        shape = (self.config.layers, batch, self.config.hidden)
+        zeros = lambda: torch.zeros(shape, device=device)  # noqa: E731
+        return (zeros(), zeros()) if self.is_lstm else (zeros(),)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Logits (B, T, V) for ids (B, T) and the state after the last character."""
+        x = self.embedding(ids)  # (B, T, E)
+        if state is None:
+            out, new_state = self.rnn(x)
+        else:
+            out, new_state = self.rnn(x, state if self.is_lstm else state[0])
+        logits = self.decoder(self.dropout(out))
+        return logits, tuple(new_state) if self.is_lstm else (new_state,)
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph behind a carried state (truncated BPTT)."""
+    return tuple(s.detach() for s in state)
+
+
+class FastStepper:
+    """One character per call for many streams, by hand over a CharRNN's weights (eval mode, no grad).
+
+    Layer l's gates are one matmul of [x, h] with the concatenated [W_ih | W_hh]; layer 0's input
+    projection is folded into a lookup table (vocab, gates), so it is a gather, not a matmul.
+    Numerically it is the same computation as nn.LSTM/GRU/RNN in eval mode (tested to float tolerance).
+    """
+
+    def __init__(self, model: CharRNN):
+        cfg = model.config
+        self.cell = cfg.cell
+        self.layers = cfg.layers
+        self.hidden = cfg.hidden
+        rnn = model.rnn
+        with torch.no_grad():
+            emb = model.embedding.weight.detach()
+            # layer 0: W_hh^T (H, G) with the input part in input_table (V, G) = E @ W_ih^T + b_ih;
+            # layers >= 1: [W_ih | W_hh]^T (2H, G). G = 4H (LSTM), 3H (GRU), H (RNN).
+            self.weights: list[torch.Tensor] = []
+            self.biases: list[tuple[torch.Tensor, torch.Tensor]] = []
+            for layer in range(cfg.layers):
+                w_ih = getattr(rnn, f"weight_ih_l{layer}").detach()
+                w_hh = getattr(rnn, f"weight_hh_l{layer}").detach()
+                b_ih = getattr(rnn, f"bias_ih_l{layer}").detach()
+                b_hh = getattr(rnn, f"bias_hh_l{layer}").detach()
+                if layer == 0:
+                    self.input_table = (emb @ w_ih.T + b_ih).contiguous()
+                    self.weights.append(w_hh.T.contiguous())
+                else:
+                    self.weights.append(torch.cat([w_ih, w_hh], 1).T.contiguous())
+                self.biases.append((b_ih.clone(), b_hh.clone()))
+            self.decoder_weight = model.decoder.weight.detach().T.contiguous()
+            self.decoder_bias = model.decoder.bias.detach().clone()
+
+    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Logits (B, V) for the next character after ids (B,), and the new state."""
+        h_all = state[0]
+        c_all = state[1] if self.cell == "lstm" else None
+        new_h, new_c = [], []
+        x = None
+        for layer in range(self.layers):
+            h = h_all[layer]
+            weight = self.weights[layer]
+            b_ih, b_hh = self.biases[layer]
+            if self.cell == "gru":
+                # GRU keeps the input and recurrent parts apart: n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+                gi = self.input_table[ids] if layer == 0 else torch.addmm(b_ih, x, weight[: self.hidden])
+                gh = torch.addmm(b_hh, h, weight if layer == 0 else weight[self.hidden :])
+                i_r, i_z, i_n = gi.chunk(3, 1)
+                h_r, h_z, h_n = gh.chunk(3, 1)
+                r = torch.sigmoid(i_r + h_r)
+                z = torch.sigmoid(i_z + h_z)
+                n = torch.tanh(i_n + r * h_n)
+                h = n + z * (h - n)
+            else:
+                if layer == 0:
+                    gates = torch.addmm(self.input_table[ids] + b_hh, h, weight)
+                else:
+                    gates = torch.addmm(b_ih + b_hh, torch.cat([x, h], 1), weight)
+                if self.cell == "lstm":
+                    i, f, g, o = gates.chunk(4, 1)
+                    c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                    new_c.append(c)
+                else:
+                    h = torch.tanh(gates)
+            new_h.append(h)
+            x = h
+        logits = torch.addmm(self.decoder_bias, x, self.decoder_weight)
+        state = (torch.stack(new_h), torch.stack(new_c)) if self.cell == "lstm" else (torch.stack(new_h),)
+        return logits, state
+
+
+def next_ids(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+    banned: int | None = None,
+) -> torch.Tensor:
+    """Choose the next id of every stream from logits (B, V): temperature 0 is argmax; top-k, then top-p (nucleus)."""
+    logits = logits.float().clone()
+    if banned is not None:
+        logits[:, banned] = float("-inf")
+    if temperature == 0:
+        return logits.argmax(dim=1)
+    logits /= temperature
+    if top_k is not None and top_k < logits.size(1):
+        kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
+        logits[logits < kth] = float("-inf")
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=1, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=1).cumsum(dim=1)
+        drop_sorted = cumulative - torch.softmax(sorted_logits, dim=1) >= top_p  # keeps the first token always
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits[drop] = float("-inf")
+    probs = torch.softmax(logits, dim=1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)

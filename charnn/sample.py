@@ -1,0 +1,175 @@
+"""Generation from a checkpoint: temperature, top-k/top-p, priming, seeds, many streams, stop strings,
+clamped units, and output streamed as it is produced.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
+from charnn.corpus import Vocab
+from charnn.errors import CharnnError, UsageError
+from charnn.model import CharRNN, FastStepper, State, next_ids
+from charnn.train import pick_device
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """Hold one unit of one layer at a value while sampling (Radford's sentiment-neuron trick)."""
+
+    layer: int
+    unit: int
+    value: float
+    state: str = "h"  # h or c
+
+    @classmethod
+    def parse(cls, text: str) -> Clamp:
+        """Parse LAYER:UNIT=VALUE (layer counted from 1, as the probe report shows), optionally LAYER:UNIT:c=VALUE."""
+        try:
+            where, value = text.split("=")
+            parts = where.split(":")
+            state = parts[2] if len(parts) == 3 else "h"
+            if len(parts) not in (2, 3) or state not in ("h", "c"):
+                raise ValueError
+            return cls(int(parts[0]) - 1, int(parts[1]), float(value), state)
+        except ValueError:
+            raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1), not '{text}'") from None
+
+
+def find_latest_run(runs_dir: str | Path = "runs") -> Path:
+    """The most recently written run directory under runs_dir that holds a checkpoint."""
+    runs_dir = Path(runs_dir)
+    candidates = [p.parent for p in runs_dir.glob("*/*.pt") if p.name in ("best.pt", "last.pt")] if runs_dir.is_dir() else []
+    if not candidates:
+        raise CharnnError(f"no trained run found under '{runs_dir}/'; train one with: python train.py (or pass --run or --checkpoint)")
+    return max(candidates, key=lambda d: max(p.stat().st_mtime for p in d.glob("*.pt")))
+
+
+def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best", runs_dir: str | Path = "runs") -> Checkpoint:
+    """Load the checkpoint a user named: --checkpoint FILE, --run DIR (best or last), or the newest run."""
+    if which not in ("best", "last"):
+        raise UsageError(f"--which must be best or last, not '{which}'")
+    if checkpoint:
+        return load_checkpoint(checkpoint)
+    run_dir = Path(run) if run else find_latest_run(runs_dir)
+    return load_checkpoint(find_run_checkpoint(run_dir, which))
+
+
+@dataclass
+class SampleOptions:
+    """How to sample; validated before any work."""
+
+    length: int = 500
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    prime: str = ""
+    seed: int | None = None
+    num_samples: int = 1
+    stop: str | None = None
+    echo: bool = True
+    unknown: str = "error"
+    clamps: Sequence[Clamp] = ()
+
+    def validate(self, model: CharRNN | None = None) -> None:
+        """Reject values outside what is allowed, naming the flag."""
+        if not isinstance(self.length, int) or self.length < 0:
+            raise UsageError(f"--length must be a whole number >= 0, not {self.length!r}")
+        if not self.temperature >= 0:
+            raise UsageError(f"--temperature must be >= 0 (0 means greedy argmax), not {self.temperature!r}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError(f"--top-k must be >= 1, not {self.top_k!r}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p must be in (0, 1], not {self.top_p!r}")
+        if not isinstance(self.num_samples, int) or self.num_samples < 1:
+            raise UsageError(f"--num-samples must be a whole number >= 1, not {self.num_samples!r}")
+        if self.stop == "":
+            raise UsageError("--stop must not be empty")
+        if model is not None:
+            cfg = model.config
+            for clamp in self.clamps:
+                if not 0 <= clamp.layer < cfg.layers or not 0 <= clamp.unit < cfg.hidden:
+                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}: the model has layers 1..{cfg.layers} and units 0..{cfg.hidden - 1}")
+                if clamp.state == "c" and cfg.cell != "lstm":
+                    raise UsageError(f"--clamp ...:c: a {cfg.cell.upper()} has no cell state c")
+
+
+def apply_clamps(state: State, clamps: Sequence[Clamp]) -> State:
+    """The state with every clamped unit set to its value."""
+    if not clamps:
+        return state
+    state = tuple(s.clone() for s in state)
+    for clamp in clamps:
+        state[0 if clamp.state == "h" else 1][clamp.layer, :, clamp.unit] = clamp.value
+    return state
+
+
+@torch.no_grad()
+def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Sequence[Clamp]) -> tuple[torch.Tensor, State]:
+    """Run the model over all but the last priming character; returns the first inputs (B,) and the state."""
+    device = next(model.parameters()).device
+    state = model.init_state(streams, device)
+    if len(prime_ids) > 1:
+        context = prime_ids[:-1].to(device).unsqueeze(0).expand(streams, -1)
+        if clamps:  # clamping has to act at every step, so walk the priming text one step at a time
+            stepper = FastStepper(model)
+            for t in range(context.size(1)):
+                _, state = stepper.step(context[:, t], state)
+                state = apply_clamps(state, clamps)
+        else:
+            _, state = model(context, state)
+    first = prime_ids[-1:].to(device).expand(streams).clone()
+    return first, apply_clamps(state, clamps)
+
+
+@torch.no_grad()
+def generate(
+    model: CharRNN,
+    vocab: Vocab,
+    options: SampleOptions,
+    on_text: Callable[[int, str], None] | None = None,
+) -> list[str]:
+    """Sample options.num_samples streams together; on_text(stream, text) receives text as it is produced."""
+    options.validate(model)
+    model.eval()
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    prime = options.prime
+    if prime:
+        prime_ids = torch.from_numpy(vocab.encode(prime, unknown=options.unknown, source="the priming text").astype("int64"))
+    else:
+        start = "\n" if "\n" in vocab.chars else vocab.chars[0]
+        prime_ids = torch.tensor([vocab.chars.index(start)])
+    streams = options.num_samples
+    inputs, state = warm_up(model, prime_ids, streams, options.clamps)
+    stepper = FastStepper(model)
+    texts = [prime if options.echo else "" for _ in range(streams)]
+    generated = [""] * streams
+    done = [False] * streams
+    if on_text and options.echo and prime:
+        for s in range(streams):
+            on_text(s, prime)
+    chars = vocab.chars
+    for _ in range(options.length):
+        logits, state = stepper.step(inputs, state)
+        state = apply_clamps(state, options.clamps)
+        inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)
+        for s, char_id in enumerate(inputs.tolist()):
+            if done[s]:
+                continue
+            char = chars[char_id]
+            generated[s] += char
+            texts[s] += char
+            if on_text:
+                on_text(s, char)
+            if options.stop and generated[s].endswith(options.stop):
+                done[s] = True
+        if all(done):
+            break
+    return texts

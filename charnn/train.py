@@ -1,0 +1,698 @@
+"""The training loop: truncated BPTT with a carried state, AdamW, warm-up + cosine decay, clipping,
+periodic validation in bits per character, atomic best/last checkpoints, exact resume, TensorBoard,
+tqdm, rich summaries, a NaN guard, SIGINT/SIGTERM handling and DDP when launched by torchrun.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from charnn.batches import StreamBatches
+from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from charnn.corpus import Corpus, Vocab, load_corpus, parse_fractions
+from charnn.errors import CharnnError, UsageError
+from charnn.model import CharRNN, ModelConfig, State, detach_state, next_ids, FastStepper
+
+LN2 = math.log(2)
+MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run is made of; saved as config.json and inside every checkpoint."""
+
+    corpus: str = "stdlib"
+    out: str = "runs/stdlib"
+    ext: list[str] | None = None
+    text_field: str | None = None
+    errors: str = "strict"
+    tweet_format: str = "auto"
+    task_sequences: int = 20000
+    task_seed: int = 0
+    split: str = "0.9,0.05,0.05"
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    dropout: float = 0.1
+    seq_len: int = 128
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    decay_steps: int | None = None  # the cosine horizon; None means max_steps
+    max_minutes: float | None = None
+    epochs: float | None = None
+    eval_every: int = 200
+    eval_chars: int = 250_000
+    sample_chars: int = 300
+    log_every: int = 10
+    seed: int = 1337
+    device: str = "auto"
+    cache_dir: str = "runs/.cache"
+
+    def validate(self) -> None:
+        """Reject values outside what is allowed, naming the flag."""
+        positive_ints = ("layers", "hidden", "embed", "seq_len", "batch_size", "max_steps", "eval_every", "log_every", "task_sequences")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"--{flag(name)} must be a whole number >= 1, not {value!r}")
+        for name in ("warmup_steps", "eval_chars", "sample_chars"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{flag(name)} must be >= 0, not {getattr(self, name)!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr must be a positive number, not {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise UsageError(f"--min-lr-ratio must be in [0, 1], not {self.min_lr_ratio!r}")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, not {self.weight_decay!r}")
+        if not self.grad_clip > 0:
+            raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip!r}")
+        if self.decay_steps is not None and (not isinstance(self.decay_steps, int) or self.decay_steps < 1):
+            raise UsageError(f"--decay-steps must be a whole number >= 1, not {self.decay_steps!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise UsageError(f"--max-minutes must be > 0, not {self.max_minutes!r}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise UsageError(f"--epochs must be > 0, not {self.epochs!r}")
+        parse_fractions(self.split)
+        ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
+
+    def to_json(self) -> dict:
+        """JSON-able dict of the config."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        """Rebuild a saved config, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a config field."""
+    return name.replace("_", "-")
+
+
+def pick_device(requested: str) -> torch.device:
+    """auto → cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not '{requested}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {requested}: no CUDA GPU is available here; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) are available")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {requested}: MPS is not available here; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not '{requested}'")
+    return device
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to --lr, then cosine decay to lr × min-lr-ratio at max-steps."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max((config.decay_steps or config.max_steps) - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class Distributed:
+    """Who this process is when launched by torchrun (rank 0 of 1 otherwise)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls, device: torch.device) -> Distributed:
+        """Join the process group when torchrun set WORLD_SIZE > 1."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        return cls(rank=dist.get_rank(), world=dist.get_world_size())
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's value, in rank order (a one-element list without DDP)."""
+        if not self.active:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+    def any(self, flag_value: bool) -> bool:
+        """True on every rank when it is true on any rank (keeps ranks stopping at the same step)."""
+        if not self.active:
+            return flag_value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([1.0 if flag_value else 0.0])
+        dist.all_reduce(tensor)
+        return bool(tensor.item() > 0)
+
+    def barrier(self) -> None:
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.active:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so two trainings never write into one run."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> RunLock:
+        self.handle = open(self.path, "w")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise CharnnError(f"another charnn process is training into '{self.path.parent}'; wait for it or choose another --out") from None
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+class StopRequested:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequested:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class TrainingStopped(CharnnError):
+    """The run stopped early by a signal; the checkpoint was written. Exit code 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    step: int
+    best_val_bpc: float | None
+    last_val_bpc: float | None
+    seconds: float
+    chars_per_second: float
+    stopped_by: str = "max-steps"
+    history: list[dict] = field(default_factory=list)
+
+
+def eval_batches(ids, batch_size: int, seq_len: int) -> StreamBatches | None:
+    """Validation streams: as many as the split allows up to batch_size; None when it is too short for one."""
+    streams = min(batch_size, (len(ids) - 1) // seq_len)
+    return StreamBatches(ids, streams, seq_len, split_name="val") if streams >= 1 else None
+
+
+def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
+    """The corpus a config names, encoded and cached."""
+    return load_corpus(
+        config.corpus, ext=config.ext, text_field=config.text_field, errors=config.errors,
+        tweet_format=config.tweet_format, task_sequences=config.task_sequences, task_seed=config.task_seed,
+        cache_dir=config.cache_dir, progress=progress,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: CharRNN, batches: StreamBatches, device: torch.device, max_chars: int | None = None) -> dict:
+    """Nats and bits per character over (a prefix of) a split, on its own streams and its own state."""
+    was_training = model.training
+    model.eval()
+    state = None
+    total_nats, total_chars = 0.0, 0
+    steps = batches.steps_per_epoch
+    if max_chars:
+        steps = max(1, min(steps, max_chars // batches.chars_per_step))
+    for step in range(steps):
+        x, y = batches.batch(step)
+        x, y = x.to(device), y.to(device)
+        logits, state = model(x, state)
+        total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+        total_chars += y.numel()
+    model.train(was_training)
+    nats = total_nats / total_chars
+    return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": total_chars}
+
+
+@torch.no_grad()
+def evaluate_ids(model: CharRNN, ids: torch.Tensor, device: torch.device, chunk: int = 4096, progress: bool = False) -> dict:
+    """Nats and bits per character of a whole text (ids (N,)) read as one stream, state carried across chunks."""
+    model.eval()
+    state = None
+    total_nats = 0.0
+    targets = len(ids) - 1
+    with tqdm(total=targets, desc="evaluating", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
+        for start in range(0, targets, chunk):
+            stop = min(start + chunk, targets)
+            x = ids[start:stop].unsqueeze(0).to(device)
+            y = ids[start + 1 : stop + 1].unsqueeze(0).to(device)
+            logits, state = model(x, state)
+            total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+            bar.update(stop - start)
+    nats = total_nats / max(targets, 1)
+    return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": targets}
+
+
+@torch.no_grad()
+def preview_sample(model: CharRNN, vocab: Vocab, length: int, seed: int, temperature: float = 0.8) -> str:
+    """A short sample from the model (its own generator: the training RNG is not touched)."""
+    if length <= 0:
+        return ""
+    was_training = model.training
+    model.eval()
+    stepper = FastStepper(model)
+    generator = torch.Generator().manual_seed(seed)
+    state = tuple(s.cpu() for s in model.init_state(1))
+    newline = vocab.chars.index("\n") if "\n" in vocab.chars else 0
+    ids = torch.tensor([newline])
+    out = []
+    for _ in range(length):
+        logits, state = stepper.step(ids, state)
+        ids = next_ids(logits, temperature, None, None, generator, banned=vocab.unknown_id)
+        out.append(int(ids[0]))
+    model.train(was_training)
+    return vocab.decode(out)
+
+
+class Trainer:
+    """One training run: set up from a config (fresh or resumed), then `run()`."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                 console: Console | None = None):
+        config.validate()
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self.console = console or Console(stderr=True)
+        self.run_dir = Path(config.out)
+        self.lock: RunLock | None = None
+        try:
+            self.set_up(resume, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def set_up(self, resume: bool, overwrite: bool) -> None:
+        """Device, process group, run directory, corpus, batches, model, optimizer; then the resumed state."""
+        config = self.config
+        self.device = pick_device(config.device)
+        self.dist = Distributed.from_environment(self.device)
+        if self.dist.active and self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.check_run_dir(resume, overwrite)
+        torch.manual_seed(config.seed + self.dist.rank)
+        self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)
+        self.vocab = self.corpus.vocab
+        splits = self.corpus.splits(parse_fractions(config.split))
+        self.train_batches = StreamBatches(
+            splits["train"], config.batch_size, config.seq_len, first_stream=self.dist.rank * config.batch_size,
+            total_streams=config.batch_size * self.dist.world, split_name="train",
+        )
+        self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len)
+        self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
+        self.model = CharRNN(self.model_config).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+        self.step = 0
+        self.state: State | None = None
+        self.best_val_bpc: float | None = None
+        self.history: list[dict] = []
+        self.train_seconds = 0.0
+        self.last_train_loss: float | None = None
+        if resume:
+            self.load_resume_state()
+        self.ddp_model = self.wrap_distributed()
+        self.autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else nullcontext()
+        )
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    # ----- set-up -------------------------------------------------------------------------
+    def check_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Lock the run directory; refuse one that holds another run, unless resuming or overwriting."""
+        if self.dist.is_main and self.run_dir.is_dir():
+            self.lock = RunLock(self.run_dir).__enter__()
+        has_run = any((self.run_dir / name).exists() for name in ("config.json", "last.pt", "best.pt"))
+        if resume:
+            if not has_run:
+                raise CharnnError(f"--resume: '{self.run_dir}' holds no run to resume (no last.pt or config.json)")
+            if not checkpoint_path(self.run_dir, "last").is_file():
+                raise CharnnError(f"--resume: '{self.run_dir}' has no last.pt checkpoint to resume from")
+        elif has_run and not overwrite:
+            raise CharnnError(f"'{self.run_dir}' already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
+        if self.dist.is_main:
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise CharnnError(f"cannot create run directory '{self.run_dir}': {err.strerror}") from None
+            if self.lock is None:
+                self.lock = RunLock(self.run_dir).__enter__()
+            if overwrite and not resume:
+                for name in ("best.pt", "last.pt", "metrics.jsonl", "samples.txt", "config.json"):
+                    (self.run_dir / name).unlink(missing_ok=True)
+                for events in self.run_dir.glob("events.out.tfevents.*"):
+                    events.unlink()
+        self.dist.barrier()
+
+    def load_resume_state(self) -> None:
+        """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
+        checkpoint = load_checkpoint(checkpoint_path(self.run_dir, "last"))
+        if checkpoint.vocab != self.vocab:
+            raise CharnnError(f"--resume: the corpus '{self.config.corpus}' gives a different vocabulary from the one '{self.run_dir}' was trained on")
+        if checkpoint.model_config != self.model_config:
+            saved = checkpoint.model_config
+            diff = [f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(self.model_config, n)}" for n in MODEL_FLAGS if getattr(saved, n) != getattr(self.model_config, n)]
+            raise CharnnError(f"--resume: flags contradict the saved model: {'; '.join(diff)}")
+        self.model.load_state_dict(checkpoint.model_state)
+        extra = checkpoint.extra
+        try:
+            self.optimizer.load_state_dict(extra["optimizer"])
+        except (KeyError, ValueError) as err:
+            raise CharnnError(f"--resume: '{checkpoint.path}' has no usable optimizer state ({err})") from None
+        meta = checkpoint.meta
+        self.step = int(meta["step"])
+        self.best_val_bpc = meta.get("best_val_bpc")
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        self.history = list(meta.get("history", []))
+        rngs = extra.get("rng_per_rank", [])
+        if self.dist.rank < len(rngs):
+            torch.set_rng_state(rngs[self.dist.rank])
+        states = extra.get("state_per_rank", [])
+        if self.dist.rank < len(states) and states[self.dist.rank]:
+            self.state = tuple(s.to(self.device) for s in states[self.dist.rank])
+
+    def wrap_distributed(self) -> torch.nn.Module:
+        """The model DDP-wrapped when running under torchrun, else the model itself."""
+        if not self.dist.active:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    # ----- output -------------------------------------------------------------------------
+    def start_table(self) -> Table:
+        """The rich table shown before training."""
+        cfg = self.config
+        table = Table(title="charnn train", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        splits = self.corpus.split_bounds(parse_fractions(cfg.split))
+        table.add_row("corpus", f"{self.corpus.name} ({self.corpus.kind}, {len(self.corpus):,} chars, {self.corpus.documents:,} documents)")
+        table.add_row("splits", " / ".join(f"{n} {b - a:,}" for n, (a, b) in zip(("train", "val", "test"), splits)))
+        table.add_row("vocabulary", f"{len(self.vocab.chars)} characters")
+        table.add_row("model", f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: {self.model.num_parameters():,} parameters")
+        table.add_row("batches", f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; {self.train_batches.steps_per_epoch:,} steps per epoch")
+        table.add_row("schedule", f"{cfg.max_steps:,} steps" + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "") + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}")
+        table.add_row("device", f"{self.device}" + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "") + f", {torch.get_num_threads()} threads")
+        table.add_row("run", f"{self.run_dir}" + (f" (resuming at step {self.step:,})" if self.resume else ""))
+        return table
+
+    def warn_about_setup(self) -> None:
+        """char-rnn's friendly warnings: too few batches, a model much larger than its data."""
+        steps = self.train_batches.steps_per_epoch
+        if steps < 10:
+            self.console.print(f"[yellow]warning:[/] the train split gives only {steps} steps per epoch; each epoch repeats the same few batches (lower --batch-size or --seq-len)")
+        train_chars = len(self.train_batches.ids)
+        params = self.model.num_parameters()
+        if params > 10 * train_chars:
+            self.console.print(f"[yellow]warning:[/] the model has {params:,} parameters for {train_chars:,} training characters: it will memorise; use a smaller --hidden or more data")
+        if self.val_batches is None:
+            self.console.print("[yellow]warning:[/] no validation split large enough for one batch: best.pt tracks training loss only")
+
+    # ----- the loop -----------------------------------------------------------------------
+    def plan_steps(self) -> int:
+        """The step to stop at: --max-steps, or fewer when --epochs is given."""
+        limit = self.config.max_steps
+        if self.config.epochs is not None:
+            limit = min(limit, max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch)))
+        return limit
+
+    def train_step(self) -> tuple[float, float]:
+        """One optimizer step on the next batch; returns (loss in nats, gradient norm)."""
+        step_in_epoch = self.step % self.train_batches.steps_per_epoch
+        if step_in_epoch == 0:
+            self.state = None  # the streams wrap round: start from a zero state
+        x, y = self.train_batches.batch(step_in_epoch)
+        non_blocking = self.device.type == "cuda"
+        x = x.to(self.device, non_blocking=non_blocking)
+        y = y.to(self.device, non_blocking=non_blocking)
+        lr = learning_rate(self.config, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast:
+            logits, state = self.ddp_model(x, self.state)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        loss_value, norm_value = loss.item(), grad_norm.item()
+        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+            return loss_value, norm_value  # the caller stops; the weights are not updated
+        self.optimizer.step()
+        self.state = detach_state(state)
+        self.step += 1
+        return loss_value, norm_value
+
+    def run(self) -> TrainResult:
+        """Train until max-steps, epochs, max-minutes or a signal; returns the result."""
+        cfg = self.config
+        main = self.dist.is_main
+        if main:
+            self.console.print(self.start_table())
+            self.warn_about_setup()
+            self.write_config()
+        writer = self.open_writer() if main else None
+        target = self.plan_steps()
+        chars_per_step = self.train_batches.chars_per_step * self.dist.world
+        started = time.monotonic()
+        deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
+        stopped_by = "max-steps" if target == cfg.max_steps else "epochs"
+        last_val = None
+        recent_loss, recent_steps, recent_start = 0.0, 0, time.monotonic()
+        chars_per_second = 0.0
+        bar = tqdm(total=target, initial=min(self.step, target), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
+        try:
+            with StopRequested() as stop:
+                while self.step < target:
+                    loss, grad_norm = self.train_step()
+                    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                        raise CharnnError(
+                            f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.step + 1} "
+                            f"(gradient norm {grad_norm}); the run stopped and '{checkpoint_path(self.run_dir, 'last')}' "
+                            f"keeps the last good state; lower --lr (now {cfg.lr:g}) or --grad-clip and resume or start again"
+                        )
+                    recent_loss += loss
+                    recent_steps += 1
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == target:
+                        now = time.monotonic()
+                        chars_per_second = recent_steps * chars_per_step / max(now - recent_start, 1e-9)
+                        mean_loss = recent_loss / recent_steps
+                        bar.set_postfix(loss=f"{mean_loss:.3f}", val_bpc=f"{last_val:.3f}" if last_val else "-", chars_s=f"{chars_per_second:,.0f}", refresh=False)
+                        if writer:
+                            writer.add_scalar("train/loss_nats", mean_loss, self.step)
+                            writer.add_scalar("train/bits_per_char", mean_loss / LN2, self.step)
+                            writer.add_scalar("train/learning_rate", learning_rate(cfg, self.step - 1), self.step)
+                            writer.add_scalar("train/grad_norm", grad_norm, self.step)
+                            writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
+                        self.last_train_loss = mean_loss
+                        recent_loss, recent_steps, recent_start = 0.0, 0, now
+                    signalled = self.dist.any(stop.signal is not None)
+                    out_of_time = deadline is not None and time.monotonic() > deadline
+                    if self.step % cfg.eval_every == 0 or self.step == target or signalled or out_of_time:
+                        self.train_seconds += time.monotonic() - started
+                        started = time.monotonic()
+                        last_val = self.evaluate_and_save(writer, bar)
+                    if signalled:
+                        name = signal.Signals(stop.signal).name if stop.signal else "signal"
+                        raise TrainingStopped(
+                            f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' is saved; "
+                            f"continue with: python train.py --out {self.run_dir} --resume", stop.signal or signal.SIGTERM,
+                        )
+                    if out_of_time:
+                        stopped_by = "max-minutes"
+                        break
+        finally:
+            bar.close()
+            if writer:
+                writer.close()
+        result = TrainResult(self.run_dir, self.step, self.best_val_bpc, last_val, self.train_seconds, chars_per_second, stopped_by, self.history)
+        if main:
+            self.console.print(self.summary_table(result))
+        self.dist.close()
+        return result
+
+    def close(self) -> None:
+        """Release the run directory."""
+        if self.lock is not None:
+            self.lock.__exit__(None, None, None)
+            self.lock = None
+
+    def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
+        """Validate, write metrics and samples, save last (and best); returns val bpc."""
+        cfg = self.config
+        # every rank must join the gathers; only rank 0 evaluates and writes
+        rngs = self.dist.gather(torch.get_rng_state())
+        states = self.dist.gather([s.detach().cpu() for s in self.state] if self.state is not None else [])
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return None
+        val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
+        val_bpc = val["bits_per_char"] if val else (self.last_train_loss or float("nan")) / LN2
+        sample = preview_sample(self.model, self.vocab, cfg.sample_chars, seed=cfg.seed + self.step)
+        record = {"step": self.step, "time": round(self.train_seconds, 2), "train_loss_nats": self.last_train_loss,
+                  "val_bits_per_char": val["bits_per_char"] if val else None, "val_nats_per_char": val["nats_per_char"] if val else None,
+                  "lr": learning_rate(cfg, max(self.step - 1, 0))}
+        self.history.append(record)
+        improved = self.best_val_bpc is None or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc)
+        if improved:
+            self.best_val_bpc = val_bpc
+        meta = self.checkpoint_meta()
+        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
+        save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
+        if improved:
+            save_checkpoint(checkpoint_path(self.run_dir, "best"), meta, self.model.state_dict(), extra)
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        with open(self.run_dir / "samples.txt", "a") as handle:
+            handle.write(f"=== step {self.step} (val bpc {val_bpc:.4f}) ===\n{sample}\n\n")
+        if writer:
+            if val:
+                writer.add_scalar("val/bits_per_char", val["bits_per_char"], self.step)
+                writer.add_scalar("val/nats_per_char", val["nats_per_char"], self.step)
+            writer.add_text("sample", "```\n" + sample + "\n```", self.step)
+            writer.flush()
+        bar.write(f"step {self.step:,}: val {val_bpc:.4f} bits/char{' (best)' if improved else ''}")
+        self.dist.barrier()
+        return val_bpc
+
+    def checkpoint_meta(self) -> dict:
+        """The JSON part of a checkpoint."""
+        return {
+            "model": self.model_config.to_json(),
+            "vocab": self.vocab.to_json(),
+            "train": self.config.to_json(),
+            "step": self.step,
+            "best_val_bpc": self.best_val_bpc,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "data_position": {"step_in_epoch": self.step % self.train_batches.steps_per_epoch,
+                              "epoch": self.step // self.train_batches.steps_per_epoch,
+                              "world": self.dist.world},
+            "corpus": {"name": self.corpus.name, "kind": self.corpus.kind, "chars": len(self.corpus)},
+            "torch": torch.__version__,
+        }
+
+    def write_config(self) -> None:
+        """config.json in the run directory, written atomically."""
+        from charnn.corpus import atomic_write_bytes
+
+        data = {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
+        atomic_write_bytes(self.run_dir / "config.json", json.dumps(data, indent=2).encode())
+
+    def open_writer(self) -> Any:
+        """A TensorBoard writer on the run directory."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.run_dir))
+
+    def summary_table(self, result: TrainResult) -> Table:
+        """The rich table shown at the end."""
+        table = Table(title="charnn: training finished" if result.stopped_by != "signal" else "charnn: stopped", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        table.add_row("steps", f"{result.step:,} (stopped by {result.stopped_by})")
+        table.add_row("best val", f"{result.best_val_bpc:.4f} bits/char" if result.best_val_bpc is not None else "-")
+        table.add_row("time", f"{result.seconds / 60:.1f} min, {result.chars_per_second:,.0f} chars/s at the end")
+        table.add_row("checkpoints", f"{checkpoint_path(self.run_dir, 'best')}, {checkpoint_path(self.run_dir, 'last')}")
+        table.add_row("sample", f"python generate.py --run {self.run_dir} --length 500")
+        table.add_row("tensorboard", f"tensorboard --logdir {self.run_dir}")
+        return table
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
+    """Train a model as the config says; with resume, continue the run in config.out exactly."""
+    trainer = Trainer(config, resume=resume, overwrite=overwrite, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
