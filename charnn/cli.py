@@ -85,7 +85,7 @@ def build_parser() -> Parser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     try:
-        from charnn.probe.report import add_probe_options
+        from charnn.probe.command import add_probe_options
     except ImportError:  # the probe stage is optional while it is being built
         add_probe_options = None
     if add_probe_options:
@@ -132,6 +132,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--sample-chars", type=int, help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
     loop.add_argument("--log-every", type=int, help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})")
     loop.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    loop.add_argument("--no-carry", dest="carry_state", action="store_const", const=False,
+                      help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)")
     loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
     loop.add_argument("--quiet", action="store_true", help="no progress bar")
     add_corpus_options(parser, with_defaults=False)

@@ -66,6 +66,7 @@ class TrainConfig:
     sample_chars: int = 300
     log_every: int = 10
     seed: int = 1337
+    carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
     device: str = "auto"
     cache_dir: str = "runs/.cache"
 
@@ -528,7 +529,7 @@ class Trainer:
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             return loss_value, norm_value  # the caller stops; the weights are not updated
         self.optimizer.step()
-        self.state = detach_state(state)
+        self.state = detach_state(state) if self.config.carry_state else None
         self.step += 1
         return loss_value, norm_value
 

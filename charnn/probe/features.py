@@ -1,0 +1,430 @@
+"""Labels computed from the raw characters of a probe text, to rank recorded units against.
+
+Position convention, shared by every label here: entry i describes the state *after reading
+text[i]*, the state the RNN's hidden vector at step i has seen (text[: i + 1], text[i] included).
+
+For a delimited span (a string, a comment, a quote) this gives one rule everywhere: the span is
+True from its first character (the opening delimiter) up to, but not including, the character that
+completes it; that completing character is False, because after reading it the span is over.
+So `"ab"` is labelled T T T F, `/* x */` is True up to the `*` and False on the final `/`, and a
+line comment is True up to the end of its line and False on the newline. A span that reaches the
+end of the text unclosed is True to the end. A word-like span with no closing delimiter (a
+hashtag, a mention, a URL, a capitals word) is over only when the next character is not part of
+it, so all its characters are True and the character after it is False.
+
+Targets mark the positions whose *next-character* prediction the label should matter for (the
+loss at position i predicts text[i + 1]); ablation compares the loss there against elsewhere.
+For spans they are the positions just before the completing character, i.e. where the label is
+about to fall from True to False.
+
+Each labeller is O(len(text)): regular expressions find the spans and numpy fills the arrays.
+Any str is accepted: lone surrogates, carriage returns, the empty string.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from charnn.errors import CharnnError
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One label per character of a probe text, with the positions where it should matter."""
+
+    name: str
+    kind: str  # "binary" (values are bool) or "ordinal" (values are int64)
+    values: np.ndarray  # (len(text),)
+    targets: np.ndarray  # (len(text),) bool: positions whose next-character prediction it drives
+    description: str
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The text as one uint32 code point per character (lone surrogates kept as they are)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _span_mask(length: int, starts: list[int], stops: list[int]) -> np.ndarray:
+    """True on every [start, stop); the spans must not overlap."""
+    delta = np.zeros(length + 1, dtype=np.int32)
+    np.add.at(delta, np.asarray(starts, dtype=np.int64), 1)
+    np.add.at(delta, np.asarray(stops, dtype=np.int64), -1)
+    return np.cumsum(delta[:length]) > 0
+
+
+def _mask_at(length: int, positions: list[int]) -> np.ndarray:
+    mask = np.zeros(length, dtype=bool)
+    mask[np.asarray(positions, dtype=np.int64)] = True
+    return mask
+
+
+def _before(mask: np.ndarray) -> np.ndarray:
+    """Positions i whose next character i + 1 is in mask."""
+    shifted = np.zeros_like(mask)
+    shifted[:-1] = mask[1:]
+    return shifted
+
+
+def _chars_into_line(code_points: np.ndarray) -> np.ndarray:
+    """Characters of the current line read so far, text[i] included; a newline resets it to 0."""
+    positions = np.arange(len(code_points), dtype=np.int64)
+    last_newline = np.where(code_points == ord("\n"), positions, -1)
+    np.maximum.accumulate(last_newline, out=last_newline)
+    return positions - last_newline
+
+
+# ---------------------------------------------------------------- source code
+
+_PREPROCESSOR_KEYWORDS = "include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line"
+
+# Openers the lexer looks for outside strings and comments. C-family text also has `//` and `/* */`
+# comments and preprocessor lines; Python text does not (there `//` is floor division).
+_C_FAMILY_OPENERS = re.compile(
+    rf"(?P<directive>^[ \t]*\#[ \t]*(?:{_PREPROCESSOR_KEYWORDS})\b)"
+    r'|(?P<triple>"""|\'\'\')'
+    r"|(?P<quote>[\"'])"
+    r"|(?P<line_comment>\#|(?<!:)//)"  # `://` is a URL, not a comment
+    r"|(?P<block_comment>(?<![\w.~-])/\*)",  # `dir/*` is a shell glob, not a comment
+    re.MULTILINE,
+)
+_PYTHON_OPENERS = re.compile(r'(?P<triple>"""|\'\'\')|(?P<quote>["\'])|(?P<line_comment>\#)')
+
+# What follows an opener, up to (not including) the character that closes or breaks it.
+_STRING_BODY = {
+    '"': re.compile(r'[^"\\\n]*(?:\\[\s\S][^"\\\n]*)*'),
+    "'": re.compile(r"[^'\\\n]*(?:\\[\s\S][^'\\\n]*)*"),
+    '"""': re.compile(r'[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*'),
+    "'''": re.compile(r"[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*"),
+}
+_DIRECTIVE_REST = re.compile(r"[^\\\n]*(?:\\[\s\S][^\\\n]*)*")  # backslash-newline continues the line
+
+_LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
+_LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
+
+
+def _looks_like_python(text: str) -> bool:
+    """More lines end in ':' (def, if, for ...) than in ';', '{' or '}' (C, Java, JS)."""
+    colon_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text))
+    c_lines = sum(1 for _ in _LINE_ENDING_IN_C_PUNCTUATION.finditer(text))
+    return colon_lines > c_lines
+
+
+@dataclass
+class _Spans:
+    """Label spans found by the lexer: True on [start, stop); targets are positions before a closer."""
+
+    starts: list[int]
+    stops: list[int]
+    targets: list[int]
+
+    def add(self, start: int, stop: int, closed: bool) -> None:
+        self.starts.append(start)
+        self.stops.append(stop)
+        if closed:
+            self.targets.append(stop - 1)
+
+
+def _lex_strings_and_comments(text: str) -> tuple[_Spans, _Spans]:
+    """Find string and comment spans in one left-to-right pass over their openers."""
+    strings, comments = _Spans([], [], []), _Spans([], [], [])
+    openers = _PYTHON_OPENERS if _looks_like_python(text) else _C_FAMILY_OPENERS
+    length = len(text)
+    directive_until = -1  # a '#' before this index is part of a preprocessor line, not a comment
+    position = 0
+    while (opener := openers.search(text, position)) is not None:
+        kind, start, body_start = opener.lastgroup, opener.start(), opener.end()
+        if kind == "directive":
+            if start >= directive_until:  # not a continuation line of the directive before
+                directive_until = _DIRECTIVE_REST.match(text, body_start).end()
+            position = body_start
+        elif kind == "line_comment":
+            if opener.group() == "#" and start < directive_until:
+                position = body_start
+                continue
+            newline = text.find("\n", body_start)
+            if newline < 0:
+                comments.add(start, length, closed=False)
+                break
+            comments.add(start, newline, closed=True)
+            position = newline + 1
+        elif kind == "block_comment":
+            closer = text.find("*/", body_start)
+            if closer < 0:
+                comments.add(start, length, closed=False)
+                break
+            comments.add(start, closer + 1, closed=True)  # the '*' is inside, the '/' closes
+            position = closer + 2
+        else:
+            delimiter = opener.group()
+            body_end = _STRING_BODY[delimiter].match(text, body_start).end()
+            if text.startswith(delimiter, body_end):
+                last_quote = body_end + len(delimiter) - 1
+                strings.add(start, last_quote, closed=True)
+                position = last_quote + 1
+            elif body_end < length and text[body_end] == "\n":  # unterminated: recover on the next line
+                strings.add(start, body_end, closed=False)
+                position = body_end + 1
+            else:  # runs to the end of the text
+                strings.add(start, length, closed=False)
+                break
+    return strings, comments
+
+
+_LEADING_WHITESPACE = re.compile(r"^[ \t]*", re.MULTILINE)
+
+
+def _indentation(
+    text: str, code_points: np.ndarray, column: np.ndarray, tab_width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indentation width in columns per character, and the positions just before each line's code."""
+    length = len(text)
+    widths, lead_starts, lead_stops, first_code_positions = [], [], [], []
+    tabbed_leads: list[tuple[int, str]] = []
+    for lead in _LEADING_WHITESPACE.finditer(text):
+        start, stop = lead.span()
+        whitespace = lead.group()
+        if "\t" in whitespace:
+            widths.append(len(whitespace.expandtabs(tab_width)))
+            tabbed_leads.append((start, whitespace))
+        else:
+            widths.append(len(whitespace))
+        lead_starts.append(start)
+        lead_stops.append(stop)
+        if 0 < stop < length and text[stop] not in "\r\n":
+            first_code_positions.append(stop - 1)
+
+    is_newline = code_points == ord("\n")
+    line_of_char = np.cumsum(is_newline) - is_newline
+    indent = np.asarray(widths, dtype=np.int64)[line_of_char]
+    in_lead = _span_mask(length, lead_starts, lead_stops)
+    indent[in_lead] = column[in_lead]  # running width; right when there are no tabs
+    for start, whitespace in tabbed_leads:
+        running, column = [], 0
+        for char in whitespace:
+            column = (column // tab_width + 1) * tab_width if char == "\t" else column + 1
+            running.append(column)
+        indent[start : start + len(running)] = running
+    indent[is_newline] = 0
+    return indent, _mask_at(length, first_code_positions)
+
+
+def code_features(text: str, tab_width: int = 8) -> dict[str, Feature]:
+    """Label source code: inside_string, inside_comment, indent_depth, bracket_depth, column."""
+    if tab_width < 1:
+        raise CharnnError(f"tab_width must be at least 1, got {tab_width}")
+    length = len(text)
+    code_points = _code_points(text)
+    strings, comments = _lex_strings_and_comments(text)
+    inside_string = _span_mask(length, strings.starts, strings.stops)
+    inside_comment = _span_mask(length, comments.starts, comments.stops)
+
+    in_code = ~(inside_string | inside_comment)
+    opens = np.isin(code_points, [ord("("), ord("["), ord("{")]) & in_code
+    closes = np.isin(code_points, [ord(")"), ord("]"), ord("}")]) & in_code
+    running_sum = np.cumsum(opens.astype(np.int64) - closes)
+    # Clamping at 0 after each step equals subtracting the lowest running sum reached so far.
+    lowest_so_far = np.minimum(np.minimum.accumulate(running_sum), 0)
+    bracket_depth = running_sum - lowest_so_far
+
+    column = _chars_into_line(code_points)
+    indent_depth, before_line_code = _indentation(text, code_points, column, tab_width)
+    before_newline = _before(code_points == ord("\n"))
+
+    return {
+        "inside_string": Feature(
+            "inside_string",
+            "binary",
+            inside_string,
+            _mask_at(length, strings.targets),
+            "inside a '...', \"...\" or triple-quoted string (opening quote in, closing quote out)",
+        ),
+        "inside_comment": Feature(
+            "inside_comment",
+            "binary",
+            inside_comment,
+            _mask_at(length, comments.targets),
+            "inside a #, // or /* */ comment (C preprocessor lines are code)",
+        ),
+        "indent_depth": Feature(
+            "indent_depth",
+            "ordinal",
+            indent_depth,
+            before_line_code,
+            f"leading whitespace of the current line in columns (tab = next multiple of {tab_width})",
+        ),
+        "bracket_depth": Feature(
+            "bracket_depth",
+            "ordinal",
+            bracket_depth,
+            _before(closes),
+            "nesting depth of (), [], {} outside strings and comments, never below 0",
+        ),
+        "column": Feature(
+            "column",
+            "ordinal",
+            column,
+            before_newline,
+            "characters of the current line read so far (0 on the newline)",
+        ),
+    }
+
+
+# ---------------------------------------------------------------- tweets
+
+_WORD_CHAR = r"[\w\u0300-\u036f]"  # word characters and combining accents (decomposed é)
+_HASHTAG = re.compile(rf"(?<![\w&])#(?=\d*[^\W\d]){_WORD_CHAR}+")  # not '&#39;', not '#1'
+_MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9_]+")  # not e-mail addresses
+_URL = re.compile(r"(?<![\w/.])(?P<prefix>https?://|www\.)\S*", re.IGNORECASE)
+_URL_TRAILING_PUNCTUATION = ".,;:!?)]\"'”’…"
+_DOUBLE_QUOTE = re.compile(r'"[^"\n]*"|“[^“”\n]*”')
+_LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
+
+
+def _spans_of(
+    pattern: re.Pattern[str], text: str, excluded: np.ndarray | None = None
+) -> tuple[list[int], list[int]]:
+    starts, stops = [], []
+    for match in pattern.finditer(text):
+        if excluded is None or not excluded[match.start()]:
+            starts.append(match.start())
+            stops.append(match.end())
+    return starts, stops
+
+
+def _word_feature(name: str, length: int, starts: list[int], stops: list[int], description: str) -> Feature:
+    """A span feature whose span is over once the next character is not part of it."""
+    values = _span_mask(length, starts, stops)
+    targets = _mask_at(length, [stop - 1 for stop in stops if stop < length])
+    return Feature(name, "binary", values, targets, description)
+
+
+def tweet_features(text: str) -> dict[str, Feature]:
+    """Label tweets (one per line): inside_hashtag, inside_mention, inside_url, inside_quote, caps_word, position_in_tweet."""
+    length = len(text)
+    code_points = _code_points(text)
+
+    url_starts, url_stops = [], []
+    for match in _URL.finditer(text):
+        url = match.group().rstrip(_URL_TRAILING_PUNCTUATION)
+        if len(url) > len(match.group("prefix")):
+            url_starts.append(match.start())
+            url_stops.append(match.start() + len(url))
+    inside_url = _span_mask(length, url_starts, url_stops)
+
+    quote_starts, quote_stops = _spans_of(_DOUBLE_QUOTE, text)
+    quote_closers = [stop - 1 for stop in quote_stops]  # the closing quote is already outside
+    caps_starts, caps_stops = [], []
+    for match in _LETTER_RUN.finditer(text):
+        if match.group().isupper():
+            caps_starts.append(match.start())
+            caps_stops.append(match.end())
+    caps_word = _span_mask(length, caps_starts, caps_stops)
+    position_in_tweet = _chars_into_line(code_points)
+
+    return {
+        "inside_hashtag": _word_feature(
+            "inside_hashtag",
+            length,
+            *_spans_of(_HASHTAG, text, inside_url),
+            "the # and word characters of a #hashtag",
+        ),
+        "inside_mention": _word_feature(
+            "inside_mention", length, *_spans_of(_MENTION, text, inside_url), "the @ and name of an @mention"
+        ),
+        "inside_url": Feature(
+            "inside_url",
+            "binary",
+            inside_url,
+            _mask_at(length, [stop - 1 for stop in url_stops if stop < length]),
+            "an http(s):// or www. address, without punctuation that ends the sentence",
+        ),
+        "inside_quote": Feature(
+            "inside_quote",
+            "binary",
+            _span_mask(length, quote_starts, quote_closers),
+            _mask_at(length, [closer - 1 for closer in quote_closers]),
+            'inside "..." or “...” on one line (opening quote in, closing quote out; apostrophes are not)',
+        ),
+        "caps_word": Feature(
+            "caps_word",
+            "binary",
+            caps_word,
+            caps_word & _before(caps_word),
+            "a letter of an all-capitals word of 2 or more letters (USA, FAKE NEWS)",
+        ),
+        "position_in_tweet": Feature(
+            "position_in_tweet",
+            "ordinal",
+            position_in_tweet,
+            _before(code_points == ord("\n")),
+            "characters of the current tweet read so far (0 on the newline)",
+        ),
+    }
+
+
+# ---------------------------------------------------------------- synthetic tasks
+
+_COUNT_LIKE_TASK_LABELS = frozenset({"count", "a_seen", "b_remaining"})
+_ORDINAL_TASK_LABELS = frozenset({"count", "a_seen", "b_remaining", "x_count", "copy_position"})
+
+
+def _task_label_kind(name: str, values: np.ndarray) -> str:
+    if name in _ORDINAL_TASK_LABELS:  # a count stays ordinal even on a text where it never passes 1
+        return "ordinal"
+    defined = values[values != -1]
+    return "binary" if np.isin(defined, [0, 1]).all() else "ordinal"
+
+
+def _task_label_targets(name: str, values: np.ndarray, code_points: np.ndarray) -> np.ndarray:
+    is_b = code_points == ord("b")
+    if name in _COUNT_LIKE_TASK_LABELS:  # the b's, and the newline after the last b
+        newline_after_b = code_points == ord("\n")
+        newline_after_b[0:1] = False
+        newline_after_b[1:] &= is_b[:-1]
+        next_char_decided = _before(is_b | newline_after_b)
+    elif name == "ab_state":  # the answer letter after Y
+        next_char_decided = _before(is_b | (code_points == ord("a")))
+    elif name == "next_char_id":  # the letters of the copy, which are -1 nowhere else
+        return values >= 0
+    else:
+        next_char_decided = np.ones(len(values), dtype=bool)
+    return next_char_decided & (values != -1)
+
+
+def task_features(text: str, task: str) -> dict[str, Feature]:
+    """Label a synthetic task's text from its ground truth (charnn.tasks.label_task_text)."""
+    from charnn.tasks import label_task_text  # imported here: tasks sits upstream, needed only for this
+
+    task_name = task.removeprefix("task:")
+    code_points = _code_points(text)
+    features = {}
+    for name, labels in label_task_text(task_name, text).items():
+        kind = _task_label_kind(name, labels)
+        values = labels == 1 if kind == "binary" else labels.astype(np.int64)
+        description = f"{task_name} ground truth '{name}' after reading each character (-1: malformed line)"
+        targets = _task_label_targets(name, labels, code_points)
+        features[name] = Feature(name, kind, values, targets, description)
+    return features
+
+
+FEATURE_SETS: dict[str, Callable[[str], dict[str, Feature]]] = {
+    "code": code_features,
+    "tweets": tweet_features,
+}
+
+
+def features_for(kind: str, text: str, task: str | None = None) -> dict[str, Feature]:
+    """Dispatch on --features code|tweets|task; raise CharnnError for an unknown kind."""
+    if kind == "task":
+        if not task:
+            raise CharnnError("--features task needs a task name: count, selective-count, ab-memory or copy")
+        return task_features(text, task)
+    if kind not in FEATURE_SETS:
+        known = ", ".join([*sorted(FEATURE_SETS), "task"])
+        raise CharnnError(f"unknown feature set {kind!r}; known feature sets: {known}")
+    return FEATURE_SETS[kind](text)

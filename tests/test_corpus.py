@@ -1,0 +1,177 @@
+"""The corpus stage: vocabulary, exact round trips, the cache, document-aware splits, clear errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charnn.corpus import Vocab, load_corpus, parse_fractions, split_bounds
+from charnn.errors import CharnnError, UsageError
+from charnn.tasks import TASK_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpora"
+
+
+def shared_corpus(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    return path
+
+
+def test_vocab_round_trip_with_emoji_cjk_and_joiners():
+    text = "def f():\n\treturn '日本語' + \"👨‍👩‍👧\"  # ünïcödé\r\n\ufeff"
+    vocab = Vocab(tuple(sorted(set(text))))
+    ids = vocab.encode(text)
+    assert ids.dtype == np.uint8
+    assert vocab.decode(ids.tolist()) == text
+
+
+def test_unknown_characters_are_listed_or_mapped_never_silent():
+    vocab = Vocab(tuple("abc\n"))
+    with pytest.raises(CharnnError, match=r"2 character\(s\) outside.*'z' ×1.*'é' ×1.*--unknown replace"):
+        vocab.encode("abzé")
+    ids = vocab.encode("abzé", unknown="replace")
+    assert ids.tolist() == [0, 1, vocab.unknown_id, vocab.unknown_id]
+    assert vocab.decode(ids.tolist()) == "ab\ufffd\ufffd"
+    with pytest.raises(UsageError, match="--unknown"):
+        vocab.encode("a", unknown="ignore")
+
+
+def test_wide_vocabularies_use_wider_ids(tmp_path):
+    text = "".join(chr(0x4E00 + i) for i in range(1200)) + "\n"
+    path = tmp_path / "cjk.txt"
+    path.write_text(text * 3, encoding="utf-8")
+    corpus = load_corpus(str(path), cache_dir=tmp_path / "cache", progress=False)
+    assert corpus.ids.dtype == np.uint16 and len(corpus.vocab.chars) == 1201
+    assert corpus.text() == text * 3
+
+
+def test_stdlib_encodes_exactly_and_is_reused_from_the_cache(tmp_path):
+    corpus = load_corpus("stdlib", cache_dir=tmp_path, progress=False)
+    assert corpus.documents > 100 and len(corpus) > 1_000_000
+    assert not corpus.from_cache
+    again = load_corpus("stdlib", cache_dir=tmp_path, progress=False)
+    assert again.from_cache and again.vocab == corpus.vocab
+    assert np.array_equal(np.asarray(again.ids[:100_000]), np.asarray(corpus.ids[:100_000]))
+    # the first document decodes back to a real stdlib file's text
+    first = corpus.text(0, int(corpus.document_ends[0]))
+    assert first.endswith("\n") and ("import" in first or "def " in first or '"""' in first)
+
+
+def test_cache_is_invalidated_when_the_source_changes(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("hello world\n" * 10)
+    first = load_corpus(str(path), cache_dir=tmp_path / "c", progress=False)
+    assert load_corpus(str(path), cache_dir=tmp_path / "c", progress=False).from_cache
+    path.write_text("HELLO there\n" * 10)
+    changed = load_corpus(str(path), cache_dir=tmp_path / "c", progress=False)
+    assert not changed.from_cache and changed.text() == "HELLO there\n" * 10
+    assert first.vocab != changed.vocab
+
+
+def test_damaged_cache_is_rebuilt_not_trusted(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("abcdef\n" * 50)
+    corpus = load_corpus(str(path), cache_dir=tmp_path / "c", progress=False)
+    corpus.cache_path.write_bytes(b"garbage")
+    rebuilt = load_corpus(str(path), cache_dir=tmp_path / "c", progress=False)
+    assert not rebuilt.from_cache and rebuilt.text() == "abcdef\n" * 50
+
+
+def test_splits_never_cut_a_document(tmp_path):
+    tweets = tmp_path / "t.jsonl"
+    tweets.write_text("".join(f'{{"text": "tweet number {i} &amp; more"}}\n' for i in range(200)))
+    corpus = load_corpus(str(tweets), cache_dir=tmp_path / "c", progress=False)
+    assert corpus.documents == 200
+    ends = set(corpus.document_ends.tolist())
+    for start, stop in corpus.split_bounds((0.8, 0.1, 0.1)):
+        assert start == 0 or start in ends
+        assert stop in ends
+    train, val, test = corpus.splits((0.8, 0.1, 0.1)).values()
+    assert len(train) + len(val) + len(test) == len(corpus)
+    assert corpus.vocab.decode(val.tolist()).startswith("tweet number 1")
+    assert "&amp;" not in corpus.text() and "& more" in corpus.text()
+
+
+def test_single_document_splits_cut_anywhere():
+    assert split_bounds(1000, np.array([1000]), (0.9, 0.1, 0.0)) == [(0, 900), (900, 1000), (1000, 1000)]
+
+
+def test_too_short_for_the_split_says_how_long_it_is():
+    with pytest.raises(CharnnError, match="too short.*3 documents"):
+        split_bounds(30, np.array([10, 20, 30]), (0.98, 0.01, 0.01))
+    with pytest.raises(UsageError, match="--split"):
+        parse_fractions("0.5,0.2")
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_every_task_is_a_corpus(task, tmp_path):
+    corpus = load_corpus(f"task:{task}", task_sequences=300, cache_dir=tmp_path, progress=False)
+    assert corpus.documents == 300
+    assert corpus.text().count("\n") == 300
+
+
+def test_real_tweets_one_per_line(tmp_path):
+    corpus = load_corpus(str(shared_corpus("trump_tweets.txt")), tweet_format="lines", cache_dir=tmp_path, progress=False)
+    assert corpus.documents == 32_807
+    assert len(corpus.vocab.chars) > 200  # emoji and curly quotes survive
+    val_start = corpus.split_bounds()[1][0]
+    assert corpus.text(val_start - 1, val_start) == "\n"
+
+
+def test_real_linux_source_round_trips(tmp_path):
+    path = shared_corpus("linux_6M.txt")
+    corpus = load_corpus(str(path), cache_dir=tmp_path, progress=False)
+    original = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    assert len(corpus) == len(original)
+    assert corpus.text(0, 200_000) == original[:200_000]
+    assert corpus.text(len(original) - 50_000) == original[-50_000:]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1")
+    (tmp_path / "src" / "b.c").write_text("int main() { return 0; }\n")
+    (tmp_path / "src" / "blob.py").write_bytes(b"\x00\x01binary")
+    result = run_cli("corpus", "src", "--quiet", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "documents" in result.stdout and "skipped files" in result.stdout and "binary" in result.stdout
+    assert (tmp_path / "out.txt").read_text() == "x = 1\nint main() { return 0; }\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.txt"], "does not exist"),
+        (["empty.txt"], "is empty"),
+        (["bad.txt"], "not valid UTF-8 at byte 3"),
+        (["bad.json"], "line 2: invalid JSON"),
+        (["nofield.jsonl"], "fields present: id, user"),
+        (["task:nope"], "known tasks: ab-memory, copy, count, selective-count"),
+        (["emptydir"], "no files ending in"),
+        (["tiny.txt"], "too short"),
+        (["tiny.txt", "--split", "2,0"], "--split"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bad.txt").write_bytes(b"abc\xff\xfe")
+    (tmp_path / "bad.json").write_text('[{"text": "a"},\n {"text": }]')
+    (tmp_path / "nofield.jsonl").write_text('{"id": 1, "user": "x"}\n')
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "tiny.txt").write_text("a")
+    result = run_cli("corpus", *args, "--quiet", "--cache-dir", "cache", cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
