@@ -1,0 +1,233 @@
+"""Training end to end: the carried state, exact resume, signals, NaN guard, refusals, eval, DDP."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from charnn.batches import StreamBatches
+from charnn.checkpoint import load_checkpoint
+from charnn.train import TrainConfig, Trainer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--seq-len", "16", "--quiet"]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    """A few thousand characters of real Python (a stdlib module)."""
+    import json.decoder
+
+    path = tmp_path / "code.py"
+    path.write_text(Path(json.decoder.__file__).read_text() * 3)
+    return path
+
+
+def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
+    values = dict(corpus=corpus, out=str(tmp_path / "run"), layers=1, hidden=16, embed=8, batch_size=8, seq_len=16,
+                  max_steps=30, eval_every=10, sample_chars=20, cache_dir=str(tmp_path / "cache"), seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def memory_lines(count: int, seed: int, gaps: tuple[int, int]) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(count):
+        letter = rng.choice("abcd")
+        lines.append(letter + "." * rng.randint(*gaps) + letter.upper() + "\n")
+    return lines
+
+
+def test_state_is_carried_from_one_step_to_the_next(tmp_path, code_file):
+    # with a vanishing learning rate the weights stay put, so the carried state after k steps must equal
+    # one forward pass over the first k × T characters of every stream
+    trainer = Trainer(tiny_config(tmp_path, str(code_file), lr=1e-30, warmup_steps=0, dropout=0.0), progress=False)
+    try:
+        for _ in range(3):
+            trainer.train_step()
+        batches: StreamBatches = trainer.train_batches
+        starts = torch.arange(batches.streams) * batches.stream_length
+        prefix = torch.from_numpy(batches.ids[(starts[:, None] + torch.arange(3 * batches.seq_len)).numpy()].astype("int64"))
+        with torch.no_grad():
+            _, expected = trainer.model.eval()(prefix)
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(trainer.state, expected))
+        assert not trainer.state[0].requires_grad  # detached: gradients stop at T
+    finally:
+        trainer.close()
+
+
+def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
+    # each line is a letter, 1-16 dots, then the letter in capitals; with seq-len 8 the letter is often in an
+    # earlier step than its answer, so only the carried state can bring it there
+    lines = memory_lines(6000, seed=0, gaps=(1, 16))
+    corpus = tmp_path / "memory.txt"
+    corpus.write_text("".join(lines))
+    config = tiny_config(tmp_path, str(corpus), hidden=32, embed=16, dropout=0.0, seq_len=8, batch_size=32, max_steps=1200,
+                         eval_every=1200, lr=1e-2, warmup_steps=20, sample_chars=0, split="0.9,0.1")
+    train(config, progress=False)
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    model, vocab = checkpoint.build_model(), checkpoint.vocab
+    test_lines = memory_lines(300, seed=1, gaps=(9, 16))  # every answer is more than seq-len characters after its letter
+    ids = torch.from_numpy(vocab.encode("".join(test_lines)).astype("int64"))
+    capitals = [vocab.chars.index(c) for c in "ABCD"]
+
+    def accuracy(reset_every: int | None) -> float:
+        with torch.no_grad():
+            if reset_every is None:
+                logits, _ = model(ids[:-1].unsqueeze(0))
+                logits = logits[0]
+            else:  # the state zeroed every seq-len characters, as training without the carry would see it
+                logits = torch.cat([model(ids[i : i + reset_every].unsqueeze(0))[0][0] for i in range(0, len(ids) - 1, reset_every)])
+        hits, position = [], 0
+        for line in test_lines:
+            answer = position + len(line) - 2
+            choice = logits[answer - 1, capitals].argmax().item()
+            hits.append(capitals[choice] == ids[answer].item())
+            position += len(line)
+        return sum(hits) / len(hits)
+
+    assert accuracy(None) > 0.9
+    assert accuracy(8) < 0.5  # without the carried state it is a guess among four
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file):
+    whole = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "whole"), max_steps=24, eval_every=8, dropout=0.2)
+    train(whole, progress=False)
+    first = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=12, decay_steps=24, eval_every=8, dropout=0.2)
+    train(first, progress=False)
+    second = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=24, decay_steps=24, eval_every=8, dropout=0.2)
+    train(second, resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "whole" / "last.pt")
+    b = load_checkpoint(tmp_path / "parts" / "last.pt")
+    assert a.meta["step"] == b.meta["step"] == 24
+    for name, tensor in a.model_state.items():
+        assert torch.equal(tensor, b.model_state[name]), name
+    for sa, sb in zip(a.extra["state_per_rank"][0], b.extra["state_per_rank"][0]):
+        assert torch.equal(sa, sb)
+
+
+def test_cli_train_eval_generate_and_resume(tmp_path, code_file):
+    result = run_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "20", "--eval-every", "10",
+                     "--cache-dir", "cache", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "tiny"
+    for name in ("best.pt", "last.pt", "config.json", "metrics.jsonl", "samples.txt"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [10, 20] and metrics[-1]["val_bits_per_char"] > 0
+    assert "best val" in result.stdout + result.stderr
+
+    evaluated = run_cli("eval", "--run", "runs/tiny", "--text", str(code_file), "--json", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["chars"] == len(code_file.read_text()) - 1
+    assert abs(figures["bits_per_char"] * 0.6931471805599453 - figures["nats_per_char"]) < 1e-9
+
+    again = run_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "30", "--cache-dir", "cache", "--resume", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert load_checkpoint(run / "last.pt").meta["step"] == 30
+
+    contradiction = run_cli("train", "--out", "runs/tiny", "--resume", "--hidden", "32", cwd=tmp_path)
+    assert contradiction.returncode != 0 and "--hidden 32 (saved: 16)" in contradiction.stderr
+
+
+def test_sigterm_writes_last_and_says_how_to_resume(tmp_path, code_file):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charnn.cli", "train", "--corpus", str(code_file), "--out", "run", "--max-steps", "100000",
+         "--eval-every", "100000", "--cache-dir", "cache", *TINY],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    deadline = time.time() + 60
+    while not (tmp_path / "run" / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stderr and "--resume" in stderr
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert 0 < checkpoint.meta["step"] < 100000
+
+
+def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file):
+    result = run_cli("train", "--corpus", str(code_file), "--out", "run", "--max-steps", "400", "--eval-every", "5",
+                     "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "1e30", "--cache-dir", "cache", *TINY, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "lower --lr" in result.stderr and "Traceback" not in result.stderr
+    if (tmp_path / "run" / "last.pt").exists():  # the last good checkpoint, never a NaN one
+        state = load_checkpoint(tmp_path / "run" / "last.pt").model_state
+        assert all(torch.isfinite(t).all() for t in state.values())
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--layers", "0"], "--layers must be a whole number >= 1"),
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--seq-len", "0"], "--seq-len must be a whole number >= 1"),
+        (["--dropout", "1"], "--dropout must be in [0, 1)"),
+        (["--batch-size", "5000"], "lower --batch-size or --seq-len"),
+        (["--device", "cuda"], "no CUDA GPU is available"),
+        (["--layers", "two"], "invalid int value"),
+        (["--resume", "--out", "nowhere"], "holds no run to resume"),
+    ],
+)
+def test_bad_training_flags_are_one_line(tmp_path, code_file, flags, message):
+    result = run_cli("train", "--corpus", str(code_file), "--cache-dir", "cache", "--quiet", *flags, cwd=tmp_path)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, code_file):
+    args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    refused = run_cli(*args, cwd=tmp_path)
+    assert refused.returncode == 1 and "already holds a run" in refused.stderr
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before
+    assert run_cli(*args, "--overwrite", cwd=tmp_path).returncode == 0
+
+
+def test_resume_refuses_damaged_and_foreign_checkpoints(tmp_path, code_file):
+    args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    last = tmp_path / "run" / "last.pt"
+    good = last.read_bytes()
+    last.write_bytes(good[: len(good) // 2])
+    truncated = run_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
+    assert truncated.returncode == 1 and "not a readable charnn checkpoint" in truncated.stderr
+    torch.save({"weights": torch.zeros(3)}, last)
+    foreign = run_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
+    assert foreign.returncode == 1 and "not a charnn checkpoint" in foreign.stderr
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
+def test_ddp_two_cpu_processes_train_and_resume(tmp_path, code_file):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    base = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "charnn.cli", "train", "--corpus", str(code_file), "--out", "run",
+            "--eval-every", "5", "--cache-dir", "cache", "--decay-steps", "20", *TINY]
+    first = subprocess.run([*base, "--max-steps", "10"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert checkpoint.meta["data_position"]["world"] == 2
+    assert len(checkpoint.extra["state_per_rank"]) == 2
+    second = subprocess.run([*base, "--max-steps", "20", "--resume"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "run" / "last.pt").meta["step"] == 20
