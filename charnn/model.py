@@ -116,17 +116,21 @@ class FastStepper:
             # layers >= 1: [W_ih | W_hh]^T (2H, G). G = 4H (LSTM), 3H (GRU), H (RNN).
             self.weights: list[torch.Tensor] = []
             self.biases: list[tuple[torch.Tensor, torch.Tensor]] = []
+            self.summed_biases: list[torch.Tensor] = []
             for layer in range(cfg.layers):
                 w_ih = getattr(rnn, f"weight_ih_l{layer}").detach()
                 w_hh = getattr(rnn, f"weight_hh_l{layer}").detach()
                 b_ih = getattr(rnn, f"bias_ih_l{layer}").detach()
                 b_hh = getattr(rnn, f"bias_hh_l{layer}").detach()
                 if layer == 0:
-                    self.input_table = (emb @ w_ih.T + b_ih).contiguous()
+                    # GRU applies b_hh inside r * (W_hn h + b_hn), so only LSTM/RNN fold it in here
+                    folded = b_ih if cfg.cell == "gru" else b_ih + b_hh
+                    self.input_table = (emb @ w_ih.T + folded).contiguous()
                     self.weights.append(w_hh.T.contiguous())
                 else:
                     self.weights.append(torch.cat([w_ih, w_hh], 1).T.contiguous())
                 self.biases.append((b_ih.clone(), b_hh.clone()))
+                self.summed_biases.append((b_ih + b_hh).contiguous())
             self.decoder_weight = model.decoder.weight.detach().T.contiguous()
             self.decoder_bias = model.decoder.bias.detach().clone()
 
@@ -152,13 +156,16 @@ class FastStepper:
                 h = n + z * (h - n)
             else:
                 if layer == 0:
-                    gates = torch.addmm(self.input_table[ids] + b_hh, h, weight)
+                    gates = torch.addmm(self.input_table[ids], h, weight)
                 else:
-                    gates = torch.addmm(b_ih + b_hh, torch.cat([x, h], 1), weight)
+                    gates = torch.addmm(self.summed_biases[layer], torch.cat([x, h], 1), weight)
                 if self.cell == "lstm":
-                    i, f, g, o = gates.chunk(4, 1)
-                    c = torch.sigmoid(f) * c_all[layer] + torch.sigmoid(i) * torch.tanh(g)
-                    h = torch.sigmoid(o) * torch.tanh(c)
+                    # one sigmoid over all four gates (g's part unused) and one tanh: fewer calls per step
+                    hidden = self.hidden
+                    squashed = gates.sigmoid()
+                    g = gates[:, 2 * hidden : 3 * hidden].tanh()
+                    c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c_all[layer], squashed[:, :hidden], g)
+                    h = squashed[:, 3 * hidden :] * c.tanh()
                     new_c.append(c)
                 else:
                     h = torch.tanh(gates)
