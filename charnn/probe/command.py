@@ -1,0 +1,159 @@
+"""charnn probe: the command-line face of the probe stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from charnn.errors import CharnnError, UsageError
+
+FEATURE_SETS = ("code", "tweets", "task")
+
+
+def _whole_number(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not '{text}'") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {value}")
+    return value
+
+
+def add_probe_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of charnn probe; the parser's handler becomes command_probe."""
+    source = parser.add_argument_group("model and text")
+    source.add_argument("--run", help="run directory (default: the newest under runs/)")
+    source.add_argument("--checkpoint", help="a checkpoint file instead of --run")
+    source.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
+    source.add_argument("--text", required=True, help="the probe text (UTF-8), read as one stream from a zero state")
+    source.add_argument("--max-chars", type=_whole_number(1), default=100_000,
+                        help="probe at most this many characters; a longer text is cut (default: 100000)")
+    source.add_argument("--unknown", choices=("error", "replace"), default="error",
+                        help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
+    labels = parser.add_argument_group("features and scoring")
+    labels.add_argument("--features", required=True, choices=FEATURE_SETS,
+                        help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "
+                             "tweets (hashtags, mentions, URLs, quotes, capitals, position) or task (a synthetic task's ground truth)")
+    labels.add_argument("--task", help="with --features task: count, selective-count, ab-memory or copy "
+                                       "(default: the task the checkpoint was trained on)")
+    labels.add_argument("--top", type=_whole_number(1), default=5, help="units reported per feature (default: 5)")
+    labels.add_argument("--heldout-fraction", type=_fraction, default=0.5,
+                        help="the last part of the text, held out: units are chosen on the rest and scored on it (default: 0.5)")
+    labels.add_argument("--no-control", action="store_true", help="skip the untrained same-shape control model")
+    labels.add_argument("--seed", type=int, default=0, help="seed of the control model and of the random units (default: 0)")
+    ablation = parser.add_argument_group("ablation")
+    ablation.add_argument("--random-units", type=_whole_number(1), default=100,
+                          help="random units of the same layer each flagged unit's ablation is compared with (default: 100)")
+    ablation.add_argument("--ablate", choices=("zero", "mean"), default="zero",
+                          help="replace an ablated unit's h and c with 0 or with its mean over the text (default: zero)")
+    ablation.add_argument("--no-ablation", action="store_true", help="rank units only; skip the ablations (much faster)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT")
+    output.add_argument("--html", metavar="OUT", help="write the one-file HTML explorer to OUT (not built yet)")
+    output.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
+    output.add_argument("--threads", type=_whole_number(1), default=1,
+                        help="CPU threads for the batched ablation (default: 1). Recording one stream always uses 1. "
+                             "On an idle 2-core machine 2 threads ablate about twice as fast; while other jobs share "
+                             "the cores, a second thread mostly waits and is several times slower")
+    output.add_argument("--quiet", action="store_true", help="no progress bars and no tables (errors still go to stderr)")
+    parser.set_defaults(handler=command_probe)
+
+
+def read_probe_text(path: str) -> str:
+    """The probe text, exactly as stored (no newline translation); a clear error when it cannot be read."""
+    file = Path(path)
+    if not file.exists():
+        raise CharnnError(f"--text '{path}' does not exist")
+    if file.is_dir():
+        raise CharnnError(f"--text '{path}' is a directory; give one text file")
+    try:
+        with open(file, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as err:
+        raise CharnnError(f"--text '{path}' is not UTF-8 (byte offset {err.start}); convert it first") from None
+    except OSError as err:
+        raise CharnnError(f"cannot read --text '{path}': {err.strerror or err}") from None
+    return text.removeprefix("\ufeff")
+
+
+def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | None:
+    """The task whose ground truth labels the text: --task, else the checkpoint's task:NAME corpus."""
+    from charnn.tasks import TASK_NAMES
+
+    if feature_set != "task":
+        if requested:
+            raise UsageError("--task only applies to --features task")
+        return None
+    if requested:
+        task = requested.removeprefix("task:")
+    else:
+        corpus = str((meta.get("train") or {}).get("corpus") or "")
+        if not corpus.startswith("task:"):
+            trained_on = f" (the checkpoint was trained on '{corpus}')" if corpus else ""
+            raise CharnnError(f"--features task needs --task NAME: one of {', '.join(TASK_NAMES)}{trained_on}")
+        task = corpus.removeprefix("task:")
+    if task not in TASK_NAMES:
+        raise CharnnError(f"unknown task '{task}'; known tasks: {', '.join(TASK_NAMES)}")
+    return task
+
+
+def command_probe(args: argparse.Namespace) -> int:
+    """charnn probe: record, label, score, ablate, report."""
+    from rich.console import Console
+
+    from charnn.probe.pipeline import ProbeOptions, run_probe
+    from charnn.probe.report import print_report, write_json
+    from charnn.sample import resolve_checkpoint
+    from charnn.train import pick_device
+
+    if args.html:
+        raise CharnnError("the HTML explorer is not built yet; drop --html (the --json report holds everything it will show)")
+    progress = not args.quiet and sys.stderr.isatty()
+    device = pick_device(args.device)
+    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
+    task = resolve_task(args.task, args.features, checkpoint.meta)
+    text = read_probe_text(args.text)
+    notes = []
+    truncated_from = None
+    if len(text) > args.max_chars:
+        truncated_from = len(text)
+        text = text[: args.max_chars]
+        notes.append(f"'{args.text}' has {truncated_from:,} characters; probing the first {args.max_chars:,} (--max-chars)")
+    vocab = checkpoint.vocab
+    ids = vocab.encode(text, unknown=args.unknown, source=f"--text '{args.text}'")
+    unknown = int((ids == vocab.unknown_id).sum())
+    model = checkpoint.build_model(device)
+    options = ProbeOptions(
+        feature_set=args.features, task=task, top=args.top, heldout_fraction=args.heldout_fraction,
+        random_units=args.random_units, ablate=args.ablate, ablation=not args.no_ablation,
+        control=not args.no_control, seed=args.seed, threads=args.threads, progress=progress,
+    )
+    meta = {
+        "checkpoint": str(checkpoint.path), "step": checkpoint.meta.get("step"),
+        "corpus": (checkpoint.meta.get("train") or {}).get("corpus"),
+        "text_path": args.text, "truncated_from": truncated_from, "unknown_chars": unknown,
+    }
+    result = run_probe(model, ids, text, options, meta)
+    try:
+        if args.json:
+            write_json(result.report, args.json)
+        if not args.quiet:
+            print_report(result.report, Console(), notes + result.notes)
+    finally:
+        result.close()
+    return 0

@@ -1,0 +1,211 @@
+"""The probe stage as one library call: record → label → score (held-out, control) → ablate → report.
+
+`run_probe` returns a `ProbeResult` that keeps the recording, the text and the labels beside the
+JSON report, so an HTML explorer can draw any unit's per-character values
+(`result.recording.unit_values(layer, unit, state)`) next to the features it was ranked on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charnn.errors import CharnnError
+from charnn.model import CharRNN
+from charnn.probe.ablate import ablate_layers
+from charnn.probe.features import Feature, features_for
+from charnn.probe.record import Recording, record, torch_threads
+from charnn.probe.report import build_report
+from charnn.probe.score import FeatureScores, Labels, Split, gate_saturation, score_recording, split_text
+
+RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
+MIN_CHARS = 20
+
+
+@dataclass
+class ProbeOptions:
+    """How to probe; the CLI flags of charnn probe."""
+
+    feature_set: str = "code"  # code | tweets | task
+    task: str | None = None
+    top: int = 5
+    heldout_fraction: float = 0.5
+    random_units: int = 100
+    ablate: str = "zero"  # zero | mean
+    ablation: bool = True
+    control: bool = True
+    seed: int = 0
+    threads: int | None = None  # intra-op threads while probing; None: torch's setting
+    progress: bool = False
+
+    def validate(self) -> None:
+        """Reject values outside what is allowed, naming the flag."""
+        from charnn.errors import UsageError
+
+        if not isinstance(self.top, int) or self.top < 1:
+            raise UsageError(f"--top must be a whole number >= 1, not {self.top!r}")
+        if not 0 < self.heldout_fraction < 1:
+            raise UsageError(f"--heldout-fraction must be between 0 and 1 (exclusive), not {self.heldout_fraction!r}")
+        if not isinstance(self.random_units, int) or self.random_units < 1:
+            raise UsageError(f"--random-units must be a whole number >= 1, not {self.random_units!r}")
+        if self.ablate not in ("zero", "mean"):
+            raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise UsageError(f"--threads must be a whole number >= 1, not {self.threads!r}")
+
+
+@dataclass
+class ProbeResult:
+    """Everything a probe found: the JSON report plus the data an explorer draws from."""
+
+    report: dict
+    text: str
+    features: dict[str, Feature]
+    recording: Recording
+    split: Split
+    scores: dict[str, FeatureScores]
+    notes: list[str] = field(default_factory=list)
+    workdir: tempfile.TemporaryDirectory | None = None  # holds the recording's files when it is memory-mapped
+
+    def close(self) -> None:
+        """Remove the memory-mapped recording files, if any."""
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
+
+
+def valid_positions(feature_set: str, text: str, task: str | None, features: dict[str, Feature]) -> dict[str, np.ndarray]:
+    """Per feature, the positions with a defined label: task labels of -1 (malformed or undefined) are left out."""
+    if feature_set != "task":
+        return {name: np.ones(len(text), dtype=bool) for name in features}
+    from charnn.tasks import label_task_text
+
+    # binary task features hold labels == 1, so -1 is only visible in the raw ground truth
+    raw = label_task_text(task.removeprefix("task:"), text)
+    return {name: raw[name] != -1 if name in raw else np.ones(len(text), dtype=bool) for name in features}
+
+
+def why_unscorable(labels: Labels, split: Split) -> str | None:
+    """A reason a feature cannot be scored on the selection part, or None."""
+    start, stop = split.selection
+    valid = labels.valid[start:stop]
+    values = labels.values[start:stop][valid]
+    if len(values) < 2:
+        return "fewer than 2 labelled characters in the selection part"
+    if labels.kind == "binary" and (values.all() or not values.any()):
+        return f"always {bool(values[0])} in the selection part"
+    if labels.kind == "ordinal" and (values == values[0]).all():
+        return f"constant ({int(values[0])}) in the selection part"
+    return None
+
+
+def untrained_copy(model: CharRNN, seed: int) -> CharRNN:
+    """A model of the same shape with fresh (seeded) initial weights: the control."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        control = CharRNN(model.config)
+    device = next(model.parameters()).device
+    return control.to(device).eval()
+
+
+def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None) -> ProbeResult:
+    """Probe a model on a text (ids = the text encoded with the model's vocabulary)."""
+    options.validate()
+    with torch_threads(options.threads):
+        return _run_probe(model, ids, text, options, meta)
+
+
+def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeResult:
+    if len(text) != len(ids):
+        raise CharnnError("the probe text and its ids differ in length")
+    if len(text) < MIN_CHARS:
+        raise CharnnError(f"the probe text has {len(text)} character(s); probing needs at least {MIN_CHARS}")
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    features = features_for(options.feature_set, text, options.task)
+    valid = valid_positions(options.feature_set, text, options.task, features)
+    split = split_text(text, options.heldout_fraction)
+    labels = {name: Labels(name, f.kind, f.values, valid[name]) for name, f in features.items()}
+    skipped = {name: reason for name, item in labels.items() if (reason := why_unscorable(item, split))}
+    scoreable = [item for name, item in labels.items() if name not in skipped]
+    if not scoreable:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise CharnnError(f"no {options.feature_set} feature varies in the selection part of the probe text ({reasons}); "
+                          f"probe on a text that has them")
+
+    cfg = model.config
+    # a recording too large for memory lives in memory-mapped files, removed when the result is closed
+    workdir = None
+    if Recording.nbytes(cfg.cell, len(ids), cfg.layers, cfg.hidden) > RECORDING_MEMORY_LIMIT:
+        workdir = tempfile.TemporaryDirectory(prefix="charnn-probe-")
+
+    def scratch(name: str) -> Path | None:
+        if workdir is None:
+            return None
+        directory = Path(workdir.name) / name
+        directory.mkdir()
+        return directory
+
+    control_scores = None  # first, so that its recording is gone before the trained one is made
+    if options.control and scoreable:
+        started = time.perf_counter()
+        control_dir = scratch("control")
+        control_recording = record(untrained_copy(model, options.seed), ids, directory=control_dir,
+                                   progress=options.progress, description="recording control")
+        control_scores = score_recording(control_recording, scoreable, split, progress=options.progress,
+                                         description="scoring control")
+        del control_recording
+        if control_dir is not None:
+            shutil.rmtree(control_dir, ignore_errors=True)
+        timings["control"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    recording = record(model, ids, directory=scratch("trained"), progress=options.progress, description="recording")
+    timings["record"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    scores = score_recording(recording, scoreable, split, progress=options.progress)
+    timings["score"] = time.perf_counter() - started
+
+    top_units = {name: feature_scores.top_units(options.top) for name, feature_scores in scores.items()}
+    ablation = None
+    mask_rows: dict[tuple[str, str], int] = {}
+    if options.ablation and scoreable:
+        started = time.perf_counter()
+        flagged: dict[int, set[int]] = {}
+        for units in top_units.values():
+            for unit in units:
+                flagged.setdefault(unit["ref"].layer, set()).add(unit["ref"].unit)
+        masks = []
+        for item in scoreable:
+            targets = np.asarray(features[item.name].targets, dtype=bool)
+            mask_rows[(item.name, "target")] = len(masks)
+            masks.append(targets)
+            mask_rows[(item.name, "other")] = len(masks)
+            masks.append(~targets)
+        means = None
+        if options.ablate == "mean":
+            means = (recording.unit_means("h"), recording.unit_means("c") if cfg.cell == "lstm" else None)
+        ablation = ablate_layers(model, ids, {layer: sorted(units) for layer, units in flagged.items()}, np.stack(masks),
+                                 options.random_units, options.ablate, means, options.seed, options.progress)
+        timings["ablate"] = time.perf_counter() - started
+        if options.random_units > cfg.hidden - 1:
+            notes.append(f"the random-unit band has at most {cfg.hidden - 1} units (a layer has {cfg.hidden}), "
+                         f"not the {options.random_units} asked for")
+        elif options.random_units < 100:
+            notes.append(f"only {options.random_units} random units: percentiles move in steps of {100 / options.random_units:.0f}; "
+                         f"a claim beyond the 99th percentile needs at least 100")
+
+    saturation = gate_saturation(recording)
+    report = build_report(
+        meta=meta or {}, model=model, text=text, split=split, features=features, scores=scores,
+        control_scores=control_scores, top_units=top_units, ablation=ablation, mask_rows=mask_rows,
+        options=options, saturation=saturation, skipped=skipped, timings=timings,
+    )
+    return ProbeResult(report, text, features, recording, split, scores, notes, workdir)

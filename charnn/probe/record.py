@@ -1,0 +1,310 @@
+"""Record every state of a CharRNN over a text: h, c and the gates of every layer and unit.
+
+nn.LSTM / nn.GRU / nn.RNN return only h (and the last c), and cannot be intervened on mid-sequence,
+so `Recurrence` runs the same recurrence by hand over the module's own weights (PyTorch's gate
+order: LSTM i, f, g, o; GRU r, z, n). The same code path serves recording (batch 1, every state
+kept) and ablation (batch B, one unit of one layer replaced in each copy at every step).
+
+Work is layer-major inside a chunk of T characters: layer l runs all T steps, then its outputs
+(T, B, H) become layer l + 1's input, projected with one matmul. States carry across chunks, so
+memory is bounded by the chunk, not the text; only the recording itself grows with the text
+(float16, chars × layers × hidden × states × 2 bytes; memory-mapped on disk when a directory is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from charnn.errors import CharnnError
+from charnn.model import CharRNN
+
+STATE_NAMES: dict[str, tuple[str, ...]] = {
+    "lstm": ("h", "c", "i", "f", "g", "o"),
+    "gru": ("h", "r", "z", "n"),
+    "rnn": ("h",),
+}
+SIGMOID_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
+
+LayerState = tuple[torch.Tensor, ...]  # (h, c) for LSTM, (h,) otherwise; each (B, H)
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """One recorded quantity: a unit of a layer (counted from 1, as in reports and --clamp) and a state."""
+
+    layer: int
+    unit: int
+    state: str
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.unit}:{self.state}"
+
+
+@dataclass
+class Recording:
+    """Every state of every unit after reading each character: arrays (chars, layers, hidden) per state name."""
+
+    cell: str
+    layers: int
+    hidden: int
+    states: dict[str, np.ndarray]  # name -> (chars, layers, hidden), float16 unless asked otherwise
+
+    def __len__(self) -> int:
+        return len(self.states["h"])
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The recorded state names in report order (h first)."""
+        return STATE_NAMES[self.cell]
+
+    def unit_values(self, layer: int, unit: int, state: str = "h") -> np.ndarray:
+        """Per-character values (float32, (chars,)) of one unit; layer counted from 1."""
+        if state not in self.states:
+            raise CharnnError(f"a {self.cell.upper()} has no state '{state}'; it has {', '.join(self.state_names)}")
+        if not 1 <= layer <= self.layers or not 0 <= unit < self.hidden:
+            raise CharnnError(f"unit {layer}:{unit} does not exist: the model has layers 1..{self.layers} and units 0..{self.hidden - 1}")
+        return np.asarray(self.states[state][:, layer - 1, unit], dtype=np.float32)
+
+    def unit_means(self, state: str = "h", block: int = 65536) -> np.ndarray:
+        """Mean of every unit of a state over the text, (layers, hidden) float32 (for mean-replacement)."""
+        values = self.states[state]
+        total = np.zeros((self.layers, self.hidden), dtype=np.float64)
+        for start in range(0, len(values), block):
+            total += values[start : start + block].sum(axis=0, dtype=np.float64)
+        return (total / max(len(values), 1)).astype(np.float32)
+
+    @staticmethod
+    def allocate(cell: str, chars: int, layers: int, hidden: int, dtype: np.dtype = np.float16, directory: str | Path | None = None) -> Recording:
+        """Empty arrays for a recording; memory-mapped .npy files in directory when one is given."""
+        states = {}
+        for name in STATE_NAMES[cell]:
+            shape = (chars, layers, hidden)
+            if directory is None:
+                states[name] = np.zeros(shape, dtype=dtype)
+            else:
+                path = Path(directory) / f"{name}.npy"
+                states[name] = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        return Recording(cell, layers, hidden, states)
+
+    @staticmethod
+    def nbytes(cell: str, chars: int, layers: int, hidden: int, dtype: np.dtype = np.float16) -> int:
+        """Size of a recording's arrays in bytes."""
+        return len(STATE_NAMES[cell]) * chars * layers * hidden * np.dtype(dtype).itemsize
+
+
+@dataclass
+class Replacement:
+    """Replace units of one layer at every step: value = value * keep + fill, for h (and c)."""
+
+    layer_index: int  # 0-based
+    keep: torch.Tensor  # (B, H) 1.0 where the unit runs as usual, 0.0 where it is replaced
+    fill_h: torch.Tensor  # (B, H) the replacement value where keep is 0, else 0
+    fill_c: torch.Tensor | None = None  # (B, H) for an LSTM
+
+
+@dataclass
+class ChunkOutput:
+    """What one chunk of the recurrence produced."""
+
+    top: torch.Tensor  # (T, B, H) the last layer's h, the decoder's input
+    recorded: list[dict[str, torch.Tensor]] | None  # per layer: state name -> (T, B, H), when recording
+
+
+class Recurrence:
+    """The CharRNN's recurrence written out by hand over its own weights (eval mode, no grad)."""
+
+    def __init__(self, model: CharRNN):
+        cfg = model.config
+        self.cell = cfg.cell
+        self.layers = cfg.layers
+        self.hidden = cfg.hidden
+        rnn = model.rnn
+        if getattr(rnn, "nonlinearity", "tanh") != "tanh":
+            raise CharnnError("only tanh RNNs can be probed")
+        with torch.no_grad():
+            self.input_weights: list[torch.Tensor] = []  # (in, G), unused for layer 0 (its input is a lookup)
+            self.input_biases: list[torch.Tensor] = []  # (G,)
+            self.hidden_weights: list[torch.Tensor] = []  # (H, G)
+            self.hidden_biases: list[torch.Tensor] = []  # (G,) GRU only: b_hh stays inside r * (W_hn h + b_hn)
+            for layer in range(cfg.layers):
+                w_ih = getattr(rnn, f"weight_ih_l{layer}").detach().float()
+                w_hh = getattr(rnn, f"weight_hh_l{layer}").detach().float()
+                b_ih = getattr(rnn, f"bias_ih_l{layer}").detach().float()
+                b_hh = getattr(rnn, f"bias_hh_l{layer}").detach().float()
+                bias = b_ih if cfg.cell == "gru" else b_ih + b_hh
+                self.input_weights.append(w_ih.T.contiguous())
+                self.input_biases.append(bias.contiguous())
+                self.hidden_weights.append(w_hh.T.contiguous())
+                self.hidden_biases.append(b_hh.contiguous())
+            # layer 0's input projection of every character, (V, G): a gather instead of a matmul
+            embedding = model.embedding.weight.detach().float()
+            self.input_table = (embedding @ self.input_weights[0] + self.input_biases[0]).contiguous()
+            self.decoder_weight = model.decoder.weight.detach().float().T.contiguous()  # (H, V)
+            self.decoder_bias = model.decoder.bias.detach().float().clone()
+        self.device = self.input_table.device
+
+    @property
+    def is_lstm(self) -> bool:
+        """Whether layers carry a cell state c."""
+        return self.cell == "lstm"
+
+    def initial_state(self, batch: int, first_batched_layer: int = 0) -> list[LayerState]:
+        """Zero state per layer; layers below first_batched_layer run once (batch 1) and are shared by all copies."""
+        states = []
+        for layer in range(self.layers):
+            rows = batch if layer >= first_batched_layer else 1
+            zeros = torch.zeros(rows, self.hidden, device=self.device)
+            states.append((zeros, zeros.clone()) if self.is_lstm else (zeros,))
+        return states
+
+    @torch.no_grad()
+    def run_chunk(
+        self,
+        ids: torch.Tensor,
+        states: list[LayerState],
+        replacement: Replacement | None = None,
+        record: bool = False,
+    ) -> ChunkOutput:
+        """Run ids (T,) through every layer, updating states in place; copies fan out at the replaced layer."""
+        steps = len(ids)
+        x = self.input_table[ids].unsqueeze(1)  # (T, 1, G): layer 0's projected input
+        recorded: list[dict[str, torch.Tensor]] | None = [] if record else None
+        for layer in range(self.layers):
+            batch = states[layer][0].size(0)
+            if layer > 0:
+                x = torch.matmul(x, self.input_weights[layer]) + self.input_biases[layer]  # (T, B', G)
+            if x.size(1) != batch:
+                x = x.expand(steps, batch, x.size(2))
+            here = replacement if replacement is not None and replacement.layer_index == layer else None
+            x, states[layer], kept = self._run_layer(layer, x, states[layer], here, record)
+            if recorded is not None:
+                recorded.append(kept)
+        return ChunkOutput(x, recorded)
+
+    def _run_layer(
+        self, layer: int, projected: torch.Tensor, state: LayerState, replacement: Replacement | None, record: bool
+    ) -> tuple[torch.Tensor, LayerState, dict[str, torch.Tensor]]:
+        steps, batch, width = projected.shape
+        hidden = self.hidden
+        w_hh = self.hidden_weights[layer]
+        out = torch.empty(steps, batch, hidden, device=self.device)
+        # pre-activation gates and c are kept for every step only when recording; else one slot is reused
+        slots = steps if record else 1
+        kept: dict[str, torch.Tensor] = {"h": out}
+        h = state[0]
+        if self.cell == "lstm":
+            c = state[1]
+            gate_buffer = torch.empty(slots, batch, width, device=self.device)
+            c_buffer = torch.empty(slots, batch, hidden, device=self.device)
+            for t in range(steps):
+                slot = t if record else 0
+                gates = torch.addmm(projected[t], h, w_hh, out=gate_buffer[slot])
+                squashed = gates.sigmoid()
+                g = gates[:, 2 * hidden : 3 * hidden].tanh()
+                if replacement is None:
+                    c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c, squashed[:, :hidden], g, out=c_buffer[slot])
+                    h = torch.mul(squashed[:, 3 * hidden :], c.tanh(), out=out[t])
+                else:
+                    c_new = torch.addcmul(squashed[:, hidden : 2 * hidden] * c, squashed[:, :hidden], g)
+                    h_new = squashed[:, 3 * hidden :] * c_new.tanh()
+                    c = torch.addcmul(replacement.fill_c, c_new, replacement.keep, out=c_buffer[slot])
+                    h = torch.addcmul(replacement.fill_h, h_new, replacement.keep, out=out[t])
+            if record:
+                kept["c"] = c_buffer
+                kept["i"] = gate_buffer[..., :hidden].sigmoid()
+                kept["f"] = gate_buffer[..., hidden : 2 * hidden].sigmoid()
+                kept["g"] = gate_buffer[..., 2 * hidden : 3 * hidden].tanh()
+                kept["o"] = gate_buffer[..., 3 * hidden :].sigmoid()
+            return out, (h.clone(), c.clone()), kept
+        if self.cell == "gru":
+            b_hh = self.hidden_biases[layer]
+            gate_buffer = torch.empty(slots, batch, width, device=self.device)  # r, z, n after their nonlinearity
+            for t in range(steps):
+                slot = t if record else 0
+                recurrent = torch.addmm(b_hh, h, w_hh)  # (B, 3H)
+                rz = torch.sigmoid(projected[t, :, : 2 * hidden] + recurrent[:, : 2 * hidden], out=gate_buffer[slot, :, : 2 * hidden])
+                r, z = rz[:, :hidden], rz[:, hidden:]
+                n = torch.tanh(torch.addcmul(projected[t, :, 2 * hidden :], r, recurrent[:, 2 * hidden :]), out=gate_buffer[slot, :, 2 * hidden :])
+                if replacement is None:
+                    h = torch.addcmul(n, z, h - n, out=out[t])
+                else:
+                    h = torch.addcmul(replacement.fill_h, torch.addcmul(n, z, h - n), replacement.keep, out=out[t])
+            if record:
+                kept["r"] = gate_buffer[..., :hidden]
+                kept["z"] = gate_buffer[..., hidden : 2 * hidden]
+                kept["n"] = gate_buffer[..., 2 * hidden :]
+            return out, (h.clone(),), kept
+        for t in range(steps):
+            if replacement is None:
+                h = torch.tanh(torch.addmm(projected[t], h, w_hh), out=out[t])
+            else:
+                h = torch.addcmul(replacement.fill_h, torch.tanh(torch.addmm(projected[t], h, w_hh)), replacement.keep, out=out[t])
+        return out, (h.clone(),), kept
+
+    def logits(self, top: torch.Tensor) -> torch.Tensor:
+        """Decoder logits (T, B, V) for the last layer's h (T, B, H)."""
+        return torch.matmul(top, self.decoder_weight) + self.decoder_bias
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run a block with count intra-op threads (None: as configured), then restore the setting.
+
+    The per-step work here is small matrices; on a busy machine a second thread mostly waits at
+    barriers, so the probe lets the caller choose.
+    """
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def as_id_tensor(ids: np.ndarray | torch.Tensor | Sequence[int]) -> torch.Tensor:
+    """Ids as an int64 CPU tensor (T,)."""
+    if isinstance(ids, torch.Tensor):
+        return ids.to(torch.int64).reshape(-1)
+    return torch.from_numpy(np.asarray(ids).astype(np.int64).reshape(-1))
+
+
+@torch.no_grad()
+def record(
+    model: CharRNN,
+    ids: np.ndarray | torch.Tensor,
+    chunk: int = 1024,
+    dtype: np.dtype = np.float16,
+    directory: str | Path | None = None,
+    progress: bool = False,
+    description: str = "recording",
+) -> Recording:
+    """Run the model over ids (one stream from a zero state) and keep every state of every layer and unit."""
+    if chunk < 1:
+        raise CharnnError(f"chunk must be at least 1, not {chunk}")
+    with torch_threads(1):  # one stream: matrix-vector steps, where a second thread costs more than it brings
+        return _record(model, ids, chunk, dtype, directory, progress, description)
+
+
+def _record(model: CharRNN, ids: np.ndarray | torch.Tensor, chunk: int, dtype: np.dtype, directory: str | Path | None,
+            progress: bool, description: str) -> Recording:
+    recurrence = Recurrence(model)
+    ids = as_id_tensor(ids).to(recurrence.device)
+    recording = Recording.allocate(recurrence.cell, len(ids), recurrence.layers, recurrence.hidden, dtype, directory)
+    states = recurrence.initial_state(1)
+    with tqdm(total=len(ids), desc=description, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
+        for start in range(0, len(ids), chunk):
+            stop = min(start + chunk, len(ids))
+            output = recurrence.run_chunk(ids[start:stop], states, record=True)
+            for layer, kept in enumerate(output.recorded):
+                for name, values in kept.items():
+                    recording.states[name][start:stop, layer, :] = values[:, 0, :].cpu().numpy().astype(dtype, copy=False)
+            bar.update(stop - start)
+    return recording

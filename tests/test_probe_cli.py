@@ -1,0 +1,145 @@
+"""charnn probe end to end on a briefly trained model: the JSON report's schema, and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from charnn.cli import main
+from charnn.probe.features import code_features
+from charnn.probe.record import torch_threads
+from charnn.tasks import make_task_text
+from charnn.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+STATES = {"h", "c", "i", "f", "g", "o"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2 × 24 LSTM trained for a few dozen steps on real Python code, and a probe text from the same code."""
+    import json.decoder
+
+    tmp = tmp_path_factory.mktemp("probe")
+    code = Path(json.decoder.__file__).read_text()
+    corpus = tmp / "code.py"
+    corpus.write_text(code * 3)
+    run = tmp / "runs" / "code"
+    config = TrainConfig(corpus=str(corpus), out=str(run), layers=2, hidden=24, embed=16, batch_size=8, seq_len=32,
+                         max_steps=30, eval_every=30, sample_chars=0, cache_dir=str(tmp / "cache"))
+    with torch_threads(1):  # tiny matrices: a second thread only adds waiting, badly so on a busy machine
+        train(config, progress=False)
+    text = tmp / "probe.py"
+    text.write_text(code[:3000])
+    return tmp, run, text
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_probe_writes_the_json_report(trained):
+    tmp, run, text = trained
+    out = tmp / "report.json"
+    result = run_cli("probe", "--run", str(run), "--text", str(text), "--features", "code", "--json", str(out),
+                     "--random-units", "10", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "inside_string" in result.stdout  # the tables
+
+    report = json.loads(out.read_text())
+    assert report["layer_numbering"] == "1-based"
+    assert report["model"]["cell"] == "lstm" and report["model"]["layers"] == 2 and report["model"]["hidden"] == 24
+    assert report["text"] == {"path": str(text), "chars": 3000, "truncated_from": None, "unknown_chars": 0}
+    split = report["split"]
+    assert split["selection"]["start"] == 0 and split["selection"]["stop"] == split["heldout"]["start"]
+    assert split["heldout"]["stop"] == 3000
+    assert set(report["features"]) | set(report["skipped_features"]) == set(code_features("x"))
+    assert report["features"], "no feature was scored"
+    for name, feature in report["features"].items():
+        assert feature["kind"] in ("binary", "ordinal")
+        assert feature["metric"] == {"binary": "auroc", "ordinal": "spearman"}[feature["kind"]]
+        assert isinstance(feature["control_best"], float)
+        assert feature["pass_threshold"] in (0.9, 0.7)
+        assert 0 <= feature["share_passing"] <= 1
+        units = feature["units"]
+        assert 1 <= len(units) <= 3
+        heldout = [unit["heldout_score"] for unit in units]
+        assert heldout == sorted(heldout, reverse=True), name
+        for unit in units:
+            assert 1 <= unit["layer"] <= 2 and 0 <= unit["unit"] < 24 and unit["state"] in STATES
+            assert unit["sign"] in (1, -1)
+            low = 0.5 if feature["metric"] == "auroc" else 0.0
+            assert low <= unit["score"] <= 1
+            ablation = unit["ablation"]
+            assert set(ablation) >= {"target_delta", "other_delta", "random_percentile"}
+            assert isinstance(ablation["other_delta"], float)
+            if ablation["target_delta"] is not None:
+                assert 0 <= ablation["random_percentile"] <= 100
+                assert ablation["random_units"] in (9, 10)  # the unit itself is left out of its band
+    assert [layer["layer"] for layer in report["saturation"]] == [1, 2]
+    gates = report["saturation"][0]["gates"]
+    assert set(gates) == {"i", "f", "o"} and len(gates["f"]["left"]) == 24
+    assert report["ablation"]["method"] == "zero" and report["control"]["seed"] == 0
+
+
+def test_probe_task_features_and_truncation(trained, tmp_path):
+    _, run, _ = trained
+    text = tmp_path / "count.txt"
+    text.write_text(make_task_text("count", 200, seed=1))
+    out = tmp_path / "count.json"
+    status = main(["probe", "--run", str(run), "--text", str(text), "--features", "task", "--task", "count",
+                   "--json", str(out), "--no-ablation", "--max-chars", "1500", "--quiet"])
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert report["task"] == "count" and report["text"]["chars"] == 1500 and report["text"]["truncated_from"] > 1500
+    assert "count" in report["features"] and report["features"]["count"]["metric"] == "spearman"
+    assert report["features"]["count"]["units"][0]["ablation"] is None
+
+
+def one_line_error(capsys, argv: list[str], exit_code: int = 1) -> str:
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse
+        status = exit.code
+    captured = capsys.readouterr()
+    assert status == exit_code, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_errors(trained, capsys):
+    tmp, run, text = trained
+    base = ["probe", "--run", str(run), "--quiet"]
+    assert "does not exist" in one_line_error(capsys, [*base, "--text", str(tmp / "missing.txt"), "--features", "code"])
+    message = one_line_error(capsys, [*base, "--text", str(text), "--features", "task"])
+    assert "--task" in message and "count" in message
+    assert "invalid choice" in one_line_error(capsys, [*base, "--text", str(text), "--features", "poems"], exit_code=2)
+    assert "unknown task" in one_line_error(capsys, [*base, "--text", str(text), "--features", "task", "--task", "sort"])
+    assert "--task only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--task", "count"], exit_code=2)
+    snowman = tmp / "snow.txt"
+    snowman.write_text("x = '\u2603'\n" * 10)
+    assert "outside the model's vocabulary" in one_line_error(capsys, [*base, "--text", str(snowman), "--features", "code"])
+    assert "not built yet" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--html", str(tmp / "x.html")])
+    assert "--heldout-fraction" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--heldout-fraction", "1"], exit_code=2)
+    tiny = tmp / "tiny.txt"
+    tiny.write_text("x = 1\n")
+    assert "at least" in one_line_error(capsys, [*base, "--text", str(tiny), "--features", "code"])
+    blank = tmp / "blank.txt"
+    blank.write_text("\n" * 40)
+    assert "no code feature varies" in one_line_error(capsys, [*base, "--text", str(blank), "--features", "code"])
+    assert "does not exist" in one_line_error(capsys, ["probe", "--run", str(tmp / "nope"), "--text", str(text), "--features", "code"])
+
+
+def test_an_error_in_a_real_process_has_no_traceback(trained):
+    tmp, run, _ = trained
+    result = run_cli("probe", "--run", str(run), "--text", str(tmp / "missing.txt"), "--features", "code")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
