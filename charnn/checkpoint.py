@@ -2,16 +2,20 @@
 
 A checkpoint is a dict of plain tensors and containers saved with ``torch.save``; everything that is
 not a tensor (model config, vocabulary, training config, metrics, data position) is one JSON string
-inside it. Loading uses ``torch.load(weights_only=True)``, which refuses any pickled object, so a
-hostile file cannot execute code. Files are written to a temporary name, synced, then renamed: a
-crash at any moment leaves either the old checkpoint or the new one, never half of one.
+inside it. Loading accepts only torch's zip format and reads it with ``torch.load(weights_only=True)``,
+which refuses any pickled object, so a hostile file cannot execute code; the weights are then checked
+against the saved config (shapes, finite values) before a model is built, so a hostile config cannot
+make charnn allocate more than the file holds. Files are written to a temporary name, synced, then
+renamed: a crash at any moment leaves either the old checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,13 @@ from typing import Any
 import torch
 
 from charnn.corpus import Vocab
-from charnn.errors import CharnnError
+from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, ModelConfig
 
 FORMAT_NAME = "charnn-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAMES = ("best", "last")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive; anything else is never handed to an unpickler
 
 
 @dataclass
@@ -72,10 +77,15 @@ def save_checkpoint(path: str | Path, meta: dict, model_state: dict, extra: dict
         "model": {k: v.detach().cpu() for k, v in model_state.items()},
         "extra": extra or {},
     }
+    # Serialised in memory first: torch's zip writer reports a full disk as a cryptic RuntimeError,
+    # a plain file write reports it as OSError(ENOSPC).
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    existed = path.is_file()
     try:
         with open(temp, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(buffer.getbuffer())
             handle.flush()
             pause = os.environ.get("CHARNN_TEST_PAUSE_IN_SAVE")  # lets tests kill a run mid-save
             if pause:
@@ -84,11 +94,13 @@ def save_checkpoint(path: str | Path, meta: dict, model_state: dict, extra: dict
         os.replace(temp, path)
         sync_directory(path.parent)
     except OSError as err:
-        raise CharnnError(
-            f"could not write checkpoint '{path}' ({err.strerror or err}); the previous checkpoint there is intact"
-        ) from None
+        kept = "the previous checkpoint there is intact" if existed else "no checkpoint was written there"
+        raise CharnnError(f"could not write checkpoint '{path}' ({err.strerror or err}); {kept}") from None
     finally:
-        temp.unlink(missing_ok=True)
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only directory: the error above already says what happened
 
 
 def sync_directory(directory: Path) -> None:
@@ -111,16 +123,32 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise CharnnError(f"checkpoint '{path}' does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:
+            head = handle.read(len(ZIP_MAGIC))
+    except OSError as err:
+        raise CharnnError(f"cannot read checkpoint '{path}': {err.strerror or err}") from None
+    if not head:
+        raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is empty")
+    if head != ZIP_MAGIC:
+        raise CharnnError(f"'{path}' is not a readable charnn checkpoint: it is not a PyTorch zip archive, and charnn never unpickles anything else")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says all
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for bad files; none of them may escape as a traceback
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "pickle" in str(err).lower():
+        text = str(err)
+        reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        if "GLOBAL" in text or "Unsupported global" in text:
             reason = "it holds Python objects that could run code, which charnn never loads"
+        elif "weights_only" in text or "zip archive" in text or "central directory" in text:
+            reason = "the file is truncated or damaged"
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: {reason[:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CharnnError(f"'{path}' is a PyTorch file but not a charnn checkpoint")
     version = payload.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        raise CharnnError(f"'{path}' is a damaged charnn checkpoint: its format version is {version!r}")
+    if version > FORMAT_VERSION:
         raise CharnnError(
             f"'{path}' was written by a newer charnn (checkpoint format {version}); this version reads up to {FORMAT_VERSION}"
         )
@@ -136,9 +164,36 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (KeyError, TypeError, ValueError) as err:
         raise CharnnError(f"'{path}' is a damaged charnn checkpoint ({type(err).__name__}: {err})") from None
     checkpoint = Checkpoint(path, meta, model_state, extra)
-    checkpoint.model_config  # noqa: B018 - validates the saved config now, with a clear message
-    checkpoint.vocab  # noqa: B018
+    check_weights(checkpoint)
     return checkpoint
+
+
+def check_weights(checkpoint: Checkpoint) -> None:
+    """Refuse a config that cannot be built or weights that do not fit it, before any large allocation."""
+    path = checkpoint.path
+    try:
+        config = checkpoint.model_config
+    except (TypeError, ValueError, UsageError) as err:  # a UsageError from ModelConfig names a flag; here it is the file
+        raise CharnnError(f"'{path}' has a model config charnn cannot build ({err})") from None
+    try:
+        vocab = checkpoint.vocab
+    except CharnnError as err:
+        raise CharnnError(f"'{path}' is damaged: {err}") from None
+    if config.vocab_size != vocab.size:
+        raise CharnnError(f"'{path}' is damaged: its model has {config.vocab_size} outputs for a vocabulary of {vocab.size} ids")
+    with torch.device("meta"):  # shapes only: a hostile config asking for terabytes allocates nothing
+        expected = {name: tuple(t.shape) for name, t in CharRNN(config).state_dict().items()}
+    saved = checkpoint.model_state
+    for name, shape in expected.items():
+        tensor = saved.get(name)
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape or not tensor.is_floating_point():
+            found = "missing" if tensor is None else tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CharnnError(f"'{path}' has weights that do not fit its own model config ({name}: {found}, expected {shape})")
+        if not torch.isfinite(tensor).all():
+            raise CharnnError(f"'{path}' is damaged: its weight {name} holds NaN or infinite values")
+    unexpected = sorted(set(saved) - set(expected))
+    if unexpected:
+        raise CharnnError(f"'{path}' has weights its model config does not have: {', '.join(unexpected[:5])}")
 
 
 def find_run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:

@@ -1,13 +1,16 @@
 """The command line: charnn corpus | train | generate | eval | probe | bench.
 
-Every failure a user can cause ends as one line on stderr and a non-zero exit (2 for a bad flag,
-1 for bad input or a state charnn cannot continue from), never a traceback.
+Every failure a user can cause ends as one line on stderr and a non-zero exit, never a traceback:
+2 for a flag value outside what the flag allows, whatever the data (``--layers 0``, ``--seed -1``);
+1 for a well-formed value whose data or machine will not do: a missing or damaged file, a corpus too
+short for ``--batch-size`` × ``--seq-len``, a run directory another process holds, a full disk.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -239,10 +242,11 @@ def command_generate(args: argparse.Namespace) -> int:
     from charnn.sample import Clamp, SampleOptions, generate, resolve_checkpoint
     from charnn.train import pick_device
 
+    check_generate_numbers(args)
     prime = args.prime
     if args.prime_file:
         try:
-            prime = Path(args.prime_file).read_text(encoding="utf-8")
+            prime = Path(args.prime_file).read_text(encoding="utf-8-sig")  # -sig: a BOM is not part of the text
         except (OSError, UnicodeDecodeError) as err:
             raise CharnnError(f"cannot read --prime-file '{args.prime_file}': {getattr(err, 'strerror', None) or err}") from None
     options = SampleOptions(
@@ -276,6 +280,20 @@ def command_generate(args: argparse.Namespace) -> int:
         except OSError as err:
             raise CharnnError(f"cannot write --out '{args.out}': {err.strerror}") from None
     return 0
+
+
+def check_generate_numbers(args: argparse.Namespace) -> None:
+    """What SampleOptions does not check: infinities, seeds torch cannot take, clamp values that are not numbers."""
+    from charnn.sample import Clamp
+    from charnn.train import MAX_SEED
+
+    if not math.isfinite(args.temperature):
+        raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {args.temperature!r}")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {args.seed!r}")
+    for text in args.clamp:
+        if not math.isfinite(Clamp.parse(text).value):
+            raise UsageError(f"--clamp needs a finite VALUE in LAYER:UNIT=VALUE, not '{text}'")
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -330,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `charnn generate | head`
         sys.stderr.close()
         return 0
+    except OSError as err:  # the machine, not the input: a full disk, a read-only or vanished directory
+        where = f" ('{err.filename}')" if err.filename else ""
+        print(f"charnn {args.command}: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
 
 
 def entry_point() -> None:

@@ -7,9 +7,11 @@ memory-mapped ``.npy`` in the cache. Peak memory is a few chunks, whatever the c
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ UNKNOWN_POLICIES = ("error", "replace")
 UNKNOWN_DISPLAY = "\ufffd"  # what the reserved unknown id decodes to
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 SPLIT_NAMES = ("train", "val", "test")
+TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npy)?$")  # what encode_source and atomic_write_bytes write before renaming
 
 
 def smallest_dtype(size: int) -> np.dtype:
@@ -260,6 +263,7 @@ def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: b
     """Second pass: encode every chunk into a memory-mapped .npy at path."""
     table = vocab.lookup_table().astype(vocab.dtype)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=vocab.dtype, shape=(length,))
+    reserve_space(path)
     offset = 0
     with tqdm(desc=f"encoding {source.name}", total=length, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
         for chunk, _ in source.chunks():
@@ -273,6 +277,41 @@ def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: b
         raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
     out.flush()
     del out
+
+
+def reserve_space(path: Path) -> None:
+    """Allocate a sparse file's blocks now: a full disk is then an OSError here, not a SIGBUS when the memory map is written."""
+    if not hasattr(os, "posix_fallocate"):  # macOS
+        return
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: write and hope
+                raise
+
+
+def remove_stale_temps(directory: Path) -> None:
+    """Delete temporary files of charnn processes that no longer run (a kill mid-write leaves them behind)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = TEMP_NAME.match(name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        try:
+            (directory / name).unlink()
+        except OSError:
+            pass
 
 
 def encode_source(source: Source, cache_dir: Path | None, errors: str, progress: bool = True) -> Corpus:
@@ -292,34 +331,48 @@ def encode_source(source: Source, cache_dir: Path | None, errors: str, progress:
     if cache_dir is None:
         scratch = Path(os.environ.get("TMPDIR", "/tmp"))
         ids_path = scratch / f"charnn-{key}-{os.getpid()}.npy"
+        where, remedy = f"the scratch directory '{scratch}'", "free some space or point TMPDIR elsewhere"
     else:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise CharnnError(f"--cache-dir '{cache_dir}' is a file, not a directory")
         ids_path = cache_dir / f"{key}.npy"
+        where, remedy = f"the corpus cache '{cache_dir}'", "free some space or choose another --cache-dir"
     temp = ids_path.with_name(f".{ids_path.stem}.{os.getpid()}.tmp.npy")
+    ends = np.asarray(document_ends, dtype=np.int64)
     try:
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(cache_dir)
         write_ids(source, vocab, length, temp, progress)
         os.replace(temp, ids_path)
+        if cache_dir is not None:
+            write_cache_meta(source, cache_dir, key, vocab, length, char_counts, ends)
+    except OSError as err:
+        raise CharnnError(f"cannot write {where} ({err.strerror or err}); {remedy}") from None
     finally:
         temp.unlink(missing_ok=True)
-    ends = np.asarray(document_ends, dtype=np.int64)
-    if cache_dir is not None:
-        meta = {
-            "format": CACHE_FORMAT,
-            "name": source.name,
-            "kind": source.kind,
-            "vocab": vocab.to_json(),
-            "length": length,
-            "char_counts": list(char_counts.values()),
-            "skipped": source.skipped,
-            "created": time.time(),
-        }
-        atomic_write_bytes(cache_dir / f"{key}.ends.npy", npy_bytes(ends))
-        atomic_write_bytes(cache_dir / f"{key}.json", json.dumps(meta).encode())
     ids = np.load(ids_path, mmap_mode="r")
     if cache_dir is None:
         ids_path.unlink()  # the open map keeps the data alive; nothing is left behind
     return Corpus(source.name, source.kind, vocab, ids, ends, char_counts,
                   ids_path if cache_dir is not None else None, list(source.skipped), from_cache=False)
+
+
+def write_cache_meta(source: Source, cache_dir: Path, key: str, vocab: Vocab, length: int,
+                     char_counts: dict[str, int], ends: np.ndarray) -> None:
+    """The document ends, then the JSON that makes the cache entry valid (written last, so a crash before it leaves none)."""
+    meta = {
+        "format": CACHE_FORMAT,
+        "name": source.name,
+        "kind": source.kind,
+        "vocab": vocab.to_json(),
+        "length": length,
+        "char_counts": list(char_counts.values()),
+        "skipped": source.skipped,
+        "created": time.time(),
+    }
+    atomic_write_bytes(cache_dir / f"{key}.ends.npy", npy_bytes(ends))
+    atomic_write_bytes(cache_dir / f"{key}.json", json.dumps(meta).encode())
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -40,11 +40,13 @@ CSV_TEXT_COLUMNS = ("full_text", "text", "tweet", "tweet_text", "content")
 JSON_TWEET_LIST_KEYS = ("tweets", "data", "statuses", "results", "items")
 CODE_TREE_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages"})
 STDLIB_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "test", "tests", "idle_test"})
-FINGERPRINT_VERSION = 1  # bump when the text produced for the same input changes
+FINGERPRINT_VERSION = 2  # bump when the text produced for the same input changes (2: lone surrogates in JSON)
+MAX_TASK_SEQUENCES = 10_000_000  # a task corpus is generated in memory: ~150 MB of text at this size
 
 _BOM = "\ufeff"
 _ARCHIVE_PREFIX = re.compile(r"\s*window\.YTD\.\w+\.part\d+\s*=\s*")
 _LINE_BREAKS_IN_TWEET = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs escaped halves, so any left is alone
 
 
 class InvalidUtf8Error(CharnnError):
@@ -256,7 +258,9 @@ class TweetSource(Source):
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise CharnnError(f"'{self.name}' line {line_number}: invalid JSON ({error.msg})") from None
-            yield self._text_of(record, f"line {line_number}")
+            except (ValueError, RecursionError) as error:
+                raise CharnnError(f"'{self.name}' line {line_number}: {_json_beyond_limits(error)}") from None
+            yield self._valid_text(self._text_of(record, f"line {line_number}"), f"line {line_number}")
 
     def _read_json(self) -> Iterator[str | None]:
         try:
@@ -274,9 +278,11 @@ class TweetSource(Source):
         except json.JSONDecodeError as error:
             hint = "; if it holds one object per line, pass --tweet-format jsonl" if error.msg == "Extra data" else ""
             raise CharnnError(f"'{self.name}' line {error.lineno}: invalid JSON ({error.msg}){hint}") from None
+        except (ValueError, RecursionError) as error:
+            raise CharnnError(f"'{self.name}': {_json_beyond_limits(error)}") from None
         del text
         for item_number, item in enumerate(self._tweet_list(document), 1):
-            yield self._text_of(item, f"item {item_number}")
+            yield self._valid_text(self._text_of(item, f"item {item_number}"), f"item {item_number}")
 
     def _tweet_list(self, document: Any) -> list[Any]:
         if isinstance(document, list):
@@ -294,6 +300,17 @@ class TweetSource(Source):
                 "pass --tweet-format text to read it as plain text"
             )
         raise CharnnError(f"'{self.name}' holds a JSON {_json_type(document)}, not a list of tweets")
+
+    def _valid_text(self, text: str | None, where: str) -> str | None:
+        """A tweet's text without lone surrogates (a JSON escape of half an emoji): an error, or U+FFFD with --errors replace."""
+        if text is None or not _LONE_SURROGATE.search(text):
+            return text
+        if self.errors == "replace":
+            return _LONE_SURROGATE.sub("\ufffd", text)
+        raise CharnnError(
+            f"'{self.name}' {where}: the text escapes half of a surrogate pair (e.g. \\ud83d, a cut emoji), "
+            "which is not a character; pass --errors replace to substitute U+FFFD"
+        )
 
     def _text_of(self, record: Any, where: str) -> str | None:
         """The tweet text of a JSON record, None for an empty tweet; CharnnError if it has no text field."""
@@ -466,7 +483,7 @@ def normalize_extensions(ext: Sequence[str] | str | None) -> tuple[str, ...]:
     """Extensions as lower-case '.x' strings; accepts 'py', '.py', 'PY' and a comma-separated string."""
     if ext is None:
         return DEFAULT_CODE_EXTENSIONS
-    items = ext.split(",") if isinstance(ext, str) else ext
+    items = [part for item in ([ext] if isinstance(ext, str) else ext) for part in item.split(",")]  # --ext py,c and --ext py c
     cleaned = ["." + item.strip().lstrip(".").lower() for item in items if item.strip().lstrip(".")]
     if not cleaned:
         raise UsageError("--ext needs at least one extension, e.g. --ext py,c")
@@ -591,6 +608,10 @@ def _open_task(spec: str, task_name: str, num_sequences: int, seed: int) -> Task
         if error.name != "charnn.tasks":
             raise
         raise CharnnError(f"corpus '{spec}' needs charnn.tasks, which this installation lacks") from None
+    if task_name not in tasks.TASK_NAMES:
+        raise UsageError(f"unknown task '{task_name}' in '{spec}'; known tasks: {', '.join(sorted(tasks.TASK_NAMES))}")
+    if not isinstance(num_sequences, int) or not 1 <= num_sequences <= MAX_TASK_SEQUENCES:
+        raise UsageError(f"--task-sequences must be a whole number from 1 to {MAX_TASK_SEQUENCES:,}, not {num_sequences!r}")
     text = tasks.make_task_text(task_name, num_sequences=num_sequences, seed=seed)
     return TaskSource(name=spec, kind="task", task_name=task_name, text=text, num_sequences=num_sequences, seed=seed)
 
@@ -646,6 +667,15 @@ def _describe_names(names: Sequence[str], limit: int = 12) -> str:
 def _describe_extensions(extensions: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(extensions[:limit])
     return shown + (f" … ({len(extensions)} in all)" if len(extensions) > limit else "")
+
+
+def _json_beyond_limits(error: Exception) -> str:
+    """Why valid-looking JSON could not be read: Python's limits on nesting and on digits in a number."""
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply to read"
+    if "digits" in str(error):
+        return "JSON with a number of more than 4,300 digits, which Python refuses to read"
+    return f"invalid JSON ({error})"
 
 
 def _json_type(value: Any) -> str:

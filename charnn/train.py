@@ -30,6 +30,10 @@ from charnn.model import CharRNN, ModelConfig, State, detach_state, next_ids, Fa
 
 LN2 = math.log(2)
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
+MAX_SEED = 2**32 - 1
+MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
+MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 @dataclass
@@ -86,18 +90,29 @@ class TrainConfig:
             raise UsageError(f"--dropout must be in [0, 1), not {self.dropout!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise UsageError(f"--min-lr-ratio must be in [0, 1], not {self.min_lr_ratio!r}")
-        if self.weight_decay < 0:
-            raise UsageError(f"--weight-decay must be >= 0, not {self.weight_decay!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UsageError(f"--weight-decay must be a finite number >= 0, not {self.weight_decay!r}")
         if not self.grad_clip > 0:
             raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip!r}")
         if self.decay_steps is not None and (not isinstance(self.decay_steps, int) or self.decay_steps < 1):
             raise UsageError(f"--decay-steps must be a whole number >= 1, not {self.decay_steps!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise UsageError(f"--max-minutes must be > 0, not {self.max_minutes!r}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise UsageError(f"--epochs must be > 0, not {self.epochs!r}")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise UsageError(f"--max-minutes must be a finite number > 0, not {self.max_minutes!r}")
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise UsageError(f"--epochs must be a finite number > 0, not {self.epochs!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
+        if self.sample_chars > MAX_SAMPLE_CHARS:
+            raise UsageError(f"--sample-chars must be at most {MAX_SAMPLE_CHARS:,}, not {self.sample_chars!r}")
         parse_fractions(self.split)
         ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
+        gates = GATES[self.cell] * self.hidden
+        recurrent = gates * (self.embed + self.hidden + 2) + (self.layers - 1) * gates * (2 * self.hidden + 2)
+        if recurrent > MAX_PARAMETERS:
+            raise UsageError(
+                f"--layers {self.layers} --hidden {self.hidden} --embed {self.embed} make a model of over "
+                f"{recurrent:,} parameters; charnn allows up to {MAX_PARAMETERS:,}"
+            )
 
     def to_json(self) -> dict:
         """JSON-able dict of the config."""
@@ -217,12 +232,18 @@ class RunLock:
         self.handle = None
 
     def __enter__(self) -> RunLock:
-        self.handle = open(self.path, "w")
+        try:
+            self.handle = open(self.path, "a+")  # not "w": that would erase the holder's pid before we know we hold it
+        except OSError as err:
+            raise CharnnError(f"cannot lock run directory '{self.path.parent}' ({err.strerror or err})") from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.close()
+            self.handle = None
             raise CharnnError(f"another charnn process is training into '{self.path.parent}'; wait for it or choose another --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
         self.handle.write(str(os.getpid()))
         self.handle.flush()
         return self
@@ -389,7 +410,12 @@ class Trainer:
         )
         self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len)
         self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
-        self.model = CharRNN(self.model_config).to(self.device)
+        try:
+            self.model = CharRNN(self.model_config).to(self.device)
+        except (RuntimeError, MemoryError) as err:
+            if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
+                raise
+            raise CharnnError(f"not enough memory on {self.device} for a {config.layers} × {config.hidden} {config.cell.upper()}; lower --hidden or --layers") from None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.step = 0
         self.state: State | None = None
@@ -397,8 +423,12 @@ class Trainer:
         self.history: list[dict] = []
         self.train_seconds = 0.0
         self.last_train_loss: float | None = None
-        if resume:
+        self.saved_step: int | None = None  # step of the last.pt this run has written or resumed from
+        if resume and checkpoint_path(self.run_dir, "last").is_file():
             self.load_resume_state()
+        elif resume:  # stopped before its first checkpoint: nothing to restore, so the run starts again
+            self.best_val_bpc = self.best_on_disk()
+            self.rewrite_metrics()
         self.ddp_model = self.wrap_distributed()
         self.autocast = (
             torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else nullcontext()
@@ -415,8 +445,8 @@ class Trainer:
         if resume:
             if not has_run:
                 raise CharnnError(f"--resume: '{self.run_dir}' holds no run to resume (no last.pt or config.json)")
-            if not checkpoint_path(self.run_dir, "last").is_file():
-                raise CharnnError(f"--resume: '{self.run_dir}' has no last.pt checkpoint to resume from")
+            if not checkpoint_path(self.run_dir, "last").is_file() and self.dist.is_main:
+                self.console.print(f"[yellow]note:[/] '{self.run_dir}' stopped before its first checkpoint (no last.pt); starting it again from step 0")
         elif has_run and not overwrite:
             raise CharnnError(f"'{self.run_dir}' already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
         if self.dist.is_main:
@@ -426,6 +456,8 @@ class Trainer:
                 raise CharnnError(f"cannot create run directory '{self.run_dir}': {err.strerror}") from None
             if self.lock is None:
                 self.lock = RunLock(self.run_dir).__enter__()
+            for temp in self.run_dir.glob(".*.tmp"):  # left by a killed run; we hold the lock, so no writer is alive
+                temp.unlink(missing_ok=True)
             if overwrite and not resume:
                 for name in ("best.pt", "last.pt", "metrics.jsonl", "samples.txt", "config.json"):
                     (self.run_dir / name).unlink(missing_ok=True)
@@ -442,23 +474,64 @@ class Trainer:
             saved = checkpoint.model_config
             diff = [f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(self.model_config, n)}" for n in MODEL_FLAGS if getattr(saved, n) != getattr(self.model_config, n)]
             raise CharnnError(f"--resume: flags contradict the saved model: {'; '.join(diff)}")
-        self.model.load_state_dict(checkpoint.model_state)
         extra = checkpoint.extra
-        try:
-            self.optimizer.load_state_dict(extra["optimizer"])
-        except (KeyError, ValueError) as err:
-            raise CharnnError(f"--resume: '{checkpoint.path}' has no usable optimizer state ({err})") from None
         meta = checkpoint.meta
-        self.step = int(meta["step"])
-        self.best_val_bpc = meta.get("best_val_bpc")
-        self.train_seconds = float(meta.get("train_seconds", 0.0))
-        self.history = list(meta.get("history", []))
-        rngs = extra.get("rng_per_rank", [])
-        if self.dist.rank < len(rngs):
-            torch.set_rng_state(rngs[self.dist.rank])
-        states = extra.get("state_per_rank", [])
-        if self.dist.rank < len(states) and states[self.dist.rank]:
-            self.state = tuple(s.to(self.device) for s in states[self.dist.rank])
+        try:  # shapes of the weights were checked on loading; the rest of a damaged file must not crash later
+            self.model.load_state_dict(checkpoint.model_state)
+            self.optimizer.load_state_dict(extra["optimizer"])
+            for param in self.model.parameters():
+                for moment in self.optimizer.state.get(param, {}).values():
+                    if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != param.shape:
+                        raise ValueError("optimizer state does not fit the weights")
+            self.step = int(meta["step"])
+            if self.step < 0:
+                raise ValueError(f"step {self.step}")
+            self.train_seconds = float(meta.get("train_seconds", 0.0))
+            self.history = [dict(record) for record in meta.get("history", [])]
+            rngs = extra.get("rng_per_rank", [])
+            if self.dist.rank < len(rngs):
+                torch.set_rng_state(rngs[self.dist.rank])
+            states = extra.get("state_per_rank", [])
+            if self.dist.rank < len(states) and states[self.dist.rank]:
+                state = tuple(s.to(self.device) for s in states[self.dist.rank])
+                expected = (self.config.layers, self.config.batch_size, self.config.hidden)
+                if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
+                    self.state = state
+                elif self.dist.is_main:  # e.g. --batch-size changed: the streams are cut differently now
+                    self.console.print("[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start from a zero state")
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise CharnnError(f"--resume: '{checkpoint.path}' is damaged and cannot be resumed ({first})") from None
+        self.saved_step = self.step
+        self.best_val_bpc = self.best_on_disk()
+        self.rewrite_metrics()
+
+    def best_on_disk(self) -> float | None:
+        """The score best.pt was saved with; None when there is no readable best.pt (the next evaluation writes one).
+
+        best.pt is written before last.pt, so after a crash between the two it can be newer than last.pt;
+        its own score, not the one last.pt remembers, is what a new best has to beat.
+        """
+        path = checkpoint_path(self.run_dir, "best")
+        if not path.is_file():
+            return None
+        try:
+            value = load_checkpoint(path).meta.get("best_val_bpc")
+        except CharnnError:
+            return None
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    def rewrite_metrics(self) -> None:
+        """metrics.jsonl as the resumed history says: drops records after last.pt and a line cut by a crash."""
+        if not self.dist.is_main:
+            return
+        from charnn.corpus import atomic_write_bytes
+
+        lines = "".join(json.dumps(record) + "\n" for record in self.history)
+        try:
+            atomic_write_bytes(self.run_dir / "metrics.jsonl", lines.encode())
+        except OSError as err:
+            raise CharnnError(f"cannot write '{self.run_dir / 'metrics.jsonl'}' ({err.strerror or err})") from None
 
     def wrap_distributed(self) -> torch.nn.Module:
         """The model DDP-wrapped when running under torchrun, else the model itself."""
@@ -556,10 +629,8 @@ class Trainer:
                 while self.step < target:
                     loss, grad_norm = self.train_step()
                     if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                        raise CharnnError(
-                            f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.step + 1} "
-                            f"(gradient norm {grad_norm}); the run stopped and '{checkpoint_path(self.run_dir, 'last')}' "
-                            f"keeps the last good state; lower --lr (now {cfg.lr:g}) or --grad-clip and resume or start again"
+                        raise self.numeric_failure(
+                            f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.step + 1} (gradient norm {grad_norm})"
                         )
                     recent_loss += loss
                     recent_steps += 1
@@ -608,8 +679,17 @@ class Trainer:
             self.lock.__exit__(None, None, None)
             self.lock = None
 
+    def numeric_failure(self, what: str) -> CharnnError:
+        """The error that stops a run whose numbers blew up; it says which checkpoint is left and what to do."""
+        last = checkpoint_path(self.run_dir, "last")
+        if self.saved_step is not None:
+            kept = f"'{last}' keeps the last good state (step {self.saved_step:,}); lower --lr (now {self.config.lr:g}) or --grad-clip and continue with --resume, or start again with --overwrite"
+        else:
+            kept = f"no checkpoint had been saved yet; lower --lr (now {self.config.lr:g}) or --grad-clip and start again with --resume or --overwrite"
+        return CharnnError(f"{what}; the run stopped without saving it: {kept}")
+
     def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
-        """Validate, write metrics and samples, save last (and best); returns val bpc."""
+        """Validate, write metrics and samples, save best (if better) then last; returns val bpc."""
         cfg = self.config
         # every rank must join the gathers; only rank 0 evaluates and writes
         rngs = self.dist.gather(torch.get_rng_state())
@@ -619,23 +699,38 @@ class Trainer:
             return None
         val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
         val_bpc = val["bits_per_char"] if val else (self.last_train_loss or float("nan")) / LN2
+        broken = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
+        if broken:  # never save weights that cannot be used; last.pt stays the last good state
+            raise self.numeric_failure(f"the weights became NaN or infinite by step {self.step:,} ({broken[0]})")
+        if val and not math.isfinite(val_bpc):
+            raise self.numeric_failure(f"the validation loss became {val_bpc} at step {self.step:,}")
         sample = preview_sample(self.model, self.vocab, cfg.sample_chars, seed=cfg.seed + self.step)
         record = {"step": self.step, "time": round(self.train_seconds, 2), "train_loss_nats": self.last_train_loss,
                   "val_bits_per_char": val["bits_per_char"] if val else None, "val_nats_per_char": val["nats_per_char"] if val else None,
                   "lr": learning_rate(cfg, max(self.step - 1, 0))}
         self.history.append(record)
-        improved = self.best_val_bpc is None or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc)
+        improved = (self.best_val_bpc is None or not math.isfinite(self.best_val_bpc)
+                    or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc))
         if improved:
             self.best_val_bpc = val_bpc
         meta = self.checkpoint_meta()
         extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
-        save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
+        # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
+        # accounts for (best_on_disk), rather than losing the best model
         if improved:
             save_checkpoint(checkpoint_path(self.run_dir, "best"), meta, self.model.state_dict(), extra)
-        with open(self.run_dir / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        with open(self.run_dir / "samples.txt", "a") as handle:
-            handle.write(f"=== step {self.step} (val bpc {val_bpc:.4f}) ===\n{sample}\n\n")
+        save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
+        self.saved_step = self.step
+        try:
+            with open(self.run_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as handle:
+                handle.write(f"=== step {self.step} (val bpc {val_bpc:.4f}) ===\n{sample}\n\n")
+        except OSError as err:
+            raise CharnnError(
+                f"could not write to '{self.run_dir}' ({err.strerror or err}); the checkpoints of step {self.step:,} are saved; "
+                f"make room and continue with: python train.py --out {self.run_dir} --resume"
+            ) from None
         if writer:
             if val:
                 writer.add_scalar("val/bits_per_char", val["bits_per_char"], self.step)
@@ -668,7 +763,10 @@ class Trainer:
         from charnn.corpus import atomic_write_bytes
 
         data = {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
-        atomic_write_bytes(self.run_dir / "config.json", json.dumps(data, indent=2).encode())
+        try:
+            atomic_write_bytes(self.run_dir / "config.json", json.dumps(data, indent=2).encode())
+        except OSError as err:
+            raise CharnnError(f"cannot write '{self.run_dir / 'config.json'}' ({err.strerror or err})") from None
 
     def open_writer(self) -> Any:
         """A TensorBoard writer on the run directory."""
