@@ -41,6 +41,18 @@ def smallest_dtype(size: int) -> np.dtype:
     raise CharnnError(f"a vocabulary of {size} characters is too large")
 
 
+PIECE_CHARS = 1 << 20  # chunks are encoded a piece at a time: small temporaries, and most pieces take the ASCII path
+
+
+def pieces(text: str, size: int = PIECE_CHARS) -> Iterable[str]:
+    """text in consecutive slices of at most size characters."""
+    if len(text) <= size:
+        yield text
+        return
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
 def codepoints(text: str) -> np.ndarray:
     """The Unicode code points of text as an array (uint8 for ASCII text, else uint32)."""
     if text.isascii():
@@ -246,48 +258,55 @@ def count_characters(source: Source, progress: bool) -> tuple[np.ndarray, list[i
     offset = 0
     with tqdm(desc=f"reading {source.name}", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
         for chunk, ends_document in source.chunks():
-            points = codepoints(chunk)
-            if len(points):
+            for piece in pieces(chunk):
+                points = codepoints(piece)
                 found = np.bincount(points)
                 counts[: len(found)] += found
-            offset += len(points)
+            offset += len(chunk)
             if ends_document and (not document_ends or document_ends[-1] != offset):
                 document_ends.append(offset)
-            bar.update(len(points))
+            bar.update(len(chunk))
     if not document_ends or document_ends[-1] != offset:
         document_ends.append(offset)
     return counts, document_ends
 
 
 def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: bool) -> None:
-    """Second pass: encode every chunk into a memory-mapped .npy at path."""
+    """Second pass: encode every chunk and append it to a .npy file at path.
+
+    Plain writes rather than a writable memory map: the written pages are then page cache, not this
+    process's resident memory, so peak RSS stays at a few chunks whatever the corpus size.
+    """
     table = vocab.lookup_table().astype(vocab.dtype)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=vocab.dtype, shape=(length,))
-    reserve_space(path)
     offset = 0
-    with tqdm(desc=f"encoding {source.name}", total=length, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
-        for chunk, _ in source.chunks():
-            points = codepoints(chunk)
-            if offset + len(points) > length:
-                raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
-            np.take(table, points, out=out[offset : offset + len(points)])
-            offset += len(points)
-            bar.update(len(points))
-    if offset != length:
-        raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
-    out.flush()
-    del out
+    with open(path, "wb") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(vocab.dtype), "fortran_order": False, "shape": (length,)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.flush()
+        reserve_space(path, handle.tell() + length * vocab.dtype.itemsize)
+        with tqdm(desc=f"encoding {source.name}", total=length, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
+            for chunk, _ in source.chunks():
+                if offset + len(chunk) > length:
+                    raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
+                for piece in pieces(chunk):
+                    handle.write(np.take(table, codepoints(piece)).data)
+                offset += len(chunk)
+                bar.update(len(chunk))
+        if offset != length:
+            raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
-def reserve_space(path: Path) -> None:
-    """Allocate a sparse file's blocks now: a full disk is then an OSError here, not a SIGBUS when the memory map is written."""
+def reserve_space(path: Path, size: int) -> None:
+    """Allocate the file's blocks up front, so a full disk stops the encoding at once with an OSError."""
     if not hasattr(os, "posix_fallocate"):  # macOS
         return
     with open(path, "r+b") as handle:
         try:
-            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+            os.posix_fallocate(handle.fileno(), 0, size)
         except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: write and hope
+            if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: write and see
                 raise
 
 

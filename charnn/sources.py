@@ -30,7 +30,7 @@ DEFAULT_CODE_EXTENSIONS: tuple[str, ...] = (
     ".swift", ".m", ".mm", ".php", ".pl", ".pm", ".hs", ".ml", ".ex", ".exs", ".erl", ".clj", ".jl",
     ".dart", ".zig", ".r", ".sql", ".el", ".lisp", ".scm", ".f90", ".vim",
 )
-CHUNK_BYTES = 8 * 1024 * 1024  # bytes read per block; a chunk holds at most this many characters (+1)
+CHUNK_BYTES = 1024 * 1024  # bytes read per block (1 MiB keeps peak memory flat: larger blocks fragment the heap); a chunk holds at most this many characters (+1)
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in this many leading bytes marks a file in a code tree as binary
 ERROR_MODES = ("strict", "replace")
 TWEET_FORMATS = ("auto", "text", "lines", "jsonl", "json", "csv", "archive")
