@@ -4,6 +4,7 @@ clamped units, and output streamed as it is produced.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,8 +81,12 @@ class SampleOptions:
         """Reject values outside what is allowed, naming the flag."""
         if not isinstance(self.length, int) or self.length < 0:
             raise UsageError(f"--length must be a whole number >= 0, not {self.length!r}")
-        if not self.temperature >= 0:
-            raise UsageError(f"--temperature must be >= 0 (0 means greedy argmax), not {self.temperature!r}")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {self.temperature!r}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed must be in 0..2**63-1, not {self.seed!r}")
+        if any(not math.isfinite(clamp.value) for clamp in self.clamps):
+            raise UsageError("--clamp values must be finite numbers")
         if self.top_k is not None and self.top_k < 1:
             raise UsageError(f"--top-k must be >= 1, not {self.top_k!r}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

@@ -126,7 +126,7 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     snowman = tmp / "snow.txt"
     snowman.write_text("x = '\u2603'\n" * 10)
     assert "outside the model's vocabulary" in one_line_error(capsys, [*base, "--text", str(snowman), "--features", "code"])
-    assert "not built yet" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--html", str(tmp / "x.html")])
+    assert "does not exist" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--html", str(tmp / "nowhere" / "x.html")])
     assert "--heldout-fraction" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--heldout-fraction", "1"], exit_code=2)
     tiny = tmp / "tiny.txt"
     tiny.write_text("x = 1\n")

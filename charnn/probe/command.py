@@ -34,6 +34,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive_megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of megabytes >= 0.5, not '{text}'") from None
+    if not value >= 0.5 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of megabytes >= 0.5, not {value}")
+    return value
+
+
 def add_probe_options(parser: argparse.ArgumentParser) -> None:
     """The flags of charnn probe; the parser's handler becomes command_probe."""
     source = parser.add_argument_group("model and text")
@@ -64,7 +74,20 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     ablation.add_argument("--no-ablation", action="store_true", help="rank units only; skip the ablations (much faster)")
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT")
-    output.add_argument("--html", metavar="OUT", help="write the one-file HTML explorer to OUT (not built yet)")
+    output.add_argument("--html", metavar="OUT",
+                        help="write the one-file HTML explorer to OUT: it opens from disk in a browser (no server, no "
+                             "network) and colours the text by any unit. It always holds the text, the model's top-5 next "
+                             "characters, every feature's labels and every state of every flagged unit (255 levels); "
+                             "the other units are added while the file stays under --html-max-mb: every state of every "
+                             "unit, else h and c, else h, each at 255, 31 or 15 levels, else none (the page greys out "
+                             "what is missing). A text too long for even the flagged units is cut, and the page says so. "
+                             "Opens in Chrome 80+, Firefox 113+, Safari 16.4+ (it inflates its data with DecompressionStream)")
+    output.add_argument("--html-max-mb", type=_positive_megabytes, default=5.0, metavar="MB",
+                        help="size budget of --html in MB of 10^6 bytes, at least 0.5 (default: 5). For scale, 20,000 "
+                             "characters of code probed with a 2 x 64 LSTM (20 flagged units): 1.9 MB with the flagged "
+                             "units only; 3.8 MB adding h and c of every unit at 31 levels (what 5 MB holds); 7.4 MB for "
+                             "every state of every unit at 31 levels, 12.8 MB at 255. Larger models and texts need "
+                             "proportionally more; a 2 x 256 LSTM's flagged units alone take about the same as here")
     output.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     output.add_argument("--threads", type=_whole_number(1), default=1,
                         help="CPU threads for the batched ablation (default: 1). Recording one stream always uses 1. "
@@ -89,6 +112,16 @@ def read_probe_text(path: str) -> str:
     except OSError as err:
         raise CharnnError(f"cannot read --text '{path}': {err.strerror or err}") from None
     return text.removeprefix("\ufeff")
+
+
+def check_html_target(path: str) -> None:
+    """Refuse an --html path that cannot be written before spending minutes on the probe."""
+    target = Path(path)
+    if target.is_dir():
+        raise CharnnError(f"--html '{path}' is a directory; give a file name such as {Path(path) / 'explorer.html'}")
+    parent = target.parent
+    if not parent.is_dir():
+        raise CharnnError(f"--html '{path}': the directory '{parent}' does not exist")
 
 
 def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | None:
@@ -122,7 +155,7 @@ def command_probe(args: argparse.Namespace) -> int:
     from charnn.train import pick_device
 
     if args.html:
-        raise CharnnError("the HTML explorer is not built yet; drop --html (the --json report holds everything it will show)")
+        check_html_target(args.html)
     progress = not args.quiet and sys.stderr.isatty()
     device = pick_device(args.device)
     checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
@@ -152,8 +185,19 @@ def command_probe(args: argparse.Namespace) -> int:
     try:
         if args.json:
             write_json(result.report, args.json)
+        written = None
+        if args.html:
+            from charnn.probe.html import write_html
+
+            written = write_html(result, args.html, model, vocab, args.html_max_mb, notes)
         if not args.quiet:
-            print_report(result.report, Console(), notes + result.notes)
+            console = Console()
+            print_report(result.report, console, notes + result.notes)
+            if written:
+                shown = written["chars"]
+                cut = f" (the first {shown:,} of {written['probed_chars']:,} characters)" if shown < written["probed_chars"] else ""
+                console.print(f"wrote {args.html}: {written['bytes'] / 1e6:.2f} MB{cut}; holds {written['coverage']}",
+                              markup=False, highlight=False)
     finally:
         result.close()
     return 0
