@@ -1,0 +1,873 @@
+"""charnn bench: throughput and quality, each beside a baseline measured in the same run.
+
+The machine is shared and noisy, so every figure is the median of several repeats with its min and
+max, and every comparison is the ratio within pairs of runs taken back to back (charnn then the
+baseline, then the other way round, ...), so both halves of a pair share the same disturbance.
+
+Sections:
+- matmul: this machine's fp32 matrix-multiply ceiling, a large ``torch.mm`` (GFLOP/s).
+- train: charnn's real ``Trainer.train_step`` (data pipeline, learning-rate schedule, clipping, NaN
+  check, carried state) on the stdlib corpus vs a bare Embedding → nn.LSTM → Linear loop with AdamW on
+  random token batches of the same shape; FLOPs per character and the fraction of the ceiling.
+- sample: ``charnn.sample.generate`` (FastStepper) vs nn.LSTM called once per character.
+- encode: ``load_corpus`` on a large file, in a subprocess so its peak RSS is its own, at two sizes
+  (RSS must not grow with the size), vs a whole-file numpy encoder.
+- quality (``--quality``): best val loss on tinyshakespeare after a fixed wall-clock budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from torch import nn
+
+from charnn.errors import CharnnError, UsageError
+
+SECTIONS = ("train", "sample", "encode", "quality")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+QUALITY_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
+NANOGPT_CPU_NATS = 1.88  # nanoGPT's published CPU recipe on tinyshakespeare (~3 min); the reference to beat
+SAMPLE_VOCAB = tuple(sorted("\n\t" + "".join(chr(c) for c in range(32, 127))))  # 97 characters, like code
+LINUX_FULL_MIN_BYTES = 10**9  # a file this large in the shared corpora is the full Linux concatenation
+MB = 1e6
+DISTURBED_SHARE = 0.10  # other processes above this share of the CPUs mark a figure as disturbed
+
+
+# ----- settings ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainShape:
+    """One training configuration to measure."""
+
+    layers: int
+    hidden: int
+    batch_size: int
+    seq_len: int
+    embed: int = 64
+    dropout: float = 0.1
+
+    @property
+    def name(self) -> str:
+        return f"{self.layers}×{self.hidden}"
+
+
+@dataclass
+class BenchSettings:
+    """How much of everything to measure; --quick and the tests shrink it."""
+
+    repeats: int = 5
+    train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 128, 50, 50), TrainShape(3, 512, 50, 100))
+    train_steps: tuple[int, ...] = (40, 8)  # timed steps per repeat, one per shape
+    train_warmup_steps: int = 3
+    matmul_shape: tuple[int, int, int] = (5000, 512, 2048)  # (M, K, N): the input projection of a whole sequence
+    matmul_calls: int = 20
+    sample_layers: int = 3
+    sample_hidden: int = 512
+    sample_chars: int = 2000  # single stream
+    sample_streams: int = 64
+    sample_steps_batched: int = 300  # characters per stream with sample_streams streams
+    encode_sizes_mb: tuple[float, float] = (50, 200)
+    encode_repeats: int = 2
+    encode_file: str | None = None  # a large text file to encode instead of the repeated stdlib
+    corpus: str = "stdlib"
+    cache_dir: str = "runs/.cache"
+    budget_minutes: float = 10.0
+    quality_corpus: str = str(QUALITY_CORPUS)
+    quality_out: str = "runs/bench-quality"
+    quality_overrides: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+    wait_quiet: float = 0.0  # seconds each repeat may wait for other processes to leave the CPUs alone
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchSettings:
+        """About a minute: fewer repeats, fewer steps and characters, smaller files."""
+        values = dict(repeats=3, train_steps=(15, 2), train_warmup_steps=2, matmul_calls=8, sample_chars=300,
+                      sample_steps_batched=60, encode_sizes_mb=(20, 50), encode_repeats=1)
+        values.update(changes)
+        return cls(**values)
+
+
+def recommended_cpu_config(corpus: str, out: str, cache_dir: str) -> Any:
+    """The training settings recommended for a 2-core CPU and a ~10-minute budget (the quality run)."""
+    from charnn.train import TrainConfig
+
+    # 2 × 256 sees enough characters in 10 minutes to win; bigger models see too few (cpu-performance.md)
+    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", layers=2, hidden=256, embed=64,
+                       dropout=0.1, batch_size=64, seq_len=128, lr=2e-3, warmup_steps=50, min_lr_ratio=0.1,
+                       weight_decay=0.01, grad_clip=1.0, eval_chars=0, sample_chars=200, device="cpu")
+
+
+# ----- statistics --------------------------------------------------------------------------------
+def spread(values: Sequence[float]) -> dict:
+    """Median, min and max of repeated measurements (and the values themselves)."""
+    if not values:
+        raise ValueError("no measurements")
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": list(values)}
+
+
+def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
+    """Spread of the paired ratios of interleaved repeats."""
+    return spread([a / b for a, b in zip(numerators, denominators)])
+
+
+def goal(what: str, value: float | None, threshold: float, higher_is_better: bool = True, text: str = "") -> dict:
+    """A goal, its threshold and whether the measured value meets it."""
+    met = None if value is None else (value >= threshold if higher_is_better else value <= threshold)
+    return {"what": what, "value": value, "threshold": threshold, "higher_is_better": higher_is_better,
+            "text": text or (f"≥ {threshold:g}" if higher_is_better else f"≤ {threshold:g}"), "met": met}
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds one call of fn takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ----- machine -----------------------------------------------------------------------------------
+def machine_info() -> dict:
+    """CPU model and flags, cores, threads, torch/oneDNN versions, load average."""
+    model, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or "unknown"
+    onednn = next((line.split("v", 1)[1].split()[0] for line in torch.__config__.show().splitlines() if "MKL-DNN v" in line), None)
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx512": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx": any(f.startswith("amx") for f in flags),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onednn": onednn,
+        "cuda": torch.cuda.is_available(),
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+class CpuWatch:
+    """How much of the machine's CPU time other processes took while a part of the benchmark ran.
+
+    Busy time of all CPUs (/proc/stat) minus this process's own and its children's, over wall time × cores:
+    0 is a quiet machine; 0.5 on 2 cores means another process held a whole core.
+    """
+
+    def __init__(self) -> None:
+        self.start = self.snapshot()
+
+    @staticmethod
+    def snapshot() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as handle:
+                values = [int(v) for v in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        own = os.times()
+        return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
+
+    def others_share(self) -> float | None:
+        """Fraction of all cores other processes kept busy since this watch started (None where /proc is missing)."""
+        end = self.snapshot()
+        if end is None or self.start is None:
+            return None
+        wall = end[0] - self.start[0]
+        others = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return min(max(others / max(wall * (os.cpu_count() or 1), 1e-9), 0.0), 1.0)
+
+
+def wait_for_quiet(max_seconds: float, threshold: float = 0.10, window: float = 1.0) -> float | None:
+    """Wait (at most max_seconds) until other processes use under `threshold` of the CPUs for a `window`; their last share."""
+    deadline = time.monotonic() + max_seconds
+    while True:
+        watch = CpuWatch()
+        time.sleep(window)
+        share = watch.others_share()
+        if share is None or share < threshold or time.monotonic() >= deadline:
+            return share
+
+
+def interleaved(charnn: Callable[[], float], baseline: Callable[[], float], settings: BenchSettings,
+                status: Callable[[str], None], label: str) -> dict:
+    """charnn's and the baseline's rates measured back to back, in alternating order, settings.repeats times.
+
+    Each pair shares the machine's noise, so their ratio is steadier than either rate. With
+    settings.wait_quiet each pair first waits for the other processes to calm down.
+    """
+    charnn_rates, baseline_rates, disturbance = [], [], []
+    for repeat in range(settings.repeats):
+        if settings.wait_quiet:
+            status(f"{label}: waiting for a quiet machine")
+            wait_for_quiet(settings.wait_quiet)
+        watch = CpuWatch()
+        order = ("charnn", "baseline") if repeat % 2 == 0 else ("baseline", "charnn")
+        for who in order:
+            status(f"{label}: repeat {repeat + 1}/{settings.repeats}, {who}")
+            (charnn_rates if who == "charnn" else baseline_rates).append((charnn if who == "charnn" else baseline)())
+        disturbance.append(watch.others_share())
+    return {"charnn": spread(charnn_rates), "baseline": spread(baseline_rates), "ratio": ratios(charnn_rates, baseline_rates),
+            "others_cpu_share_per_repeat": disturbance}
+
+
+# ----- FLOPs and the matmul ceiling --------------------------------------------------------------
+def flops_per_char(layers: int, hidden: int, embed: int, vocab: int, gates: int = 4, training: bool = True) -> float:
+    """Matrix-multiply FLOPs per character of a recurrent stack and its decoder.
+
+    A layer with input width I computes its G·H gate pre-activations (G = 4 for an LSTM) from
+    [x, h]: G·H·(I + H) multiply-adds = 2·G·H·(I + H) FLOPs. Layer 0 has I = embed, the others I = H.
+    The decoder adds 2·H·V; the embedding is a lookup (0). Elementwise gate work is O(H) and left out.
+    Training ≈ 3 × forward: backward computes gradients for both the inputs and the weights.
+    """
+    forward = sum(2 * gates * hidden * ((embed if layer == 0 else hidden) + hidden) for layer in range(layers))
+    forward += 2 * hidden * vocab
+    return forward * (3 if training else 1)
+
+
+def measure_matmul(shape: tuple[int, int, int], calls: int, repeats: int) -> dict:
+    """GFLOP/s of fp32 torch.mm of (M, K) @ (K, N) with this process's threads."""
+    m, k, n = shape
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    rates = []
+    for _ in range(repeats):
+        seconds = timed(lambda: [torch.mm(a, b, out=out) for _ in range(calls)])
+        rates.append(2 * m * k * n * calls / seconds / 1e9)
+    return {"shape": f"{m}×{k} @ {k}×{n}", "gflops": spread(rates)}
+
+
+# ----- training ----------------------------------------------------------------------------------
+class BareLSTM(nn.Module):
+    """The baseline model: Embedding → nn.LSTM → dropout → Linear, nothing else."""
+
+    def __init__(self, vocab: int, shape: TrainShape):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, shape.embed)
+        self.rnn = nn.LSTM(shape.embed, shape.hidden, num_layers=shape.layers, batch_first=True,
+                           dropout=shape.dropout if shape.layers > 1 else 0.0)
+        self.dropout = nn.Dropout(shape.dropout)
+        self.decoder = nn.Linear(shape.hidden, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(self.embedding(ids))  # (B, T, H)
+        return self.decoder(self.dropout(out))  # (B, T, V)
+
+
+class BareLoop:
+    """The baseline training loop: random token batches, cross-entropy, AdamW; no data pipeline, no clipping."""
+
+    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        self.model = BareLSTM(vocab, shape)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+        # a few pre-drawn batches: drawing them is not part of what is timed
+        self.batches = [torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator) for _ in range(4)]
+        self.step_count = 0
+
+    def step(self) -> None:
+        chunk = self.batches[self.step_count % len(self.batches)]
+        x, y = chunk[:, :-1], chunk[:, 1:]
+        logits = self.model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step_count += 1
+
+
+def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path) -> Any:
+    """charnn's real Trainer on a real corpus, with the shape's model and batches."""
+    from charnn.train import TrainConfig, Trainer
+
+    config = TrainConfig(corpus=corpus, out=str(out), cache_dir=cache_dir, layers=shape.layers, hidden=shape.hidden,
+                         embed=shape.embed, dropout=shape.dropout, batch_size=shape.batch_size, seq_len=shape.seq_len,
+                         max_steps=10**9, device="cpu")
+    return Trainer(config, progress=False, console=Console(stderr=True, quiet=True))
+
+
+def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, ceiling_gflops: float | None,
+                     status: Callable[[str], None]) -> dict:
+    """Trainer vs bare loop for one shape, interleaved; chars/s, their ratio, GFLOP/s and the fraction of the ceiling."""
+    chars_per_step = shape.batch_size * shape.seq_len
+    with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
+        status(f"training {shape.name}: loading the {settings.corpus} corpus")
+        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run")
+        try:
+            vocab = trainer.vocab.size
+            torch.manual_seed(0)
+            bare = BareLoop(vocab, shape)
+            for _ in range(settings.train_warmup_steps):
+                trainer.train_step()
+                bare.step()
+            pairs = interleaved(lambda: steps * chars_per_step / timed(lambda: [trainer.train_step() for _ in range(steps)]),
+                                lambda: steps * chars_per_step / timed(lambda: [bare.step() for _ in range(steps)]),
+                                settings, status, f"training {shape.name}")
+        finally:
+            trainer.close()
+    flops = flops_per_char(shape.layers, shape.hidden, shape.embed, vocab)
+    charnn_gflops = pairs["charnn"]["median"] * flops / 1e9
+    bare_gflops = pairs["baseline"]["median"] * flops / 1e9
+    return {
+        "shape": asdict(shape), "name": shape.name, "vocab": vocab, "steps_per_repeat": steps, "chars_per_step": chars_per_step,
+        "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
+        "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
+        "mflop_per_char": flops / 1e6, "charnn_gflops": charnn_gflops, "bare_gflops": bare_gflops,
+        "charnn_fraction_of_ceiling": charnn_gflops / ceiling_gflops if ceiling_gflops else None,
+        "bare_fraction_of_ceiling": bare_gflops / ceiling_gflops if ceiling_gflops else None,
+    }
+
+
+# ----- sampling ----------------------------------------------------------------------------------
+def sample_model(layers: int, hidden: int, vocab_size: int, seed: int = 0) -> Any:
+    """A randomly initialised CharRNN in eval mode (speed does not depend on the weights)."""
+    from charnn.model import CharRNN, ModelConfig
+
+    torch.manual_seed(seed)
+    return CharRNN(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=64, dropout=0.0)).eval()
+
+
+@torch.no_grad()
+def naive_sample(model: Any, streams: int, length: int, seed: int = 0, temperature: float = 1.0) -> list[list[int]]:
+    """The baseline sampler: nn.LSTM called once per character, then decoder, softmax and multinomial."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(streams, dtype=torch.long)
+    state = None
+    out: list[list[int]] = []
+    for _ in range(length):
+        hidden, state = model.rnn(model.embedding(ids[:, None]), state)  # (B, 1, H)
+        logits = model.decoder(hidden[:, -1])  # (B, V)
+        ids = torch.multinomial(torch.softmax(logits / temperature, dim=1), 1, generator=generator).squeeze(1)
+        out.append(ids.tolist())
+    return out
+
+
+def charnn_sample(model: Any, vocab: Any, streams: int, length: int, seed: int = 0) -> list[str]:
+    """charnn's sampler, as `charnn generate` runs it."""
+    from charnn.sample import SampleOptions, generate
+
+    return generate(model, vocab, SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False))
+
+
+def measure_sampling(settings: BenchSettings, status: Callable[[str], None]) -> dict:
+    """generate() vs the one-step nn.LSTM loop, with 1 stream and with many, interleaved."""
+    from charnn.corpus import Vocab
+
+    vocab = Vocab(SAMPLE_VOCAB)
+    model = sample_model(settings.sample_layers, settings.sample_hidden, vocab.size)
+    result: dict[str, Any] = {"model": f"{settings.sample_layers}×{settings.sample_hidden}", "vocab": vocab.size}
+    for label, streams, length in (("single", 1, settings.sample_chars), ("batched", settings.sample_streams, settings.sample_steps_batched)):
+        charnn_sample(model, vocab, streams, 5)  # warm-up
+        naive_sample(model, streams, 5)
+        pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length)),
+                            lambda: streams * length / timed(lambda: naive_sample(model, streams, length)),
+                            settings, status, f"sampling {streams} stream(s)")
+        result[label] = {"streams": streams, "chars_per_stream": length, "charnn_chars_per_s": pairs["charnn"],
+                         "naive_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
+                         "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"]}
+    return result
+
+
+# ----- encoding ----------------------------------------------------------------------------------
+# Run in a fresh interpreter that never imports torch, so its peak RSS is the encoder's own.
+# Peak RSS is VmHWM, the high-water mark of this process's own memory: ru_maxrss would also count the
+# parent's memory, which the child shares between fork and exec.
+ENCODE_CHILD = r"""
+import json, resource, sys, time
+mode, path, cache = sys.argv[1:4]
+
+def peak_rss_kb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+import numpy as np
+if mode == "charnn":
+    from charnn.corpus import load_corpus
+before = peak_rss_kb()
+start = time.perf_counter()
+if mode == "charnn":
+    chars = len(load_corpus(path, cache_dir=cache, progress=False))
+else:
+    # the naive whole-file encoder: read everything, byte-level vocabulary, one lookup, np.save
+    data = np.frombuffer(open(path, "rb").read(), dtype=np.uint8)
+    present = np.flatnonzero(np.bincount(data, minlength=256))
+    table = np.zeros(256, dtype=np.uint8)
+    table[present] = np.arange(len(present), dtype=np.uint8)
+    np.save(cache + "/naive.npy", table[data])
+    chars = len(data)
+seconds = time.perf_counter() - start
+peak = peak_rss_kb()
+print(json.dumps({"seconds": seconds, "chars": chars, "rss_after_imports_kb": before, "peak_rss_kb": peak}))
+"""
+
+
+def run_encoder(mode: str, path: Path, scratch: Path) -> dict:
+    """Encode path in a subprocess (mode 'charnn' or 'naive'); its seconds, MB/s and peak RSS in MB."""
+    cache = scratch / f"cache-{mode}"
+    cache.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run([sys.executable, "-c", ENCODE_CHILD, mode, str(path), str(cache)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))})
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise CharnnError(f"the {mode} encoder failed on '{path}': {last}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    size = path.stat().st_size
+    return {"seconds": report["seconds"], "mb_per_s": size / MB / report["seconds"], "chars": report["chars"],
+            "peak_rss_mb": report["peak_rss_kb"] / 1024, "rss_after_imports_mb": report["rss_after_imports_kb"] / 1024}
+
+
+def stdlib_text() -> str:
+    """The running Python's standard library as one text (the repeated corpus)."""
+    from charnn.sources import open_source
+
+    return "".join(text for text, _ in open_source("stdlib").chunks())
+
+
+def write_repeated(text: bytes, path: Path, size_bytes: int) -> Path:
+    """A file of about size_bytes made of copies of text, cut at a line end so it stays valid UTF-8."""
+    with open(path, "wb") as handle:
+        written = 0
+        while written + len(text) <= size_bytes:
+            handle.write(text)
+            written += len(text)
+        rest = text[: size_bytes - written]
+        rest = rest[: rest.rfind(b"\n") + 1]
+        handle.write(rest)
+    return path
+
+
+def find_linux_concatenation() -> Path | None:
+    """The full Linux concatenation (≥ 1 GB) in the shared corpora, when someone has built it."""
+    if not SHARED_CORPORA.is_dir():
+        return None
+    large = [p for p in SHARED_CORPORA.glob("linux*") if p.is_file() and p.stat().st_size >= LINUX_FULL_MIN_BYTES]
+    return max(large, key=lambda p: p.stat().st_size) if large else None
+
+
+def measure_encoding(settings: BenchSettings, status: Callable[[str], None]) -> dict:
+    """charnn's encoder vs the whole-file numpy encoder at two file sizes: MB/s and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="charnn-bench-encode-") as tmp:
+        scratch = Path(tmp)
+        big = Path(settings.encode_file) if settings.encode_file else find_linux_concatenation()
+        if big is not None:
+            if not big.is_file():
+                raise CharnnError(f"--encode-file '{big}' does not exist")
+            # the small size is the first part of the same file, so both runs read the same text
+            status(f"encoding: preparing the first {settings.encode_sizes_mb[0]:g} MB of {big}")
+            with open(big, "rb") as handle:
+                head = handle.read(int(settings.encode_sizes_mb[0] * MB))
+            files = [write_repeated(head, scratch / "small.txt", len(head)), big]
+            origin = str(big)
+        else:
+            status("encoding: writing the repeated stdlib files")
+            text = stdlib_text().encode("utf-8")
+            files = [write_repeated(text, scratch / f"stdlib-{size:g}MB.txt", int(size * MB)) for size in settings.encode_sizes_mb]
+            origin = f"the stdlib ({len(text) / MB:.1f} MB) repeated"
+        sizes = []
+        for path in files:
+            charnn_runs, naive_runs = [], []
+            for repeat in range(settings.encode_repeats):
+                status(f"encoding {path.stat().st_size / MB:,.0f} MB: repeat {repeat + 1}/{settings.encode_repeats}")
+                charnn_runs.append(run_encoder("charnn", path, scratch))
+                naive_runs.append(run_encoder("naive", path, scratch))
+            sizes.append({
+                "mb": path.stat().st_size / MB,
+                "charnn_mb_per_s": spread([r["mb_per_s"] for r in charnn_runs]),
+                "naive_mb_per_s": spread([r["mb_per_s"] for r in naive_runs]),
+                "ratio": ratios([r["mb_per_s"] for r in charnn_runs], [r["mb_per_s"] for r in naive_runs]),
+                "charnn_peak_rss_mb": max(r["peak_rss_mb"] for r in charnn_runs),
+                "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive_runs),
+                "rss_after_imports_mb": min(r["rss_after_imports_mb"] for r in charnn_runs),
+            })
+    small, large = sizes[0], sizes[-1]
+    added = max(large["mb"] - small["mb"], 1e-9)
+    return {
+        "file": origin, "sizes": sizes,
+        # MB of peak RSS per MB of extra corpus: 0 is flat, 1 is holding the whole corpus
+        "charnn_rss_growth_per_mb": (large["charnn_peak_rss_mb"] - small["charnn_peak_rss_mb"]) / added,
+        "naive_rss_growth_per_mb": (large["naive_peak_rss_mb"] - small["naive_peak_rss_mb"]) / added,
+    }
+
+
+# ----- quality -----------------------------------------------------------------------------------
+def resolve_quality_corpus(path: str) -> str:
+    """The quality corpus path, also looked for relative to the repository root."""
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_file():
+            return str(candidate)
+    raise CharnnError(f"the quality corpus '{path}' does not exist (expected tinyshakespeare.txt in ../shared/corpora/; pass --quality-corpus)")
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """The config with --quality-set KEY=VALUE changes, each converted to the field's type."""
+    known = {f.name: f for f in fields(config)}
+    changes = {}
+    for key, text in overrides.items():
+        name = key.replace("-", "_")
+        if name not in known or name in ("corpus", "out", "max_steps", "max_minutes", "decay_steps"):
+            raise UsageError(f"--quality-set: '{key}' is not a training setting the quality run lets you change")
+        current = getattr(config, name)
+        try:
+            if isinstance(current, bool):
+                value = {"true": True, "false": False}[str(text).lower()]
+            elif isinstance(current, int):
+                value = int(text)
+            elif isinstance(current, float):
+                value = float(text)
+            else:
+                value = text
+        except (KeyError, ValueError):
+            raise UsageError(f"--quality-set {key}={text}: '{text}' is not a valid {type(current).__name__}") from None
+        changes[name] = value
+    changed = replace(config, **changes)
+    changed.validate()
+    return changed
+
+
+def measure_quality(settings: BenchSettings, status: Callable[[str], None], progress: bool) -> dict:
+    """Best val loss on tinyshakespeare (90/10 split) after a fixed wall-clock budget, with the recommended settings."""
+    from charnn.train import Trainer
+
+    corpus = resolve_quality_corpus(settings.quality_corpus)
+    budget_seconds = settings.budget_minutes * 60
+    base = apply_overrides(recommended_cpu_config(corpus, settings.quality_out, settings.cache_dir), settings.quality_overrides)
+    # calibrate: the cosine schedule must end when the budget does, so measure steps/s first
+    status("quality: measuring steps per second for the schedule")
+    with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
+        trainer = Trainer(replace(base, out=str(Path(tmp) / "run"), max_steps=10**9), progress=False, console=Console(stderr=True, quiet=True))
+        try:
+            for _ in range(3):
+                trainer.train_step()
+            calibration_steps = 12
+            steps_per_second = calibration_steps / timed(lambda: [trainer.train_step() for _ in range(calibration_steps)])
+        finally:
+            trainer.close()
+    planned = max(int(budget_seconds * steps_per_second * 0.97), base.warmup_steps + 1)  # ~3% for evaluations
+    config = replace(base, max_steps=planned, max_minutes=settings.budget_minutes, eval_every=max(25, planned // 12))
+    status("quality: training")
+    trainer = Trainer(config, overwrite=True, progress=progress, console=Console(stderr=True, quiet=not progress))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's per-evaluation lines must not mix into --json
+            result = trainer.run()
+    finally:
+        trainer.close()
+    best_nats = result.best_val_bpc * math.log(2) if result.best_val_bpc is not None else None
+    return {
+        "corpus": corpus, "split": config.split, "budget_minutes": settings.budget_minutes, "settings": config.to_json(),
+        "planned_steps": planned, "steps": result.step, "stopped_by": result.stopped_by, "seconds": result.seconds,
+        "chars_seen": result.step * config.batch_size * config.seq_len,
+        "best_val_bits_per_char": result.best_val_bpc, "best_val_nats_per_char": best_nats,
+        "last_val_bits_per_char": result.last_val_bpc, "run": str(result.run_dir),
+        "reference_nats": {"nanogpt_cpu_recipe": NANOGPT_CPU_NATS},
+    }
+
+
+# ----- the whole benchmark -----------------------------------------------------------------------
+def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "sample", "encode"), progress: bool = False,
+              console: Console | None = None) -> dict:
+    """Run the chosen sections; one JSON-able dict with machine info, every measurement, and the goals."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise UsageError(f"--only takes {', '.join(SECTIONS)}, not {', '.join(sorted(unknown))}")
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    console = console or Console(stderr=True)
+    started = time.monotonic()
+    report: dict[str, Any] = {"machine": machine_info(), "settings": settings_json(settings), "sections": {}}
+    status_display = console.status("charnn bench") if progress else None
+
+    def status(text: str) -> None:
+        if status_display is not None:
+            status_display.update(f"charnn bench: {text}")
+
+    if status_display is not None:
+        status_display.start()
+    def watched(measure: Callable[[], dict]) -> dict:
+        watch = CpuWatch()
+        result = measure()
+        result["others_cpu_share"] = watch.others_share()
+        return result
+
+    whole_run = CpuWatch()
+    try:
+        if "train" in sections:
+            # a ceiling is what the machine can do: noise only lowers it, so take the best of the repeats
+            # before and after the training runs (the fractions are then conservative)
+            status("matmul ceiling")
+            before = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats))
+            trained = [watched(lambda: measure_training(shape, steps, settings, None, status))
+                       for shape, steps in zip(settings.train_shapes, settings.train_steps)]
+            status("matmul ceiling, again")
+            after = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats))
+            matmul = {"shape": before["shape"], "gflops": spread(before["gflops"]["values"] + after["gflops"]["values"]),
+                      "others_cpu_share_per_repeat": [before["others_cpu_share"], after["others_cpu_share"]]}
+            matmul["ceiling_gflops"] = matmul["gflops"]["max"]
+            for result in trained:
+                for who in ("charnn", "bare"):
+                    result[f"{who}_fraction_of_ceiling"] = result[f"{who}_gflops"] / matmul["ceiling_gflops"]
+            report["sections"]["matmul"] = matmul
+            report["sections"]["train"] = trained
+        if "sample" in sections:
+            report["sections"]["sample"] = watched(lambda: measure_sampling(settings, status))
+        if "encode" in sections:
+            report["sections"]["encode"] = watched(lambda: measure_encoding(settings, status))
+        if "quality" in sections:
+            if status_display is not None:
+                status_display.stop()  # the trainer shows its own progress bar
+            report["sections"]["quality"] = watched(lambda: measure_quality(settings, status, progress))
+    finally:
+        if status_display is not None:
+            status_display.stop()
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    report["machine"]["others_cpu_share"] = whole_run.others_share()
+    report["seconds"] = time.monotonic() - started
+    report["goals"] = goals(report["sections"])
+    report["rows"] = table_rows(report["sections"])
+    return report
+
+
+def settings_json(settings: BenchSettings) -> dict:
+    """The settings as plain JSON."""
+    data = asdict(settings)
+    data["train_shapes"] = [asdict(s) for s in settings.train_shapes]
+    return data
+
+
+def goals(sections: dict) -> list[dict]:
+    """The issue's goals for this 2-core AVX-512 CPU, each with the measured value and whether it is met."""
+    out = []
+    for result in sections.get("train", []):
+        shape = result["shape"]
+        if (shape["layers"], shape["hidden"]) == (3, 512):
+            out.append(goal("train 3×512: trainer / bare loop", result["ratio"]["median"], 1.0))
+            out.append(goal("train 3×512: fraction of the matmul ceiling", result["charnn_fraction_of_ceiling"], 0.70))
+        elif (shape["layers"], shape["hidden"]) == (2, 128):
+            out.append(goal("train 2×128: trainer / bare loop", result["ratio"]["median"], 1.0))
+    sample = sections.get("sample")
+    if sample:
+        out.append(goal("sample 1 stream: charnn / naive", sample["single"]["ratio"]["median"], 3.0))
+        out.append(goal(f"sample {sample['batched']['streams']} streams: chars/s", sample["batched"]["charnn_chars_per_s"]["median"], 12000))
+    encode = sections.get("encode")
+    if encode:
+        out.append(goal("encode: MB/s", encode["sizes"][-1]["charnn_mb_per_s"]["median"], 100))
+        out.append(goal("encode: peak RSS growth, MB per MB of corpus", encode["charnn_rss_growth_per_mb"], 0.05, higher_is_better=False,
+                        text="≤ 0.05 (flat)"))
+    quality = sections.get("quality")
+    if quality:
+        out.append(goal("quality: best val nats/char", quality["best_val_nats_per_char"], NANOGPT_CPU_NATS, higher_is_better=False,
+                        text=f"< {NANOGPT_CPU_NATS} (nanoGPT CPU recipe)"))
+    return out
+
+
+def fmt(value: dict | float | None, digits: int = 0, unit: str = "") -> str:
+    """A spread as 'median [min–max]', or a single number."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return f"{value['median']:,.{digits}f} [{value['min']:,.{digits}f}–{value['max']:,.{digits}f}]{unit}"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def disturbance_note(result: dict) -> str:
+    """' (others: 40% of the CPUs)' when other processes took a noticeable share while result was measured."""
+    shares = [x for x in result.get("others_cpu_share_per_repeat", []) if x is not None]
+    share = statistics.median(shares) if shares else result.get("others_cpu_share")
+    return f" (others: {share:.0%} of the CPUs)" if share is not None and share >= DISTURBED_SHARE else ""
+
+
+def table_rows(sections: dict) -> list[dict]:
+    """One row per figure: what, charnn, baseline, ratio, goal, met (strings, for the table)."""
+    rows = []
+    goal_by_what = {g["what"]: g for g in goals(sections)}
+
+    def add(what: str, charnn: str, baseline: str, ratio: str = "-", goal_key: str | None = None, measured: dict | None = None) -> None:
+        g = goal_by_what.get(goal_key) if goal_key else None
+        rows.append({"what": what + (disturbance_note(measured) if measured else ""), "charnn": charnn, "baseline": baseline,
+                     "ratio": ratio, "goal": g["text"] if g else "", "met": None if g is None else g["met"]})
+
+    matmul = sections.get("matmul")
+    if matmul:
+        add(f"matmul fp32 GFLOP/s ({matmul['shape']}); ceiling = max", fmt(matmul["gflops"]), "", measured=matmul)
+    for r in sections.get("train", []):
+        s = r["shape"]
+        name = f"{s['layers']}×{s['hidden']}"
+        add(f"train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})", fmt(r["charnn_chars_per_s"]),
+            fmt(r["bare_chars_per_s"]), fmt(r["ratio"], 2) + "×", f"train {name}: trainer / bare loop", measured=r)
+        fraction, bare_fraction = r["charnn_fraction_of_ceiling"], r["bare_fraction_of_ceiling"]
+        add(f"train {name} GFLOP/s, share of ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
+            f"{r['charnn_gflops']:.0f}" + (f" ({fraction:.0%})" if fraction is not None else ""),
+            f"{r['bare_gflops']:.0f}" + (f" ({bare_fraction:.0%})" if bare_fraction is not None else ""),
+            "-", f"train {name}: fraction of the matmul ceiling")
+    sample = sections.get("sample")
+    if sample:
+        single, batched = sample["single"], sample["batched"]
+        add(f"sample {sample['model']} chars/s, 1 stream", fmt(single["charnn_chars_per_s"]), fmt(single["naive_chars_per_s"]),
+            fmt(single["ratio"], 2) + "×", "sample 1 stream: charnn / naive", measured=single)
+        add(f"sample {sample['model']} chars/s, {batched['streams']} streams", fmt(batched["charnn_chars_per_s"]),
+            fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×", f"sample {batched['streams']} streams: chars/s",
+            measured=batched)
+    encode = sections.get("encode")
+    if encode:
+        for i, size in enumerate(encode["sizes"]):
+            last = i == len(encode["sizes"]) - 1
+            add(f"encode MB/s, {size['mb']:,.0f} MB file", fmt(size["charnn_mb_per_s"]), fmt(size["naive_mb_per_s"]),
+                fmt(size["ratio"], 2) + "×", "encode: MB/s" if last else None, measured=encode)
+        add("encode peak RSS MB, " + " / ".join(f"{s['mb']:,.0f}" for s in encode["sizes"]) + " MB file",
+            " / ".join(f"{s['charnn_peak_rss_mb']:,.0f}" for s in encode["sizes"]),
+            " / ".join(f"{s['naive_peak_rss_mb']:,.0f}" for s in encode["sizes"]), "-")
+        add("encode RSS growth, MB per MB of corpus", f"{encode['charnn_rss_growth_per_mb']:.3f}",
+            f"{encode['naive_rss_growth_per_mb']:.3f}", "-", "encode: peak RSS growth, MB per MB of corpus")
+    quality = sections.get("quality")
+    if quality:
+        nats = quality["best_val_nats_per_char"]
+        add(f"quality val nats (bits)/char, {quality['budget_minutes']:g} min, {quality['steps']:,} steps",
+            f"{nats:.3f} ({quality['best_val_bits_per_char']:.3f})" if nats is not None else "-",
+            f"{NANOGPT_CPU_NATS} (nanoGPT CPU recipe)", "-", "quality: best val nats/char")
+    return rows
+
+
+def render_table(report: dict) -> Table:
+    """The rich table for people."""
+    machine = report["machine"]
+    others = machine.get("others_cpu_share")
+    busy = f"; other processes kept {others:.0%} of the CPUs busy meanwhile" if others is not None else ""
+    table = Table(title=f"charnn bench: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, torch {machine['torch']}{busy}",
+                  caption="median \\[min–max] of interleaved repeats; ratio = charnn / baseline, paired per repeat. Baselines: a bare "
+                          "nn.LSTM training loop, nn.LSTM called once per sampled character, a whole-file numpy encoder.")
+    for column in ("what", "charnn", "baseline", "ratio", "goal", "met?"):
+        table.add_column(column, overflow="fold")
+    for row in report["rows"]:
+        met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[row["met"]]
+        table.add_row(*(escape(row[key]) for key in ("what", "charnn", "baseline", "ratio", "goal")), met)
+    return table
+
+
+# ----- command line ------------------------------------------------------------------------------
+def section_list(text: str) -> list[str]:
+    """argparse type: comma-separated section names."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    bad = [name for name in names if name not in SECTIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"takes one or more of {', '.join(SECTIONS)} separated by commas, not '{text}'")
+    return names
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not '{text}'") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value}")
+    return value
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """argparse type: KEY=VALUE."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"takes KEY=VALUE (e.g. hidden=384), not '{text}'")
+    return key, value
+
+
+def add_bench_options(parser: argparse.ArgumentParser) -> None:
+    """The flags of `charnn bench`."""
+    parser.description = ("Measure training, sampling and encoding throughput, each beside a baseline measured in the same run "
+                          "(medians of interleaved repeats, min and max shown); --quality adds val loss after a fixed budget.")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, steps and characters: about a minute")
+    parser.add_argument("--quality", action="store_true",
+                        help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)")
+    parser.add_argument("--budget-minutes", type=positive_number, default=10.0, help="wall-clock budget of --quality (default: 10)")
+    parser.add_argument("--only", type=section_list, metavar="SECTIONS",
+                        help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--repeats", type=whole_number, help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
+    parser.add_argument("--threads", type=whole_number, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
+                        help="before each repeat, wait up to SECONDS for other processes to leave the CPUs idle (a shared machine)")
+    parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
+                                                               "../shared/corpora when present, else the stdlib repeated)")
+    parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")
+    parser.add_argument("--quality-corpus", default=str(QUALITY_CORPUS), help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)")
+    parser.add_argument("--quality-out", default="runs/bench-quality", help="run directory of --quality, replaced each time (default: runs/bench-quality)")
+    parser.add_argument("--quality-set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="change a recommended --quality setting, e.g. hidden=384 or seq_len=256; repeatable")
+    parser.set_defaults(handler=command_bench)
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    """charnn bench: run, then print the table or the JSON."""
+    if args.only:
+        sections = list(dict.fromkeys(args.only))
+    else:
+        sections = ["train", "sample", "encode"] + (["quality"] if args.quality else [])
+    changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
+                               "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
+                               "quality_overrides": dict(args.quality_set), "threads": args.threads,
+                               "wait_quiet": args.wait_quiet or 0.0}
+    if args.repeats:
+        changes["repeats"] = args.repeats
+    settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
+    if "quality" in sections:
+        resolve_quality_corpus(settings.quality_corpus)  # fail before the long parts, not after
+        apply_overrides(recommended_cpu_config("x", "x", "x"), settings.quality_overrides)
+    if settings.encode_file and "encode" in sections and not Path(settings.encode_file).is_file():
+        raise CharnnError(f"--encode-file '{settings.encode_file}' does not exist")
+    console = Console(stderr=True)
+    report = run_bench(settings, sections, progress=console.is_terminal, console=console)
+    report["command"] = "charnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "charnn bench"
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # a file or a pipe: do not fold the table into 80 columns
+        console.print(render_table(report))
+    return 0
