@@ -77,6 +77,16 @@ def test_batched_streams_are_independent(trained):
     assert all(text == greedy_one[0] for text in greedy_batch)
 
 
+def test_many_streams_take_the_module_path_and_agree_with_one(trained):
+    _, model, vocab = trained
+    many = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0))
+    one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0))
+    assert all(text == one[0] for text in many)
+    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, 2.0)]))
+    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, 2.0)]))
+    assert clamped[0] == clamped_one[0]
+
+
 def test_stop_string_ends_each_stream(trained):
     _, model, vocab = trained
     texts = generate(model, vocab, SampleOptions(length=500, num_samples=5, stop="\n", seed=4, echo=False))
