@@ -148,13 +148,16 @@ def timed(fn: Callable[[], Any]) -> float:
 # ----- machine -----------------------------------------------------------------------------------
 def machine_info() -> dict:
     """CPU model and flags, cores, threads, torch/oneDNN versions, load average."""
-    model, flags = None, set()
+    model, flags, ids = None, set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model is None:
+            key = key.strip()
+            if key == "model name" and model is None:
                 model = value.strip()
-            elif key.strip() == "flags" and not flags:
+            elif key in ("cpu family", "model") and key not in ids:
+                ids[key] = value.strip()  # e.g. AMD family 26 is Zen 5
+            elif key == "flags" and not flags:
                 flags = set(value.split())
     except OSError:
         pass
@@ -162,6 +165,8 @@ def machine_info() -> dict:
     onednn = next((line.split("v", 1)[1].split()[0] for line in torch.__config__.show().splitlines() if "MKL-DNN v" in line), None)
     return {
         "cpu": model,
+        "cpu_family": ids.get("cpu family"),
+        "cpu_model": ids.get("model"),
         "cores": os.cpu_count(),
         "avx512": "avx512f" in flags,
         "avx512_bf16": "avx512_bf16" in flags,
@@ -342,6 +347,12 @@ class BareLoop:
         self.step_count += 1
 
 
+def training_precision(trainer: Any) -> str:
+    """'bf16' when the trainer computes under bf16 autocast, else 'fp32' (the bare loop always runs fp32)."""
+    autocast = getattr(trainer, "autocast", None)
+    return "bf16" if isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16 else "fp32"
+
+
 def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path) -> Any:
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
     from charnn.train import TrainConfig, Trainer
@@ -352,15 +363,15 @@ def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path) -> A
     return Trainer(config, progress=False, console=Console(stderr=True, quiet=True))
 
 
-def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, ceiling_gflops: float | None,
-                     status: Callable[[str], None]) -> dict:
-    """Trainer vs bare loop for one shape, interleaved; chars/s, their ratio, GFLOP/s and the fraction of the ceiling."""
+def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, status: Callable[[str], None]) -> dict:
+    """Trainer vs bare loop for one shape, interleaved: chars/s, their ratio and GFLOP/s (run_bench adds the share of the ceiling)."""
     chars_per_step = shape.batch_size * shape.seq_len
     with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
         status(f"training {shape.name}: loading the {settings.corpus} corpus")
         trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run")
         try:
             vocab = trainer.vocab.size
+            precision = training_precision(trainer)
             torch.manual_seed(0)
             bare = BareLoop(vocab, shape)
             for _ in range(settings.train_warmup_steps):
@@ -376,11 +387,9 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, cei
     bare_gflops = pairs["baseline"]["median"] * flops / 1e9
     return {
         "shape": asdict(shape), "name": shape.name, "vocab": vocab, "steps_per_repeat": steps, "chars_per_step": chars_per_step,
-        "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
+        "charnn_precision": precision, "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
         "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"], "disturbed_pairs": pairs["disturbed_pairs"],
         "mflop_per_char": flops / 1e6, "charnn_gflops": charnn_gflops, "bare_gflops": bare_gflops,
-        "charnn_fraction_of_ceiling": charnn_gflops / ceiling_gflops if ceiling_gflops else None,
-        "bare_fraction_of_ceiling": bare_gflops / ceiling_gflops if ceiling_gflops else None,
     }
 
 
@@ -653,14 +662,14 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
         if status_display is not None:
             status_display.update(f"charnn bench: {text}")
 
-    if status_display is not None:
-        status_display.start()
     def watched(measure: Callable[[], dict]) -> dict:
         watch = CpuWatch()
         result = measure()
         result["others_cpu_share"] = watch.others_share()
         return result
 
+    if status_display is not None:
+        status_display.start()
     whole_run = CpuWatch()
     try:
         if "train" in sections:
@@ -668,16 +677,19 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
             # before and after the training runs (the fractions are then conservative)
             status("matmul ceiling")
             before = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet))
-            trained = [watched(lambda: measure_training(shape, steps, settings, None, status))
+            trained = [watched(lambda: measure_training(shape, steps, settings, status))
                        for shape, steps in zip(settings.train_shapes, settings.train_steps)]
             status("matmul ceiling, again")
             after = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet))
             matmul = {"shape": before["shape"], "others_cpu_share_per_repeat": [before["others_cpu_share"], after["others_cpu_share"]],
                       "gflops": {kind: spread(before["gflops"][kind]["values"] + after["gflops"][kind]["values"]) for kind in before["gflops"]}}
             matmul["ceiling_gflops"] = max(matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"])
+            matmul["bf16_ceiling_gflops"] = matmul["gflops"]["bf16"]["max"]
             for result in trained:
-                for who in ("charnn", "bare"):
-                    result[f"{who}_fraction_of_ceiling"] = result[f"{who}_gflops"] / matmul["ceiling_gflops"]
+                # each against the ceiling of the precision it computes in
+                result["charnn_fraction_of_ceiling"] = result["charnn_gflops"] / (
+                    matmul["bf16_ceiling_gflops"] if result["charnn_precision"] == "bf16" else matmul["ceiling_gflops"])
+                result["bare_fraction_of_ceiling"] = result["bare_gflops"] / matmul["ceiling_gflops"]
             report["sections"]["matmul"] = matmul
             report["sections"]["train"] = trained
         if "sample" in sections:
@@ -769,8 +781,8 @@ def table_rows(sections: dict) -> list[dict]:
         name = f"{s['layers']}×{s['hidden']}"
         add(f"train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})", fmt(r["charnn_chars_per_s"]),
             fmt(r["bare_chars_per_s"]), fmt(r["ratio"], 2) + "×", f"train {name}: trainer / bare loop", measured=r)
-        fraction, bare_fraction = r["charnn_fraction_of_ceiling"], r["bare_fraction_of_ceiling"]
-        add(f"train {name} GFLOP/s, share of ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
+        fraction, bare_fraction = r.get("charnn_fraction_of_ceiling"), r.get("bare_fraction_of_ceiling")
+        add(f"train {name} GFLOP/s, share of the {r['charnn_precision']} ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
             f"{r['charnn_gflops']:.0f}" + (f" ({fraction:.0%})" if fraction is not None else ""),
             f"{r['bare_gflops']:.0f}" + (f" ({bare_fraction:.0%})" if bare_fraction is not None else ""),
             "-", f"train {name}: fraction of the matmul ceiling")
@@ -872,7 +884,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=whole_number, help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
     parser.add_argument("--threads", type=whole_number, help="torch threads (default: torch's own choice)")
     parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
-                        help="before each repeat, wait up to SECONDS for other processes to leave the CPUs idle (a shared machine)")
+                        help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
+                             "idle, and measure a pair they disturbed again")
     parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
                                                                "../shared/corpora when present, else the stdlib repeated)")
     parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")

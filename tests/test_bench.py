@@ -188,3 +188,14 @@ def test_with_wait_quiet_a_disturbed_pair_is_measured_again(monkeypatch):
     assert [pair["others_cpu_share"] for pair in result["disturbed_pairs"]] == [0.6, 0.5, 0.7, 0.8, 0.9, 0.9]
     without_waiting = bench.interleaved(lambda: 2.0, lambda: 1.0, BenchSettings(repeats=3), lambda text: None, "test")
     assert without_waiting["ratio"]["median"] == 2.0 and without_waiting["disturbed_pairs"] == []  # every pair is kept
+
+
+def test_a_trainer_under_bf16_autocast_is_measured_against_the_bf16_ceiling():
+    import torch
+
+    class Fake:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+
+    assert bench.training_precision(Fake()) == "bf16"
+    Fake.autocast = None
+    assert bench.training_precision(Fake()) == "fp32"
