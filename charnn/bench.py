@@ -98,6 +98,7 @@ class BenchSettings:
     quality_overrides: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     wait_quiet: float = 0.0  # seconds each repeat may wait for other processes to leave the CPUs alone
+    precision: str = "auto"  # the trainer's --precision; the bare loop computes in whatever it resolves to
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchSettings:
@@ -328,8 +329,9 @@ class BareLSTM(nn.Module):
 class BareLoop:
     """The baseline training loop: random token batches, cross-entropy, AdamW; no data pipeline, no clipping."""
 
-    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0):
+    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0, precision: str = "fp32"):
         generator = torch.Generator().manual_seed(seed)
+        self.autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
         self.model = BareLSTM(vocab, shape)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
         # a few pre-drawn batches: drawing them is not part of what is timed
@@ -339,8 +341,9 @@ class BareLoop:
     def step(self) -> None:
         chunk = self.batches[self.step_count % len(self.batches)]
         x, y = chunk[:, :-1], chunk[:, 1:]
-        logits = self.model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        with self.autocast:
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -348,18 +351,18 @@ class BareLoop:
 
 
 def training_precision(trainer: Any) -> str:
-    """'bf16' when the trainer computes under bf16 autocast, else 'fp32' (the bare loop always runs fp32)."""
+    """'bf16' when the trainer computes under bf16 autocast, else 'fp32' (the bare loop then does the same)."""
     autocast = getattr(trainer, "autocast", None)
     return "bf16" if isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16 else "fp32"
 
 
-def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path) -> Any:
+def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto") -> Any:
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
     from charnn.train import TrainConfig, Trainer
 
     config = TrainConfig(corpus=corpus, out=str(out), cache_dir=cache_dir, layers=shape.layers, hidden=shape.hidden,
                          embed=shape.embed, dropout=shape.dropout, batch_size=shape.batch_size, seq_len=shape.seq_len,
-                         max_steps=10**9, device="cpu")
+                         max_steps=10**9, device="cpu", precision=precision)
     return Trainer(config, progress=False, console=Console(stderr=True, quiet=True))
 
 
@@ -368,12 +371,12 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, sta
     chars_per_step = shape.batch_size * shape.seq_len
     with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
         status(f"training {shape.name}: loading the {settings.corpus} corpus")
-        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run")
+        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run", settings.precision)
         try:
             vocab = trainer.vocab.size
             precision = training_precision(trainer)
             torch.manual_seed(0)
-            bare = BareLoop(vocab, shape)
+            bare = BareLoop(vocab, shape, precision=precision)  # like for like: the ratio is the trainer's own overhead
             for _ in range(settings.train_warmup_steps):
                 trainer.train_step()
                 bare.step()
@@ -684,12 +687,12 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
             matmul = {"shape": before["shape"], "others_cpu_share_per_repeat": [before["others_cpu_share"], after["others_cpu_share"]],
                       "gflops": {kind: spread(before["gflops"][kind]["values"] + after["gflops"][kind]["values"]) for kind in before["gflops"]}}
             matmul["ceiling_gflops"] = max(matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"])
-            matmul["bf16_ceiling_gflops"] = matmul["gflops"]["bf16"]["max"]
+            matmul["bf16_ceiling_gflops"] = matmul["gflops"]["bf16"]["max"] if "bf16" in matmul["gflops"] else None
             for result in trained:
-                # each against the ceiling of the precision it computes in
-                result["charnn_fraction_of_ceiling"] = result["charnn_gflops"] / (
-                    matmul["bf16_ceiling_gflops"] if result["charnn_precision"] == "bf16" else matmul["ceiling_gflops"])
-                result["bare_fraction_of_ceiling"] = result["bare_gflops"] / matmul["ceiling_gflops"]
+                # both against the ceiling of the precision they compute in
+                ceiling = matmul["bf16_ceiling_gflops"] if result["charnn_precision"] == "bf16" else matmul["ceiling_gflops"]
+                result["charnn_fraction_of_ceiling"] = result["charnn_gflops"] / ceiling if ceiling else None
+                result["bare_fraction_of_ceiling"] = result["bare_gflops"] / ceiling if ceiling else None
             report["sections"]["matmul"] = matmul
             report["sections"]["train"] = trained
         if "sample" in sections:
@@ -886,6 +889,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
                         help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
                              "idle, and measure a pair they disturbed again")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="the trainer's --precision (default: auto, as charnn train); the bare loop computes the same way")
     parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
                                                                "../shared/corpora when present, else the stdlib repeated)")
     parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")
@@ -905,7 +910,7 @@ def command_bench(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
                                "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
                                "quality_overrides": dict(args.quality_set), "threads": args.threads,
-                               "wait_quiet": args.wait_quiet or 0.0}
+                               "wait_quiet": args.wait_quiet or 0.0, "precision": args.precision}
     if args.repeats:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)

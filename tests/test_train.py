@@ -15,7 +15,8 @@ import torch
 
 from charnn.batches import StreamBatches
 from charnn.checkpoint import load_checkpoint
-from charnn.train import TrainConfig, Trainer, train
+from charnn.errors import UsageError
+from charnn.train import TrainConfig, Trainer, cpu_has_fast_bf16, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--seq-len", "16", "--quiet"]
@@ -52,10 +53,12 @@ def memory_lines(count: int, seed: int, gaps: tuple[int, int]) -> list[str]:
     return lines
 
 
-def test_state_is_carried_from_one_step_to_the_next(tmp_path, code_file):
+@pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-5), ("bf16", 0.03)])
+def test_state_is_carried_from_one_step_to_the_next(tmp_path, code_file, precision, tolerance):
     # with a vanishing learning rate the weights stay put, so the carried state after k steps must equal
-    # one forward pass over the first k × T characters of every stream
-    trainer = Trainer(tiny_config(tmp_path, str(code_file), lr=1e-30, warmup_steps=0, dropout=0.0), progress=False)
+    # one forward pass over the first k × T characters of every stream (to bf16 rounding under autocast)
+    config = tiny_config(tmp_path, str(code_file), lr=1e-30, warmup_steps=0, dropout=0.0, precision=precision)
+    trainer = Trainer(config, progress=False)
     try:
         for _ in range(3):
             trainer.train_step()
@@ -64,7 +67,8 @@ def test_state_is_carried_from_one_step_to_the_next(tmp_path, code_file):
         prefix = torch.from_numpy(batches.ids[(starts[:, None] + torch.arange(3 * batches.seq_len)).numpy()].astype("int64"))
         with torch.no_grad():
             _, expected = trainer.model.eval()(prefix)
-        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(trainer.state, expected))
+        assert all(torch.allclose(a, b, atol=tolerance) for a, b in zip(trainer.state, expected))
+        assert all(s.dtype == torch.float32 for s in trainer.state)  # carried (and checkpointed) in fp32
         assert not trainer.state[0].requires_grad  # detached: gradients stop at T
     finally:
         trainer.close()
@@ -104,12 +108,14 @@ def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
     assert accuracy(8) < 0.5  # without the carried state it is a guess among four
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file):
-    whole = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "whole"), max_steps=24, eval_every=8, dropout=0.2)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file, precision):
+    common = dict(eval_every=8, dropout=0.2, precision=precision)
+    whole = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "whole"), max_steps=24, **common)
     train(whole, progress=False)
-    first = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=12, decay_steps=24, eval_every=8, dropout=0.2)
+    first = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=12, decay_steps=24, **common)
     train(first, progress=False)
-    second = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=24, decay_steps=24, eval_every=8, dropout=0.2)
+    second = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=24, decay_steps=24, **common)
     train(second, resume=True, progress=False)
     a = load_checkpoint(tmp_path / "whole" / "last.pt")
     b = load_checkpoint(tmp_path / "parts" / "last.pt")
@@ -118,6 +124,31 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file):
         assert torch.equal(tensor, b.model_state[name]), name
     for sa, sb in zip(a.extra["state_per_rank"][0], b.extra["state_per_rank"][0]):
         assert torch.equal(sa, sb)
+
+
+def test_bf16_autocast_learns_like_fp32(tmp_path, code_file):
+    # the same run in both precisions: the losses agree to bf16 rounding, the weights stay fp32, and
+    # the run records the precision it used so that a resume computes the same way
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        trainer = Trainer(tiny_config(tmp_path, str(code_file), out=str(tmp_path / precision), precision=precision,
+                                      dropout=0.0, warmup_steps=0, lr=1e-2, max_steps=60), progress=False)
+        try:
+            losses[precision] = [trainer.train_step()[0] for _ in range(60)]
+            assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+            assert trainer.config.precision == precision
+        finally:
+            trainer.close()
+    assert losses["fp32"][-1] < losses["fp32"][0] - 0.5  # it learns
+    assert max(abs(a - b) for a, b in zip(losses["fp32"], losses["bf16"])) < 0.05
+
+
+def test_auto_precision_resolves_by_hardware():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(UsageError, match="--precision bf16 is supported on cpu and cuda"):
+        resolve_precision("bf16", torch.device("mps"))
 
 
 def test_cli_train_eval_generate_and_resume(tmp_path, code_file):
@@ -184,6 +215,7 @@ def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file):
         (["--batch-size", "5000"], "lower --batch-size or --seq-len"),
         (["--device", "cuda"], "no CUDA GPU is available"),
         (["--layers", "two"], "invalid int value"),
+        (["--precision", "fp16"], "invalid choice: 'fp16'"),
         (["--resume", "--out", "nowhere"], "holds no run to resume"),
     ],
 )
