@@ -104,13 +104,15 @@ class SampleOptions:
                     raise UsageError(f"--clamp ...:c: a {cfg.cell.upper()} has no cell state c")
 
 
-MODULE_STEP_STREAMS = 16  # from this many streams on, nn.LSTM's own kernel beats the hand-written step (charnn bench)
+MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
 
 
 def step_function(model: CharRNN, streams: int) -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
-    """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step for few streams, the module for many."""
-    if streams < MODULE_STEP_STREAMS:
-        return FastStepper(model).step
+    """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step, except for many streams
+    where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster)."""
+    stepper = FastStepper(model)
+    if streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
+        return stepper.step
 
     def module_step(ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         logits, state = model(ids[:, None], state)

@@ -4,17 +4,24 @@ import pytest
 import torch
 
 from charnn.errors import UsageError
-from charnn.model import CharRNN, FastStepper, ModelConfig, next_ids
+from charnn.model import CharRNN, FastStepper, ModelConfig, StepLinear, next_ids
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "addmm"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_fast_step_matches_the_module_over_many_steps(cell):
+def test_fast_step_matches_the_module_over_many_steps(cell, onednn, monkeypatch):
+    # both ways StepLinear computes its products: oneDNN's packed linear, and addmm where that is missing
+    if onednn and StepLinear(torch.ones(2, 2), None).packed is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    if not onednn:
+        monkeypatch.setattr(StepLinear, "pack", lambda self, weight: None)
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=23, cell=cell, layers=3, hidden=32, embed=8, dropout=0.2)).eval()
     ids = torch.randint(0, 23, (4, 300))
     with torch.no_grad():
         reference, _ = model(ids)
         stepper = FastStepper(model)
+        assert (stepper.decoder.packed is not None) == onednn
         state = model.init_state(4)
         worst = 0.0
         for t in range(ids.size(1)):

@@ -10,6 +10,7 @@ import torch
 
 from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
+from charnn.model import StepLinear
 from charnn.sample import Clamp, SampleOptions, find_latest_run, generate, warm_up
 from charnn.train import TrainConfig, train
 
@@ -77,7 +78,11 @@ def test_batched_streams_are_independent(trained):
     assert all(text == greedy_one[0] for text in greedy_batch)
 
 
-def test_many_streams_take_the_module_path_and_agree_with_one(trained):
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "module"])
+def test_many_streams_agree_with_one(trained, onednn, monkeypatch):
+    # with oneDNN every stream count takes the hand-written step; without it, 16+ streams take nn.LSTM
+    if not onednn:
+        monkeypatch.setattr(StepLinear, "pack", lambda self, weight: None)
     _, model, vocab = trained
     many = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0))
     one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0))
