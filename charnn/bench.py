@@ -42,6 +42,7 @@ from rich.markup import escape
 from rich.table import Table
 from torch import nn
 
+from charnn.argtypes import positive_number, whole_number
 from charnn.errors import CharnnError, UsageError
 
 SECTIONS = ("train", "sample", "encode", "quality")
@@ -843,28 +844,6 @@ def section_list(text: str) -> list[str]:
     return names
 
 
-def positive_number(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not '{text}'") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
-    return value
-
-
-def whole_number(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value}")
-    return value
-
-
 def key_value(text: str) -> tuple[str, str]:
     """argparse type: KEY=VALUE."""
     key, sep, value = text.partition("=")
@@ -884,8 +863,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-minutes", type=positive_number, default=10.0, help="wall-clock budget of --quality (default: 10)")
     parser.add_argument("--only", type=section_list, metavar="SECTIONS",
                         help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
-    parser.add_argument("--repeats", type=whole_number, help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
-    parser.add_argument("--threads", type=whole_number, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--repeats", type=whole_number(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
+    parser.add_argument("--threads", type=whole_number(1), help="torch threads (default: torch's own choice)")
     parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
                         help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
                              "idle, and measure a pair they disturbed again")

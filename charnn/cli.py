@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from charnn.argtypes import whole_number
 from charnn.errors import CharnnError, UsageError
 
 TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (a few minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
@@ -25,17 +26,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value}")
-    return value
 
 
 def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = True) -> None:
@@ -49,7 +39,7 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
                        help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)")
     group.add_argument("--tweet-format", choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"), default=default("auto"),
                        help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, csv, archive (tweets.js)")
-    group.add_argument("--task-sequences", type=positive_int, default=default(20000), help="sequences to generate for task:NAME corpora")
+    group.add_argument("--task-sequences", type=whole_number(1), default=default(20000), help="sequences to generate for task:NAME corpora")
     group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
     group.add_argument("--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries")
     group.add_argument("--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)")

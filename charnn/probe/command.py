@@ -6,42 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from charnn.argtypes import real_number, whole_number
 from charnn.errors import CharnnError, UsageError
 
 FEATURE_SETS = ("code", "tweets", "task")
 
 
-def _whole_number(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not '{text}'") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {value}")
-        return value
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {value}")
-    return value
-
-
-def _positive_megabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of megabytes >= 0.5, not '{text}'") from None
-    if not value >= 0.5 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of megabytes >= 0.5, not {value}")
-    return value
+_fraction = real_number("a number between 0 and 1 (exclusive)", lambda value: 0 < value < 1)
+_positive_megabytes = real_number("a number of megabytes >= 0.5", lambda value: value >= 0.5)
 
 
 def add_probe_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +23,7 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     source.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
     source.add_argument("--text", required=True, help="the probe text (UTF-8), read as one stream from a zero state")
-    source.add_argument("--max-chars", type=_whole_number(1), default=100_000,
+    source.add_argument("--max-chars", type=whole_number(1), default=100_000,
                         help="probe at most this many characters; a longer text is cut (default: 100000)")
     source.add_argument("--unknown", choices=("error", "replace"), default="error",
                         help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
@@ -61,13 +33,13 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                              "tweets (hashtags, mentions, URLs, quotes, capitals, position) or task (a synthetic task's ground truth)")
     labels.add_argument("--task", help="with --features task: count, selective-count, ab-memory or copy "
                                        "(default: the task the checkpoint was trained on)")
-    labels.add_argument("--top", type=_whole_number(1), default=5, help="units reported per feature (default: 5)")
+    labels.add_argument("--top", type=whole_number(1), default=5, help="units reported per feature (default: 5)")
     labels.add_argument("--heldout-fraction", type=_fraction, default=0.5,
                         help="the last part of the text, held out: units are chosen on the rest and scored on it (default: 0.5)")
     labels.add_argument("--no-control", action="store_true", help="skip the untrained same-shape control model")
     labels.add_argument("--seed", type=int, default=0, help="seed of the control model and of the random units (default: 0)")
     ablation = parser.add_argument_group("ablation")
-    ablation.add_argument("--random-units", type=_whole_number(1), default=100,
+    ablation.add_argument("--random-units", type=whole_number(1), default=100,
                           help="random units of the same layer each flagged unit's ablation is compared with (default: 100)")
     ablation.add_argument("--ablate", choices=("zero", "mean"), default="zero",
                           help="replace an ablated unit's h and c with 0 or with its mean over the text (default: zero)")
@@ -89,7 +61,7 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                              "every state of every unit at 31 levels, 12.8 MB at 255. Larger models and texts need "
                              "proportionally more; a 2 x 256 LSTM's flagged units alone take about the same as here")
     output.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    output.add_argument("--threads", type=_whole_number(1), default=1,
+    output.add_argument("--threads", type=whole_number(1), default=1,
                         help="CPU threads for the batched ablation (default: 1). Recording one stream always uses 1. "
                              "On an idle 2-core machine 2 threads ablate about twice as fast; while other jobs share "
                              "the cores, a second thread mostly waits and is several times slower")
