@@ -128,6 +128,20 @@ class StepLinear:
         return x @ self.weight_t if self.bias is None else torch.addmm(self.bias, x, self.weight_t)
 
 
+def tanh_by_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2·sigmoid(2x) − 1 (to 2e-7): torch's CPU sigmoid ran ~4× faster than its tanh on the
+    (64 × 512) tensors of a sampling step here, and tanh was ~14% of a 64-stream 3×512 step."""
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
+def _double_g_rows(tensor: torch.Tensor, hidden: int) -> torch.Tensor:
+    """A copy with the LSTM candidate gate's rows (i, f, g, o order: the third quarter) doubled, so that
+    sigmoid of the doubled pre-activation gives tanh through 2·sigmoid(2x) − 1."""
+    tensor = tensor.clone()
+    tensor[2 * hidden : 3 * hidden] *= 2
+    return tensor
+
+
 class FastStepper:
     """One character per call for many streams, by hand over a CharRNN's weights (eval mode, no grad).
 
@@ -155,6 +169,8 @@ class FastStepper:
                 w_hh = getattr(rnn, f"weight_hh_l{layer}").detach()
                 b_ih = getattr(rnn, f"bias_ih_l{layer}").detach()
                 b_hh = getattr(rnn, f"bias_hh_l{layer}").detach()
+                if cfg.cell == "lstm":  # g = tanh(x) is taken from the one sigmoid over all gates
+                    w_ih, w_hh, b_ih, b_hh = (_double_g_rows(t, cfg.hidden) for t in (w_ih, w_hh, b_ih, b_hh))
                 gru = cfg.cell == "gru"
                 if layer == 0:
                     folded = b_ih if gru else b_ih + b_hh  # GRU applies b_hh inside r * (...), so it stays apart
@@ -184,7 +200,7 @@ class FastStepper:
                 h_r, h_z, h_n = gh.chunk(3, 1)
                 r = torch.sigmoid(i_r + h_r)
                 z = torch.sigmoid(i_z + h_z)
-                n = torch.tanh(i_n + r * h_n)
+                n = tanh_by_sigmoid(i_n + r * h_n)
                 h = n + z * (h - n)
             else:
                 if layer == 0:
@@ -192,15 +208,15 @@ class FastStepper:
                 else:
                     gates = self.recurrent[layer](torch.cat([x, h], 1))
                 if self.cell == "lstm":
-                    # one sigmoid over all four gates (g's part unused) and one tanh: fewer calls per step
+                    # one sigmoid over all four gates; g's rows were doubled, so tanh(g) = 2·sigmoid − 1
                     hidden = self.hidden
                     squashed = gates.sigmoid()
-                    g = gates[:, 2 * hidden : 3 * hidden].tanh()
+                    g = squashed[:, 2 * hidden : 3 * hidden].mul(2).sub_(1)
                     c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c_all[layer], squashed[:, :hidden], g)
-                    h = squashed[:, 3 * hidden :] * c.tanh()
+                    h = squashed[:, 3 * hidden :] * tanh_by_sigmoid(c)
                     new_c.append(c)
                 else:
-                    h = torch.tanh(gates)
+                    h = tanh_by_sigmoid(gates)
             new_h.append(h)
             x = h
         logits = self.decoder(x)
