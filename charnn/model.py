@@ -70,6 +70,10 @@ class CharRNN(nn.Module):
         """Whether the state holds a cell state c beside h."""
         return self.config.cell == "lstm"
 
+    def layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layer's (W_ih, W_hh, b_ih, b_hh), detached: the recurrence written out by hand reads these."""
+        return tuple(getattr(self.rnn, f"{name}_l{layer}").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
     def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         """All-zero state for `batch` streams."""
         shape = (self.config.layers, batch, self.config.hidden)
@@ -156,7 +160,6 @@ class FastStepper:
         self.cell = cfg.cell
         self.layers = cfg.layers
         self.hidden = cfg.hidden
-        rnn = model.rnn
         with torch.no_grad():
             emb = model.embedding.weight.detach()
             # layer 0: h @ W_hh^T, with the input part looked up in input_table (V, G) = E @ W_ih^T + b_ih;
@@ -165,10 +168,7 @@ class FastStepper:
             self.recurrent: list[StepLinear] = []  # h's part (GRU), or layer 0's h part, or [x, h] (LSTM/RNN)
             self.inputs: list[StepLinear | None] = []  # x's part, GRU layers >= 1 only
             for layer in range(cfg.layers):
-                w_ih = getattr(rnn, f"weight_ih_l{layer}").detach()
-                w_hh = getattr(rnn, f"weight_hh_l{layer}").detach()
-                b_ih = getattr(rnn, f"bias_ih_l{layer}").detach()
-                b_hh = getattr(rnn, f"bias_hh_l{layer}").detach()
+                w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
                 if cfg.cell == "lstm":  # g = tanh(x) is taken from the one sigmoid over all gates
                     w_ih, w_hh, b_ih, b_hh = (_double_g_rows(t, cfg.hidden) for t in (w_ih, w_hh, b_ih, b_hh))
                 gru = cfg.cell == "gru"

@@ -125,8 +125,7 @@ class Recurrence:
         self.cell = cfg.cell
         self.layers = cfg.layers
         self.hidden = cfg.hidden
-        rnn = model.rnn
-        if getattr(rnn, "nonlinearity", "tanh") != "tanh":
+        if getattr(model.rnn, "nonlinearity", "tanh") != "tanh":
             raise CharnnError("only tanh RNNs can be probed")
         with torch.no_grad():
             self.input_weights: list[torch.Tensor] = []  # (in, G), unused for layer 0 (its input is a lookup)
@@ -134,10 +133,7 @@ class Recurrence:
             self.hidden_weights: list[torch.Tensor] = []  # (H, G)
             self.hidden_biases: list[torch.Tensor] = []  # (G,) GRU only: b_hh stays inside r * (W_hn h + b_hn)
             for layer in range(cfg.layers):
-                w_ih = getattr(rnn, f"weight_ih_l{layer}").detach().float()
-                w_hh = getattr(rnn, f"weight_hh_l{layer}").detach().float()
-                b_ih = getattr(rnn, f"bias_ih_l{layer}").detach().float()
-                b_hh = getattr(rnn, f"bias_hh_l{layer}").detach().float()
+                w_ih, w_hh, b_ih, b_hh = (t.float() for t in model.layer_weights(layer))
                 bias = b_ih if cfg.cell == "gru" else b_ih + b_hh
                 self.input_weights.append(w_ih.T.contiguous())
                 self.input_biases.append(bias.contiguous())
