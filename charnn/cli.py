@@ -203,8 +203,7 @@ def train_config_from_args(args: argparse.Namespace):
         saved = Path(out) / "config.json"
         if saved.is_file():
             try:
-                # a run saved before --precision existed trained in fp32
-                base.update({"precision": "fp32", **json.loads(saved.read_text())["train"]})
+                base = TrainConfig.from_json(json.loads(saved.read_text())["train"]).to_json()  # fills what older runs lack
             except (ValueError, KeyError, TypeError):
                 raise CharnnError(f"'{saved}' is damaged; it is not the config.json charnn writes") from None
         model_changes = [k for k in ("cell", "layers", "hidden", "embed") if k in given and given[k] != base.get(k)]
