@@ -41,6 +41,9 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
                        help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, csv, archive (tweets.js)")
     group.add_argument("--task-sequences", type=whole_number(1), default=default(20000), help="sequences to generate for task:NAME corpora")
     group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
+    group.add_argument("--shuffle-files", type=whole_number(0), default=default(None), metavar="SEED",
+                       help="read a directory's files in a random order fixed by SEED instead of path order, so that "
+                            "training windows and the val/test splits mix kinds of file (default: path order)")
     group.add_argument("--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries")
     group.add_argument("--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)")
 
@@ -167,7 +170,7 @@ def command_corpus(args: argparse.Namespace) -> int:
     fractions = parse_fractions(args.split)
     corpus = load_corpus(
         args.source, ext=args.ext, text_field=args.text_field, errors=args.errors, tweet_format=args.tweet_format,
-        task_sequences=args.task_sequences, task_seed=args.task_seed,
+        task_sequences=args.task_sequences, task_seed=args.task_seed, shuffle_files=args.shuffle_files,
         cache_dir=None if args.no_cache else args.cache_dir, progress=not args.quiet,
     )
     Console().print(corpus.summary_table(fractions))

@@ -472,12 +472,13 @@ def load_corpus(
     tweet_format: str = "auto",
     task_sequences: int = 20000,
     task_seed: int = 0,
+    shuffle_files: int | None = None,
     cache_dir: str | Path | None = "runs/.cache",
     progress: bool = True,
 ) -> Corpus:
     """Open what the user named (path, 'stdlib', 'task:NAME') and return it encoded, cached by content."""
     source = open_source(
         spec, ext=ext, text_field=text_field, errors=errors, tweet_format=tweet_format,
-        task_sequences=task_sequences, task_seed=task_seed,
+        task_sequences=task_sequences, task_seed=task_seed, shuffle_files=shuffle_files,
     )
     return encode_source(source, Path(cache_dir) if cache_dir is not None else None, errors, progress)

@@ -15,6 +15,7 @@ import html
 import importlib
 import json
 import os
+import random
 import re
 import stat
 import sysconfig
@@ -110,16 +111,19 @@ class TextFileSource(Source):
 
 @dataclass
 class CodeTreeSource(Source):
-    """Every file below root with a chosen extension, in sorted path order, one document per file."""
+    """Every file below root with a chosen extension, one document per file: in sorted path order, or in a
+    random order fixed by shuffle_seed (so that a split or a training window is not one long run of one
+    kind of file, such as a directory of generated register headers)."""
 
     root: Path
     display_root: str  # joined with a relative path to name a file in messages and `skipped`
     extensions: tuple[str, ...]  # lower case, with the dot
     errors: str
     skipped_dirs: frozenset[str]
+    shuffle_seed: int | None = None
 
     def list_files(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        """Matching files as (relative path, absolute path) sorted by path, and (directory, reason) of unreadable ones."""
+        """Matching files as (relative path, absolute path) in reading order, and (directory, reason) of unreadable ones."""
         found: list[tuple[str, str]] = []
         unreadable: list[tuple[str, str]] = []
         pending = [("", str(self.root))]
@@ -146,6 +150,8 @@ class CodeTreeSource(Source):
                 except OSError:
                     continue  # vanished or unreadable entry: not part of the tree as we see it
         found.sort(key=lambda item: item[0].split("/"))
+        if self.shuffle_seed is not None:
+            random.Random(self.shuffle_seed).shuffle(found)
         return found, unreadable
 
     def no_files_message(self) -> str:
@@ -195,13 +201,16 @@ class CodeTreeSource(Source):
                 listing.append((relative, info.st_size, info.st_mtime_ns))
             except OSError:
                 listing.append((relative, -1, -1))
-        return {
+        identity = {
             "root": str(self.root.resolve()),
             "extensions": list(self.extensions),
             "errors": self.errors,
             "skipped_dirs": sorted(self.skipped_dirs),
             "files": listing,
         }
+        if self.shuffle_seed is not None:  # absent for path order, so caches written before the option stay valid
+            identity["shuffle_seed"] = self.shuffle_seed
+        return identity
 
     def _no_documents_message(self) -> str:
         example = f" (e.g. '{self.skipped[0][0]}': {self.skipped[0][1]})" if self.skipped else ""
@@ -411,6 +420,7 @@ def open_source(
     tweet_format: str = "auto",
     task_sequences: int = 20000,
     task_seed: int = 0,
+    shuffle_files: int | None = None,
 ) -> Source:
     """Resolve what the user named (a path, 'stdlib' or 'task:NAME') into a Source; raise CharnnError on bad input."""
     if errors not in ERROR_MODES:
@@ -421,9 +431,12 @@ def open_source(
         root = Path(sysconfig.get_paths()["stdlib"])
         return _checked_tree(CodeTreeSource(
             name="stdlib", kind="stdlib", root=root, display_root=str(root), extensions=(".py",),
-            errors=errors, skipped_dirs=STDLIB_SKIPPED_DIRS,
+            errors=errors, skipped_dirs=STDLIB_SKIPPED_DIRS, shuffle_seed=shuffle_files,
         ))
+    not_a_tree = f"--shuffle-files orders the files of a directory, but corpus '{spec}' is "
     if spec.startswith("task:"):
+        if shuffle_files is not None:
+            raise UsageError(not_a_tree + "a generated task (its order is set by --task-seed)")
         return _open_task(spec, spec[len("task:"):], task_sequences, task_seed)
 
     path = Path(os.path.expanduser(spec))
@@ -441,10 +454,12 @@ def open_source(
             raise UsageError(f"--tweet-format {tweet_format} reads one file, but '{spec}' is a directory")
         return _checked_tree(CodeTreeSource(
             name=spec, kind="code-tree", root=path, display_root=spec, extensions=normalize_extensions(ext),
-            errors=errors, skipped_dirs=CODE_TREE_SKIPPED_DIRS,
+            errors=errors, skipped_dirs=CODE_TREE_SKIPPED_DIRS, shuffle_seed=shuffle_files,
         ))
     if not stat.S_ISREG(info.st_mode):
         raise CharnnError(f"corpus '{spec}' is neither a file nor a directory")
+    if shuffle_files is not None:
+        raise UsageError(not_a_tree + "a file")
 
     head = _read_head(path, spec, 4096)
     if not head.removeprefix(codecs.BOM_UTF8):

@@ -49,6 +49,7 @@ class TrainConfig:
     tweet_format: str = "auto"
     task_sequences: int = 20000
     task_seed: int = 0
+    shuffle_files: int | None = None
     split: str = "0.9,0.05,0.05"
     cell: str = "lstm"
     layers: int = 2
@@ -349,7 +350,7 @@ def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
     return load_corpus(
         config.corpus, ext=config.ext, text_field=config.text_field, errors=config.errors,
         tweet_format=config.tweet_format, task_sequences=config.task_sequences, task_seed=config.task_seed,
-        cache_dir=config.cache_dir, progress=progress,
+        shuffle_files=config.shuffle_files, cache_dir=config.cache_dir, progress=progress,
     )
 
 

@@ -717,6 +717,10 @@ CORPUS_FLAGS = [
     (["code.py", "--split", "nan,0.5"], "--split"),
     (["code.py", "--split", "0.5,0.6"], "--split"),
     (["code.py", "--write-split", "dev"], "--write-split"),
+    (["code.py", "--shuffle-files", "0"], "--shuffle-files"),
+    (["task:count", "--shuffle-files", "1"], "--shuffle-files"),
+    ([".", "--shuffle-files", "-1"], "--shuffle-files"),
+    ([".", "--shuffle-files", "x"], "--shuffle-files"),
 ]
 TRAIN_FLAGS = [
     ("--cell", "lstmm"), ("--layers", "0"), ("--layers", "two"), ("--layers", "100000000000"), ("--hidden", "0"),
@@ -728,7 +732,7 @@ TRAIN_FLAGS = [
     ("--eval-chars", "-1"), ("--sample-chars", "-1"), ("--sample-chars", "10000000000"), ("--log-every", "0"),
     ("--seed", "-1"), ("--seed", "99999999999999999999999"), ("--seed", "x"), ("--device", "gpu"), ("--device", "cuda:x"),
     ("--ext", ","), ("--errors", "x"), ("--tweet-format", "x"), ("--task-sequences", "0"), ("--task-seed", "1.5"),
-    ("--split", "1,1"), ("--corpus", "task:nope"),
+    ("--split", "1,1"), ("--corpus", "task:nope"), ("--shuffle-files", "-2"), ("--shuffle-files", "0"),
 ]
 GENERATE_FLAGS = [
     ("--which", "worst"), ("--length", "-1"), ("--length", "ten"), ("--temperature", "-0.5"), ("--temperature", "nan"),

@@ -208,6 +208,38 @@ def test_code_tree_reads_matching_files_in_sorted_path_order(tmp_path):
     assert source.skipped == [(os.path.join(str(root), "blob.c"), "binary (NUL byte)")]
 
 
+def test_shuffle_files_reads_the_same_files_in_an_order_fixed_by_the_seed(tmp_path):
+    root = tmp_path / "project"
+    for package in ("drivers", "kernel"):
+        for i in range(12):
+            write(root / package / f"f{i:02}.c", f"int {package}_{i};\n")
+    in_path_order = read_documents(open_source(str(root)))
+    shuffled = read_documents(open_source(str(root), shuffle_files=7))
+    assert sorted(shuffled) == sorted(in_path_order) and shuffled != in_path_order
+    assert read_documents(open_source(str(root), shuffle_files=7)) == shuffled
+    assert read_documents(open_source(str(root), shuffle_files=8)) != shuffled
+    # the first half of the shuffled files mixes both directories, the path order does not
+    assert {doc.split("_")[0] for doc in shuffled[:12]} == {"int drivers", "int kernel"}
+    assert {doc.split("_")[0] for doc in in_path_order[:12]} == {"int drivers"}
+
+
+def test_shuffle_files_changes_the_cache_key_but_path_order_keeps_the_old_one(tmp_path):
+    root = make_tree(tmp_path / "project")
+    path_order = open_source(str(root))
+    assert "shuffle_seed" not in path_order._identity()  # caches written before the option stay valid
+    keys = {path_order.fingerprint(), open_source(str(root), shuffle_files=0).fingerprint(),
+            open_source(str(root), shuffle_files=1).fingerprint()}
+    assert len(keys) == 3
+
+
+def test_shuffle_files_of_a_file_or_a_task_is_refused(tmp_path):
+    path = write(tmp_path / "notes.txt", "just text\n")
+    with pytest.raises(UsageError, match=r"--shuffle-files orders the files of a directory, but corpus '.*notes.txt' is a file"):
+        open_source(str(path), shuffle_files=0)
+    with pytest.raises(UsageError, match="generated task"):
+        open_source("task:count", shuffle_files=0)
+
+
 def test_code_tree_extension_filter_with_or_without_dots(tmp_path):
     root = make_tree(tmp_path / "project")
     for ext in (["py"], [".py"], [".PY"], "py"):
