@@ -13,7 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charnn.errors import CharnnError
-from charnn.probe.features import FEATURE_SETS, Feature, code_features, features_for, task_features, tweet_features
+from charnn.probe.features import (
+    FEATURE_SETS,
+    SYNTAXES,
+    Feature,
+    code_features,
+    features_for,
+    language_for_path,
+    resolve_language,
+    task_features,
+    tweet_features,
+)
 
 
 def marks(mask: np.ndarray) -> str:
@@ -112,6 +122,90 @@ def test_url_in_c_like_text_and_floor_division_in_python_are_not_comments():
     assert marks(code_features(c_text)["inside_comment"].values) == "." * 26 + "111111."
     python_text = "def f(a):\n    if a:\n        return a // 2\n"
     assert not code_features(python_text)["inside_comment"].values.any()
+
+
+def labels_of(text: str, language: str) -> tuple[str, str]:
+    features = code_features(text, language=language)
+    return marks(features["inside_string"].values), marks(features["inside_comment"].values)
+
+
+def test_rust_lifetimes_are_code_and_char_literals_raw_strings_and_attributes_are_lexed():
+    text = "fn f<'a>(x: &'a str) { let c = '\\''; let r = r#\"a \"b\"#; } #[derive(Debug)]\n"
+    string, comment = labels_of(text, "rust")
+    assert not comment.count("1")  # '#[' is an attribute, not a comment
+    assert string[: text.index("let c")] == "." * text.index("let c")  # the lifetimes 'a
+    char_literal = text.index("'\\''")
+    assert string[char_literal : char_literal + 5] == "111.."[:4] + "."  # ' \ ' in, closing ' out
+    raw = text.index('r#"')
+    assert string[raw : raw + len('r#"a "b"#')] == "1" * 8 + "."  # the inner quote does not close it
+    assert string[raw - 1] == "."
+
+
+def test_rust_strings_span_lines():
+    text = 'let s = "one\ntwo"; // c\n'
+    string, comment = labels_of(text, "rust")
+    assert string == "." * 8 + "1" * 8 + "." * 8  # the closing quote, then "; // c\n"
+    assert comment.endswith("1111.")
+
+
+def test_javascript_template_literal_holds_apostrophes_and_newlines():
+    text = "const s = `it's ${x}\nline`; // a 'quote'\nlet y = 'a';\n"
+    string, comment = labels_of(text, "javascript")
+    opening = text.index("`")
+    closing = text.index("`", opening + 1)
+    assert string[opening:closing] == "1" * (closing - opening) and string[closing] == "."
+    assert comment[text.index("//") : text.index("'quote'") + 7] == "1" * (text.index("'quote'") + 7 - text.index("//"))
+    assert string[text.index("'a'") : text.index("'a'") + 3] == "11."
+    # read as C, the backtick is code and the apostrophe of "it's" opens a string
+    assert labels_of(text, "c")[0][text.index("'s")] == "1"
+
+
+def test_go_raw_strings_keep_backslashes_and_quotes():
+    text = 'x := `a\\` + "b\\"c"\n'  # `a\` is a whole raw string; "b\"c" escapes its quote
+    string, _ = labels_of(text, "go")
+    assert string == "....." + "111." + "..." + "11111." + "."
+
+
+def test_shell_hash_comments_only_at_the_start_of_a_word():
+    text = "echo $# ${#a} x#y # it's\nv='a\nb' w=\"\\\"\"\n"
+    string, comment = labels_of(text, "shell")
+    hash_comment = text.index("# it")
+    assert comment[:hash_comment] == "." * hash_comment
+    assert comment[hash_comment : text.index("\n")] == "1" * (text.index("\n") - hash_comment)
+    single = text.index("'a")
+    assert string[single : single + 5] == "1111."  # single-quoted strings span lines
+    double = text.index('"\\"')
+    assert string[double : double + 4] == "111."  # "\"" in double quotes
+
+
+def test_sql_and_lua_dash_dash_comments():
+    string, comment = labels_of("SELECT 'a' -- it's\n/* b */ x;\n", "sql")
+    assert string == ".......11." + "." * 20
+    assert comment == "." * 11 + "1111111." + "111111." + "...."
+    string, comment = labels_of("--[[ a\n]] x = 'b' -- c\n", "lua")
+    assert comment == "1" * 8 + "." + "." * 9 + "1111."
+    assert string.count("1") == 2
+
+
+def test_language_from_file_names_and_the_guess_from_the_text():
+    assert [language_for_path(name) for name in ("a.py", "dir/b.RS", "x.tsx", "Makefile", "m.go", "q.sql", "notes")] == [
+        "python", "rust", "javascript", "shell", "go", "sql", None]
+    assert resolve_language("auto", "x = 1;\n", "held_out.py") == "python"  # the name wins over the text
+    assert resolve_language(None, "def f(a):\n    return a\n") == "python"
+    assert resolve_language(None, "int f(void) {\n\treturn 0;\n}\n") == "c"
+    assert resolve_language("go", "anything", "a.py") == "go"
+    with pytest.raises(CharnnError, match="unknown language 'cobol'"):
+        resolve_language("cobol", "x")
+    with pytest.raises(CharnnError, match="unknown language"):
+        features_for("code", "x = 1\n", language="cobol")
+
+
+def test_every_language_labels_code_like_noise_consistently():
+    text = "a = 'b' // c /* d */ # e\n\"f\" `g` -- h --[[ i ]] r#\"j\"# '\\n' 'k\n"
+    for language in SYNTAXES:
+        features = code_features(text, language=language)
+        assert not (features["inside_string"].values & features["inside_comment"].values).any(), language
+        assert len(features["inside_string"].values) == len(text)
 
 
 # ---------------------------------------------------------------- indentation, brackets, columns
@@ -248,6 +342,18 @@ def test_code_invariants_on_code_like_noise(text):
     assert not (string.values & comment.values).any()
     for i in target_positions(string):
         assert text[i + 1] in "'\"" and string.values[i] and not string.values[i + 1]
+    assert all(comment.values[i] and not comment.values[i + 1] for i in target_positions(comment))
+    assert (features["bracket_depth"].values >= 0).all() and (features["indent_depth"].values >= 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="\"'`#/*\\\n\t -[](){}abr"), st.sampled_from(sorted(SYNTAXES)))
+def test_every_language_keeps_the_span_invariants(text, language):
+    features = code_features(text, language=language)
+    string, comment = features["inside_string"], features["inside_comment"]
+    assert not (string.values & comment.values).any()
+    for i in target_positions(string):  # a closed string ends on a quote character (or a raw string's '#')
+        assert text[i + 1] in "'\"`#" and string.values[i] and not string.values[i + 1]
     assert all(comment.values[i] and not comment.values[i + 1] for i in target_positions(comment))
     assert (features["bracket_depth"].values >= 0).all() and (features["indent_depth"].values >= 0).all()
 

@@ -85,6 +85,22 @@ def test_probe_writes_the_json_report(trained):
     gates = report["saturation"][0]["gates"]
     assert set(gates) == {"i", "f", "o"} and len(gates["f"]["left"]) == 24
     assert report["ablation"]["method"] == "zero" and report["control"]["seed"] == 0
+    assert report["language"] == "python"  # from the .py name of the probe text
+    assert "lexed as python" in report["features"]["inside_string"]["description"]
+
+
+def test_probe_language_flag_relabels_the_text(trained, tmp_path):
+    _, run, text = trained
+    copy = tmp_path / "probe_text"  # no extension: the language is guessed from the text
+    copy.write_text(text.read_text())
+    reports = {}
+    for language in ("auto", "c"):
+        out = tmp_path / f"{language}.json"
+        status = main(["probe", "--run", str(run), "--text", str(copy), "--features", "code", "--language", language,
+                       "--json", str(out), "--no-ablation", "--no-control", "--quiet"])
+        assert status == 0
+        reports[language] = json.loads(out.read_text())
+    assert reports["auto"]["language"] == "python" and reports["c"]["language"] == "c"
 
 
 def test_probe_task_features_and_truncation(trained, tmp_path):
@@ -122,6 +138,8 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     assert "--task" in message and "count" in message
     assert "invalid choice" in one_line_error(capsys, [*base, "--text", str(text), "--features", "poems"], exit_code=2)
     assert "unknown task" in one_line_error(capsys, [*base, "--text", str(text), "--features", "task", "--task", "sort"])
+    assert "invalid choice" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--language", "cobol"], exit_code=2)
+    assert "--language only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "tweets", "--language", "go"], exit_code=2)
     assert "--task only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--task", "count"], exit_code=2)
     snowman = tmp / "snow.txt"
     snowman.write_text("x = '\u2603'\n" * 10)

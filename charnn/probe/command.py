@@ -8,6 +8,7 @@ from pathlib import Path
 
 from charnn.argtypes import real_number, whole_number
 from charnn.errors import CharnnError, UsageError
+from charnn.probe.features import LANGUAGES, SYNTAXES, resolve_language
 
 FEATURE_SETS = ("code", "tweets", "task")
 
@@ -31,6 +32,11 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--features", required=True, choices=FEATURE_SETS,
                         help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "
                              "tweets (hashtags, mentions, URLs, quotes, capitals, position) or task (a synthetic task's ground truth)")
+    labels.add_argument("--language", choices=LANGUAGES, default="auto",
+                        help="with --features code: whose rules find strings and comments: "
+                             + ", ".join(f"{name} ({syntax.description})" for name, syntax in SYNTAXES.items())
+                             + ". auto (default): the --text file's extension (.py, .c, .java, .js, .go, .rs, .sh ...), "
+                               "else python or c, guessed from how the text's lines end")
     labels.add_argument("--task", help="with --features task: count, selective-count, ab-memory or copy "
                                        "(default: the task the checkpoint was trained on)")
     labels.add_argument("--top", type=whole_number(1), default=5, help="units reported per feature (default: 5)")
@@ -143,8 +149,13 @@ def command_probe(args: argparse.Namespace) -> int:
     ids = vocab.encode(text, unknown=args.unknown, source=f"--text '{args.text}'")
     unknown = int((ids == vocab.unknown_id).sum())
     model = checkpoint.build_model(device)
+    language = None
+    if args.features == "code":
+        language = resolve_language(args.language, text, args.text)
+    elif args.language != "auto":
+        raise UsageError("--language only applies to --features code")
     options = ProbeOptions(
-        feature_set=args.features, task=task, top=args.top, heldout_fraction=args.heldout_fraction,
+        feature_set=args.features, task=task, language=language, top=args.top, heldout_fraction=args.heldout_fraction,
         random_units=args.random_units, ablate=args.ablate, ablation=not args.no_ablation,
         control=not args.no_control, seed=args.seed, threads=args.threads, progress=progress,
     )

@@ -80,38 +80,176 @@ def _chars_into_line(code_points: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- source code
 
-_PREPROCESSOR_KEYWORDS = "include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line"
-
-# Openers the lexer looks for outside strings and comments. C-family text also has `//` and `/* */`
-# comments and preprocessor lines; Python text does not (there `//` is floor division).
-_C_FAMILY_OPENERS = re.compile(
-    rf"(?P<directive>^[ \t]*\#[ \t]*(?:{_PREPROCESSOR_KEYWORDS})\b)"
-    r'|(?P<triple>"""|\'\'\')'
-    r"|(?P<quote>[\"'])"
-    r"|(?P<line_comment>\#|(?<!:)//)"  # `://` is a URL, not a comment
-    r"|(?P<block_comment>(?<![\w.~-])/\*)",  # `dir/*` is a shell glob, not a comment
-    re.MULTILINE,
+_PREPROCESSOR_KEYWORDS = (
+    "include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line|region|endregion|nullable"
 )
-_PYTHON_OPENERS = re.compile(r'(?P<triple>"""|\'\'\')|(?P<quote>["\'])|(?P<line_comment>\#)')
 
-# What follows an opener, up to (not including) the character that closes or breaks it.
-_STRING_BODY = {
-    '"': re.compile(r'[^"\\\n]*(?:\\[\s\S][^"\\\n]*)*'),
-    "'": re.compile(r"[^'\\\n]*(?:\\[\s\S][^'\\\n]*)*"),
-    '"""': re.compile(r'[^"\\]*(?:(?:\\[\s\S]|"(?!""))[^"\\]*)*'),
-    "'''": re.compile(r"[^'\\]*(?:(?:\\[\s\S]|'(?!''))[^'\\]*)*"),
+
+@dataclass(frozen=True)
+class Syntax:
+    """The lexical rules of a language's strings and comments, as far as the labels need them."""
+
+    name: str
+    line_comments: tuple[str, ...]  # markers that comment out the rest of the line
+    block_comments: tuple[tuple[str, str], ...] = ()  # (opener, closer)
+    strings: tuple[str, ...] = ('"', "'")  # delimiters
+    multiline: frozenset[str] = frozenset()  # delimiters whose strings may run over line ends
+    raw: frozenset[str] = frozenset()  # delimiters inside which a backslash escapes nothing
+    preprocessor: bool = False  # C: '#include', '#define' ... lines are code, not comments
+    hash_at_word_start: bool = False  # shell: '#' starts a comment only at a line start or after a blank, ; | & (
+    char_literals: bool = False  # Rust: "'" opens a string only as a character literal ('a', '\n'), not a lifetime ('a)
+    rust_raw_strings: bool = False  # Rust: r"..." and r#"..."# (any number of #)
+    extensions: tuple[str, ...] = ()
+    description: str = ""
+
+
+_TRIPLES = ('"""', "'''")
+SYNTAXES: dict[str, Syntax] = {
+    syntax.name: syntax
+    for syntax in (
+        Syntax(
+            "python", ("#",), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
+            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"),
+            description="# comments; '...', \"...\" and triple-quoted strings",
+        ),
+        Syntax(
+            "c", ("#", "//"), (("/*", "*/"),), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
+            preprocessor=True,
+            extensions=(".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp",
+                        ".m", ".mm", ".java", ".cs", ".kt", ".kts", ".scala", ".sc", ".swift", ".dart", ".php",
+                        ".groovy", ".gradle", ".proto", ".cu", ".cuh", ".glsl", ".hlsl", ".zig"),
+            description="C, C++, Java, C#, Kotlin, Swift, PHP ...: // and /* */ comments (and a '#' that does not "
+                        "start a preprocessor line); '...', \"...\" and triple-quoted text blocks",
+        ),
+        Syntax(
+            "javascript", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"),
+            extensions=(".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte"),
+            description="JavaScript and TypeScript: // and /* */ comments; '...', \"...\" and `template` strings",
+        ),
+        Syntax(
+            "go", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"), raw=frozenset("`"),
+            extensions=(".go",),
+            description="Go: // and /* */ comments; \"...\", 'rune' and `raw` strings",
+        ),
+        Syntax(
+            "rust", ("//",), (("/*", "*/"),), strings=('"',), multiline=frozenset('"'), char_literals=True,
+            rust_raw_strings=True, extensions=(".rs",),
+            description="Rust: // and /* */ comments; \"...\", r#\"raw\"# strings and 'c' character literals "
+                        "(a lifetime such as 'a is code)",
+        ),
+        Syntax(
+            "shell", ("#",), strings=('"', "'"), multiline=frozenset("\"'"), raw=frozenset("'"),
+            hash_at_word_start=True,
+            extensions=(".sh", ".bash", ".zsh", ".ksh", ".rb", ".pl", ".pm", ".r", ".tcl", ".awk", ".cmake",
+                        ".mk", ".make", ".yaml", ".yml", ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex",
+                        ".exs", ".cr", ".coffee", ".nim"),
+            description="shell, Ruby, Perl, R, YAML, Makefiles ...: # comments at the start of a word; '...' and "
+                        "\"...\" strings, which may span lines",
+        ),
+        Syntax(
+            "sql", ("--",), (("/*", "*/"),), strings=("'", '"'),
+            extensions=(".sql", ".hs", ".lhs", ".elm", ".ada", ".adb", ".ads", ".vhd", ".vhdl"),
+            description="SQL, Haskell, Ada ...: -- and /* */ comments; '...' and \"...\" strings",
+        ),
+        Syntax(
+            "lua", ("--",), (("--[[", "]]"),), strings=('"', "'"), extensions=(".lua",),
+            description="Lua: -- and --[[ ]] comments; '...' and \"...\" strings",
+        ),
+    )
 }
+LANGUAGES = ("auto", *SYNTAXES)
+_EXTENSION_LANGUAGE = {extension: syntax.name for syntax in SYNTAXES.values() for extension in syntax.extensions}
+_FILE_NAME_LANGUAGE = {"makefile": "shell", "gnumakefile": "shell", "dockerfile": "shell", "cmakelists.txt": "shell",
+                       "rakefile": "shell", "gemfile": "shell", "sconstruct": "python"}
+
+
+def language_for_path(path: str) -> str | None:
+    """The language a file's name says (its extension, or a name such as Makefile), or None."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    if name.lower() in _FILE_NAME_LANGUAGE:
+        return _FILE_NAME_LANGUAGE[name.lower()]
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    return _EXTENSION_LANGUAGE.get(name[dot:].lower())
+
+
+def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
+    """One regular expression for everything that opens a string or a comment, longest opener first."""
+    alternatives = []
+    if syntax.preprocessor:
+        alternatives.append(rf"(?P<directive>^[ \t]*\#[ \t]*(?:{_PREPROCESSOR_KEYWORDS})\b)")
+    if syntax.rust_raw_strings:
+        alternatives.append(r'(?P<rust_raw>(?<!\w)b?r(?P<hashes>\#*)")')
+    if syntax.char_literals:
+        alternatives.append(r"(?P<char>(?<!\w)b?'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F_]{1,8}\}|[^\n])|[^'\\\n])')")
+    for index, opener in enumerate(sorted((opener for opener, _ in syntax.block_comments), key=len, reverse=True)):
+        guard = r"(?<![\w.~-])" if opener == "/*" else ""  # `dir/*` is a shell glob, not a comment
+        alternatives.append(rf"(?P<block_comment{index}>{guard}{re.escape(opener)})")
+    if syntax.strings:
+        quotes = "|".join(re.escape(delimiter) for delimiter in sorted(syntax.strings, key=len, reverse=True))
+        alternatives.append(rf"(?P<quote>{quotes})")
+    markers = []
+    for marker in sorted(syntax.line_comments, key=len, reverse=True):
+        if marker == "//":
+            markers.append(r"(?<!:)//")  # `://` is a URL, not a comment
+        elif marker == "#" and syntax.hash_at_word_start:
+            markers.append(r"(?<![^\s;|&(])\#")  # `$#`, `${#x}` and `a#b` are not comments
+        else:
+            markers.append(re.escape(marker))
+    if markers:
+        alternatives.append(rf"(?P<line_comment>{'|'.join(markers)})")
+    return re.compile("|".join(alternatives), re.MULTILINE)
+
+
+def _string_body(delimiter: str, multiline: bool, raw: bool) -> re.Pattern[str]:
+    """What follows an opening delimiter, up to (not including) its closer or a line end that breaks it."""
+    quote = re.escape(delimiter[0])
+    if raw:
+        return re.compile(rf"[^{quote}]*" if multiline else rf"[^{quote}\n]*")
+    if len(delimiter) == 1:
+        excluded = rf"{quote}\\" if multiline else rf"{quote}\\\n"
+        return re.compile(rf"[^{excluded}]*(?:\\[\s\S][^{excluded}]*)*")
+    # a triple quote: one or two of its quote characters in a row do not close it
+    return re.compile(rf"[^{quote}\\]*(?:(?:\\[\s\S]|{quote}(?!{re.escape(delimiter[1:])}))[^{quote}\\]*)*")
+
+
+@dataclass(frozen=True)
+class _Lexer:
+    openers: re.Pattern[str]
+    bodies: dict[str, re.Pattern[str]]
+    block_closers: dict[str, str]
+
+
+def _lexer(syntax: Syntax) -> _Lexer:
+    bodies = {
+        delimiter: _string_body(delimiter, delimiter in syntax.multiline, delimiter in syntax.raw)
+        for delimiter in syntax.strings
+    }
+    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments))
+
+
+_LEXERS = {name: _lexer(syntax) for name, syntax in SYNTAXES.items()}
 _DIRECTIVE_REST = re.compile(r"[^\\\n]*(?:\\[\s\S][^\\\n]*)*")  # backslash-newline continues the line
 
 _LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
 _LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
 
 
-def _looks_like_python(text: str) -> bool:
-    """More lines end in ':' (def, if, for ...) than in ';', '{' or '}' (C, Java, JS)."""
+def guess_language(text: str) -> str:
+    """python where more lines end in ':' (def, if, for ...) than in ';', '{' or '}' (C, Java, JS); else c."""
     colon_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text))
     c_lines = sum(1 for _ in _LINE_ENDING_IN_C_PUNCTUATION.finditer(text))
-    return colon_lines > c_lines
+    return "python" if colon_lines > c_lines else "c"
+
+
+def resolve_language(language: str | None, text: str, path: str | None = None) -> str:
+    """A language of SYNTAXES: the one given, else the one the file's name says, else a guess from the text."""
+    if language not in (None, "", "auto"):
+        if language not in SYNTAXES:
+            raise CharnnError(f"unknown language {language!r}; known languages: {', '.join(LANGUAGES)}")
+        return language
+    return (language_for_path(path) if path else None) or guess_language(text)
 
 
 @dataclass
@@ -129,14 +267,25 @@ class _Spans:
             self.targets.append(stop - 1)
 
 
-def _lex_strings_and_comments(text: str) -> tuple[_Spans, _Spans]:
+def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]:
     """Find string and comment spans in one left-to-right pass over their openers."""
     strings, comments = _Spans([], [], []), _Spans([], [], [])
-    openers = _PYTHON_OPENERS if _looks_like_python(text) else _C_FAMILY_OPENERS
+    lexer = _LEXERS[language]
     length = len(text)
     directive_until = -1  # a '#' before this index is part of a preprocessor line, not a comment
     position = 0
-    while (opener := openers.search(text, position)) is not None:
+
+    def closed_by(closer: str, spans: _Spans, start: int, body_start: int) -> int | None:
+        """Add a span ending with the last character of the next closer; None when it never comes."""
+        found = text.find(closer, body_start)
+        if found < 0:
+            spans.add(start, length, closed=False)
+            return None
+        last = found + len(closer) - 1  # the closer's last character ends the span
+        spans.add(start, last, closed=True)
+        return last + 1
+
+    while (opener := lexer.openers.search(text, position)) is not None:
         kind, start, body_start = opener.lastgroup, opener.start(), opener.end()
         if kind == "directive":
             if start >= directive_until:  # not a continuation line of the directive before
@@ -152,16 +301,18 @@ def _lex_strings_and_comments(text: str) -> tuple[_Spans, _Spans]:
                 break
             comments.add(start, newline, closed=True)
             position = newline + 1
-        elif kind == "block_comment":
-            closer = text.find("*/", body_start)
-            if closer < 0:
-                comments.add(start, length, closed=False)
+        elif kind.startswith("block_comment"):
+            if (position := closed_by(lexer.block_closers[opener.group()], comments, start, body_start)) is None:
                 break
-            comments.add(start, closer + 1, closed=True)  # the '*' is inside, the '/' closes
-            position = closer + 2
+        elif kind == "rust_raw":
+            if (position := closed_by('"' + opener.group("hashes"), strings, start, body_start)) is None:
+                break
+        elif kind == "char":  # a whole character literal, matched with its closing quote
+            strings.add(start, opener.end() - 1, closed=True)
+            position = opener.end()
         else:
             delimiter = opener.group()
-            body_end = _STRING_BODY[delimiter].match(text, body_start).end()
+            body_end = lexer.bodies[delimiter].match(text, body_start).end()
             if text.startswith(delimiter, body_end):
                 last_quote = body_end + len(delimiter) - 1
                 strings.add(start, last_quote, closed=True)
@@ -213,13 +364,18 @@ def _indentation(
     return indent, _mask_at(length, first_code_positions)
 
 
-def code_features(text: str, tab_width: int = 8) -> dict[str, Feature]:
-    """Label source code: inside_string, inside_comment, indent_depth, bracket_depth, column."""
+def code_features(text: str, tab_width: int = 8, language: str | None = None) -> dict[str, Feature]:
+    """Label source code: inside_string, inside_comment, indent_depth, bracket_depth, column.
+
+    language names the lexical rules of strings and comments (a key of SYNTAXES); None or "auto"
+    guesses python or c from the text (resolve_language also reads a file name).
+    """
     if tab_width < 1:
         raise CharnnError(f"tab_width must be at least 1, got {tab_width}")
+    language = resolve_language(language, text)
     length = len(text)
     code_points = _code_points(text)
-    strings, comments = _lex_strings_and_comments(text)
+    strings, comments = _lex_strings_and_comments(text, language)
     inside_string = _span_mask(length, strings.starts, strings.stops)
     inside_comment = _span_mask(length, comments.starts, comments.stops)
 
@@ -241,14 +397,14 @@ def code_features(text: str, tab_width: int = 8) -> dict[str, Feature]:
             "binary",
             inside_string,
             _mask_at(length, strings.targets),
-            "inside a '...', \"...\" or triple-quoted string (opening quote in, closing quote out)",
+            f"inside a string, opening quote in, closing quote out (lexed as {language}: {SYNTAXES[language].description})",
         ),
         "inside_comment": Feature(
             "inside_comment",
             "binary",
             inside_comment,
             _mask_at(length, comments.targets),
-            "inside a #, // or /* */ comment (C preprocessor lines are code)",
+            f"inside a comment (lexed as {language}; in C, preprocessor lines are code)",
         ),
         "indent_depth": Feature(
             "indent_depth",
@@ -418,8 +574,8 @@ FEATURE_SETS: dict[str, Callable[[str], dict[str, Feature]]] = {
 }
 
 
-def features_for(kind: str, text: str, task: str | None = None) -> dict[str, Feature]:
-    """Dispatch on --features code|tweets|task; raise CharnnError for an unknown kind."""
+def features_for(kind: str, text: str, task: str | None = None, language: str | None = None) -> dict[str, Feature]:
+    """Dispatch on --features code|tweets|task (language: see code_features); CharnnError for an unknown kind."""
     if kind == "task":
         if not task:
             raise CharnnError("--features task needs a task name: count, selective-count, ab-memory or copy")
@@ -427,4 +583,6 @@ def features_for(kind: str, text: str, task: str | None = None) -> dict[str, Fea
     if kind not in FEATURE_SETS:
         known = ", ".join([*sorted(FEATURE_SETS), "task"])
         raise CharnnError(f"unknown feature set {kind!r}; known feature sets: {known}")
+    if kind == "code":
+        return code_features(text, language=language)
     return FEATURE_SETS[kind](text)

@@ -19,7 +19,7 @@ import torch
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.ablate import ablate_layers
-from charnn.probe.features import Feature, features_for
+from charnn.probe.features import LANGUAGES, SYNTAXES, Feature, features_for, resolve_language
 from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.report import build_report
 from charnn.probe.score import FeatureScores, Labels, Split, gate_saturation, score_recording, split_text
@@ -34,6 +34,7 @@ class ProbeOptions:
 
     feature_set: str = "code"  # code | tweets | task
     task: str | None = None
+    language: str | None = None  # --features code: a key of features.SYNTAXES; None guesses python or c from the text
     top: int = 5
     heldout_fraction: float = 0.5
     random_units: int = 100
@@ -56,6 +57,8 @@ class ProbeOptions:
             raise UsageError(f"--random-units must be a whole number >= 1, not {self.random_units!r}")
         if self.ablate not in ("zero", "mean"):
             raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
+        if self.language is not None and self.language not in SYNTAXES:
+            raise UsageError(f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise UsageError(f"--threads must be a whole number >= 1, not {self.threads!r}")
 
@@ -128,7 +131,9 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         raise CharnnError(f"the probe text has {len(text)} character(s); probing needs at least {MIN_CHARS}")
     timings: dict[str, float] = {}
     notes: list[str] = []
-    features = features_for(options.feature_set, text, options.task)
+    if options.feature_set == "code":
+        options.language = resolve_language(options.language, text)
+    features = features_for(options.feature_set, text, options.task, options.language)
     valid = valid_positions(options.feature_set, text, options.task, features)
     split = split_text(text, options.heldout_fraction)
     labels = {name: Labels(name, f.kind, f.values, valid[name]) for name, f in features.items()}

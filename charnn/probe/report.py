@@ -101,6 +101,7 @@ def build_report(
                  "unknown_chars": meta.get("unknown_chars", 0)},
         "feature_set": options.feature_set,
         "task": options.task if options.feature_set == "task" else None,
+        "language": options.language if options.feature_set == "code" else None,
         "split": split.to_json(),
         "control": {"kind": "untrained model of the same shape", "seed": options.seed} if control_scores is not None else None,
         "ablation": None if ablation is None else {
@@ -206,7 +207,9 @@ def print_report(report: dict, console: Console | None = None, notes: list[str] 
     model = report["model"]
     console.print(f"[bold]charnn probe[/]: {model['cell'].upper()} {model['layers']}×{model['hidden']} on "
                   f"{text['path'] or 'text'} ({text['chars']:,} chars; selection {report['split']['selection']['stop']:,}, "
-                  f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,}); layers count from 1")
+                  f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,})"
+                  f"{'; strings and comments lexed as ' + report['language'] if report.get('language') else ''}; "
+                  f"layers count from 1")
     for name, feature in report["features"].items():
         console.print(feature_table(name, feature))
     for name, reason in report["skipped_features"].items():
