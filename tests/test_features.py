@@ -30,6 +30,12 @@ def marks(mask: np.ndarray) -> str:
     return "".join("1" if value else "." for value in mask)
 
 
+def spans_of(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """Starts and stops of the runs of True in mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+
+
 def target_positions(feature: Feature) -> list[int]:
     return np.flatnonzero(feature.targets).tolist()
 
@@ -278,6 +284,13 @@ def test_url_ends_before_sentence_punctuation():
     url = tweet_features(text)["inside_url"]
     assert marks(url.values) == "....111111111111111...11111111111......"
     assert [text[i + 1] for i in target_positions(url)] == [".", ")"]
+
+
+def test_bare_hosts_with_a_path_are_urls_but_abbreviations_and_emails_are_not():
+    text = "pic.twitter.com/AbC1 and bit.ly/x! U.S./Mexico 1.5/10 a@b.com/x e.g./i.e. file.py/x\n"
+    url = tweet_features(text)["inside_url"]
+    spans = [text[start:stop] for start, stop in zip(*spans_of(url.values))]
+    assert spans == ["pic.twitter.com/AbC1", "bit.ly/x"]
 
 
 def test_mention_with_trailing_colon_and_email_is_not_a_mention():

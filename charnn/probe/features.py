@@ -435,7 +435,9 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
 _WORD_CHAR = r"[\w\u0300-\u036f]"  # word characters and combining accents (decomposed é)
 _HASHTAG = re.compile(rf"(?<![\w&])#(?=\d*[^\W\d]){_WORD_CHAR}+")  # not '&#39;', not '#1'
 _MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9_]+")  # not e-mail addresses
-_URL = re.compile(r"(?<![\w/.])(?P<prefix>https?://|www\.)\S*", re.IGNORECASE)
+# a scheme, www., or a bare host with a common top-level domain and a path (pic.twitter.com/x, bit.ly/y)
+_BARE_HOST = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:com|org|net|gov|edu|mil|int|info|biz|io|co|ly|gl|me|tv|us|uk|ca|au|de|fr|news)/"
+_URL = re.compile(rf"(?P<prefix>(?<![\w/.])(?:https?://|www\.)|(?<![\w/.@-]){_BARE_HOST})\S*", re.IGNORECASE)
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]\"'”’…"
 _DOUBLE_QUOTE = re.compile(r'"[^"\n]*"|“[^“”\n]*”')
 _LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
@@ -497,7 +499,7 @@ def tweet_features(text: str) -> dict[str, Feature]:
             "binary",
             inside_url,
             _mask_at(length, [stop - 1 for stop in url_stops if stop < length]),
-            "an http(s):// or www. address, without punctuation that ends the sentence",
+            "an http(s)://, www. or host.tld/path address, without punctuation that ends the sentence",
         ),
         "inside_quote": Feature(
             "inside_quote",
