@@ -193,6 +193,22 @@ def test_sql_and_lua_dash_dash_comments():
     assert string.count("1") == 2
 
 
+def test_docstrings_and_one_line_strings_are_also_features_of_their_own():
+    text = 'def f():\n    """Doc \'x\'."""\n    return "a" + \'b\'\n'
+    features = code_features(text)
+    assert list(features)[:3] == ["inside_string", "inside_multiline_string", "inside_oneline_string"]
+    multi, one = features["inside_multiline_string"], features["inside_oneline_string"]
+    doc = text.index('"""')
+    assert marks(multi.values[doc : doc + 15]) == "1" * 13 + ".."  # the last of the three closing quotes is out
+    assert not (multi.values & one.values).any()
+    assert ((multi.values | one.values) == features["inside_string"].values).all()
+    assert [text[i + 1] for i in target_positions(one)] == ['"', "'"]
+    assert target_positions(multi) == [doc + 12]
+    # one kind only (C without text blocks, Go without raw strings): no split
+    assert "inside_oneline_string" not in code_features('x = "a";\n', language="c")
+    assert "inside_multiline_string" not in code_features("s := `raw`\n", language="go")
+
+
 def test_language_from_file_names_and_the_guess_from_the_text():
     assert [language_for_path(name) for name in ("a.py", "dir/b.RS", "x.tsx", "Makefile", "m.go", "q.sql", "notes")] == [
         "python", "rust", "javascript", "shell", "go", "sql", None]

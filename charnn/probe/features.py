@@ -23,7 +23,7 @@ Any str is accepted: lone surrogates, carriage returns, the empty string.
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -219,6 +219,7 @@ class _Lexer:
     openers: re.Pattern[str]
     bodies: dict[str, re.Pattern[str]]
     block_closers: dict[str, str]
+    multiline: frozenset[str]
 
 
 def _lexer(syntax: Syntax) -> _Lexer:
@@ -226,7 +227,7 @@ def _lexer(syntax: Syntax) -> _Lexer:
         delimiter: _string_body(delimiter, delimiter in syntax.multiline, delimiter in syntax.raw)
         for delimiter in syntax.strings
     }
-    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments))
+    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments), syntax.multiline)
 
 
 _LEXERS = {name: _lexer(syntax) for name, syntax in SYNTAXES.items()}
@@ -259,12 +260,23 @@ class _Spans:
     starts: list[int]
     stops: list[int]
     targets: list[int]
+    multiline: list[bool] = field(default_factory=list)  # per span: opened by a delimiter whose strings may span lines
+    closers: list[bool] = field(default_factory=list)  # per target: True where it closes a multiline span
 
-    def add(self, start: int, stop: int, closed: bool) -> None:
+    def add(self, start: int, stop: int, closed: bool, multiline: bool = False) -> None:
         self.starts.append(start)
         self.stops.append(stop)
+        self.multiline.append(multiline)
         if closed:
             self.targets.append(stop - 1)
+            self.closers.append(multiline)
+
+    def select(self, multiline: bool) -> "_Spans":
+        """The spans of one kind (multiline or not) with their targets."""
+        keep = [index for index, kind in enumerate(self.multiline) if kind == multiline]
+        targets = [target for target, kind in zip(self.targets, self.closers) if kind == multiline]
+        return _Spans([self.starts[i] for i in keep], [self.stops[i] for i in keep], targets,
+                      [multiline] * len(keep), [multiline] * len(targets))
 
 
 def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]:
@@ -275,14 +287,14 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]
     directive_until = -1  # a '#' before this index is part of a preprocessor line, not a comment
     position = 0
 
-    def closed_by(closer: str, spans: _Spans, start: int, body_start: int) -> int | None:
+    def closed_by(closer: str, spans: _Spans, start: int, body_start: int, multiline: bool = False) -> int | None:
         """Add a span ending with the last character of the next closer; None when it never comes."""
         found = text.find(closer, body_start)
         if found < 0:
-            spans.add(start, length, closed=False)
+            spans.add(start, length, closed=False, multiline=multiline)
             return None
         last = found + len(closer) - 1  # the closer's last character ends the span
-        spans.add(start, last, closed=True)
+        spans.add(start, last, closed=True, multiline=multiline)
         return last + 1
 
     while (opener := lexer.openers.search(text, position)) is not None:
@@ -305,23 +317,24 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]
             if (position := closed_by(lexer.block_closers[opener.group()], comments, start, body_start)) is None:
                 break
         elif kind == "rust_raw":
-            if (position := closed_by('"' + opener.group("hashes"), strings, start, body_start)) is None:
+            if (position := closed_by('"' + opener.group("hashes"), strings, start, body_start, True)) is None:
                 break
         elif kind == "char":  # a whole character literal, matched with its closing quote
             strings.add(start, opener.end() - 1, closed=True)
             position = opener.end()
         else:
             delimiter = opener.group()
+            multiline = delimiter in lexer.multiline
             body_end = lexer.bodies[delimiter].match(text, body_start).end()
             if text.startswith(delimiter, body_end):
                 last_quote = body_end + len(delimiter) - 1
-                strings.add(start, last_quote, closed=True)
+                strings.add(start, last_quote, closed=True, multiline=multiline)
                 position = last_quote + 1
             elif body_end < length and text[body_end] == "\n":  # unterminated: recover on the next line
-                strings.add(start, body_end, closed=False)
+                strings.add(start, body_end, closed=False, multiline=multiline)
                 position = body_end + 1
             else:  # runs to the end of the text
-                strings.add(start, length, closed=False)
+                strings.add(start, length, closed=False, multiline=multiline)
                 break
     return strings, comments
 
@@ -391,7 +404,7 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     indent_depth, before_line_code = _indentation(text, code_points, column, tab_width)
     before_newline = _before(code_points == ord("\n"))
 
-    return {
+    features = {
         "inside_string": Feature(
             "inside_string",
             "binary",
@@ -428,6 +441,20 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             "characters of the current line read so far (0 on the newline)",
         ),
     }
+    # Where the text has strings of both kinds, each kind is also a feature of its own: a model may keep
+    # docstrings and one-line literals in different units, which inside_string alone would not show.
+    if any(strings.multiline) and not all(strings.multiline):
+        for multiline, name, description in (
+            (True, "inside_multiline_string", "inside a string whose delimiter lets it span lines (triple quotes, "
+                                              "JavaScript templates, Go raw strings ...): Python's docstrings"),
+            (False, "inside_oneline_string", "inside a string that ends on its line ('...', \"...\", character literals)"),
+        ):
+            kind = strings.select(multiline)
+            features[name] = Feature(name, "binary", _span_mask(length, kind.starts, kind.stops),
+                                     _mask_at(length, kind.targets), f"{description}; lexed as {language}")
+        order = ["inside_string", "inside_multiline_string", "inside_oneline_string"]
+        features = {name: features[name] for name in [*order, *(name for name in features if name not in order)]}
+    return features
 
 
 # ---------------------------------------------------------------- tweets
