@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from charnn.corpus import Vocab
+from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
 from charnn.probe.pipeline import ProbeOptions, run_probe, valid_positions
 from charnn.probe.features import task_features
@@ -244,3 +245,18 @@ def test_gru_and_rnn_models_are_probed_too(cell, states, gates):
     assert units and {unit["state"] for unit in units} <= states
     assert all(unit["ablation"]["random_units"] >= 3 for unit in units)
     assert [set(layer["gates"]) for layer in report["saturation"]] == [gates, gates]
+
+
+def test_the_language_option_is_checked_resolved_and_reported():
+    text = 'def f(x):\n    """Doc."""\n    return "a" + x  # c\n' * 8
+    vocab = Vocab(tuple(sorted(set(text))))
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=vocab.size, layers=1, hidden=8, embed=4)).eval()
+    with pytest.raises(UsageError, match="--language must be one of"):
+        run_probe(model, vocab.encode(text), text, ProbeOptions(language="cobol"))
+    options = ProbeOptions(language="auto", ablation=False, control=False)
+    report = run_probe(model, vocab.encode(text), text, options).report
+    assert report["language"] == "python"
+    assert {"inside_multiline_string", "inside_oneline_string"} <= set(report["features"])
+    shell = run_probe(model, vocab.encode(text), text, ProbeOptions(language="shell", ablation=False, control=False)).report
+    assert shell["language"] == "shell" and "inside_multiline_string" not in shell["features"]

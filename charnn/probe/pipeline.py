@@ -34,7 +34,7 @@ class ProbeOptions:
 
     feature_set: str = "code"  # code | tweets | task
     task: str | None = None
-    language: str | None = None  # --features code: a key of features.SYNTAXES; None guesses python or c from the text
+    language: str | None = None  # --features code: a key of features.SYNTAXES; None or "auto" guesses python or c from the text
     top: int = 5
     heldout_fraction: float = 0.5
     random_units: int = 100
@@ -57,7 +57,7 @@ class ProbeOptions:
             raise UsageError(f"--random-units must be a whole number >= 1, not {self.random_units!r}")
         if self.ablate not in ("zero", "mean"):
             raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
-        if self.language is not None and self.language not in SYNTAXES:
+        if self.language not in (None, "auto", *SYNTAXES):
             raise UsageError(f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise UsageError(f"--threads must be a whole number >= 1, not {self.threads!r}")
