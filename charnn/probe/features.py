@@ -87,7 +87,12 @@ _PREPROCESSOR_KEYWORDS = (
 
 @dataclass(frozen=True)
 class Syntax:
-    """The lexical rules of a language's strings and comments, as far as the labels need them."""
+    """The lexical rules of a language's strings and comments, as far as the labels need them.
+
+    Known limits: SQL's doubled quote ('it''s') reads as two strings, Lua's [[long strings]] and
+    JavaScript's /regex/ literals are code, nested block comments (Rust, Haskell) close at the first
+    closer, and a JavaScript template's ${...} counts as inside the string.
+    """
 
     name: str
     line_comments: tuple[str, ...]  # markers that comment out the rest of the line
