@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charnn.argtypes import real_number, whole_number
 from charnn.errors import CharnnError, UsageError
-from charnn.probe.features import LANGUAGES, SYNTAXES, resolve_language
+from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
 
 FEATURE_SETS = ("code", "tweets", "task")
 

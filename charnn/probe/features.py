@@ -24,10 +24,15 @@ Any str is accepted: lone surrogates, carriage returns, the empty string.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
 from charnn.errors import CharnnError
+from charnn.probe.languages import LANGUAGES, SYNTAXES, Syntax, guess_language, language_for_path, resolve_language
+
+__all__ = ["FEATURE_SETS", "LANGUAGES", "SYNTAXES", "Feature", "Syntax", "code_features", "features_for",
+           "guess_language", "language_for_path", "resolve_language", "task_features", "tweet_features"]
 
 
 @dataclass(frozen=True)
@@ -85,100 +90,6 @@ _PREPROCESSOR_KEYWORDS = (
 )
 
 
-@dataclass(frozen=True)
-class Syntax:
-    """The lexical rules of a language's strings and comments, as far as the labels need them.
-
-    Known limits: SQL's doubled quote ('it''s') reads as two strings, Lua's [[long strings]] and
-    JavaScript's /regex/ literals are code, nested block comments (Rust, Haskell) close at the first
-    closer, and a JavaScript template's ${...} counts as inside the string.
-    """
-
-    name: str
-    line_comments: tuple[str, ...]  # markers that comment out the rest of the line
-    block_comments: tuple[tuple[str, str], ...] = ()  # (opener, closer)
-    strings: tuple[str, ...] = ('"', "'")  # delimiters
-    multiline: frozenset[str] = frozenset()  # delimiters whose strings may run over line ends
-    raw: frozenset[str] = frozenset()  # delimiters inside which a backslash escapes nothing
-    preprocessor: bool = False  # C: '#include', '#define' ... lines are code, not comments
-    hash_at_word_start: bool = False  # shell: '#' starts a comment only at a line start or after a blank, ; | & (
-    char_literals: bool = False  # Rust: "'" opens a string only as a character literal ('a', '\n'), not a lifetime ('a)
-    rust_raw_strings: bool = False  # Rust: r"..." and r#"..."# (any number of #)
-    extensions: tuple[str, ...] = ()
-    description: str = ""
-
-
-_TRIPLES = ('"""', "'''")
-SYNTAXES: dict[str, Syntax] = {
-    syntax.name: syntax
-    for syntax in (
-        Syntax(
-            "python", ("#",), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"),
-            description="# comments; '...', \"...\" and triple-quoted strings",
-        ),
-        Syntax(
-            "c", ("#", "//"), (("/*", "*/"),), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            preprocessor=True,
-            extensions=(".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp",
-                        ".m", ".mm", ".java", ".cs", ".kt", ".kts", ".scala", ".sc", ".swift", ".dart", ".php",
-                        ".groovy", ".gradle", ".proto", ".cu", ".cuh", ".glsl", ".hlsl", ".zig"),
-            description="C, C++, Java, C#, Kotlin, Swift, PHP ...: // and /* */ comments (and a '#' that does not "
-                        "start a preprocessor line); '...', \"...\" and triple-quoted text blocks",
-        ),
-        Syntax(
-            "javascript", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"),
-            extensions=(".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte"),
-            description="JavaScript and TypeScript: // and /* */ comments; '...', \"...\" and `template` strings",
-        ),
-        Syntax(
-            "go", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"), raw=frozenset("`"),
-            extensions=(".go",),
-            description="Go: // and /* */ comments; \"...\", 'rune' and `raw` strings",
-        ),
-        Syntax(
-            "rust", ("//",), (("/*", "*/"),), strings=('"',), multiline=frozenset('"'), char_literals=True,
-            rust_raw_strings=True, extensions=(".rs",),
-            description="Rust: // and /* */ comments; \"...\", r#\"raw\"# strings and 'c' character literals "
-                        "(a lifetime such as 'a is code)",
-        ),
-        Syntax(
-            "shell", ("#",), strings=('"', "'"), multiline=frozenset("\"'"), raw=frozenset("'"),
-            hash_at_word_start=True,
-            extensions=(".sh", ".bash", ".zsh", ".ksh", ".rb", ".pl", ".pm", ".r", ".tcl", ".awk", ".cmake",
-                        ".mk", ".make", ".yaml", ".yml", ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex",
-                        ".exs", ".cr", ".coffee", ".nim"),
-            description="shell, Ruby, Perl, R, YAML, Makefiles ...: # comments at the start of a word; '...' and "
-                        "\"...\" strings, which may span lines",
-        ),
-        Syntax(
-            "sql", ("--",), (("/*", "*/"),), strings=("'", '"'),
-            extensions=(".sql", ".hs", ".lhs", ".elm", ".ada", ".adb", ".ads", ".vhd", ".vhdl"),
-            description="SQL, Haskell, Ada ...: -- and /* */ comments; '...' and \"...\" strings",
-        ),
-        Syntax(
-            "lua", ("--",), (("--[[", "]]"),), strings=('"', "'"), extensions=(".lua",),
-            description="Lua: -- and --[[ ]] comments; '...' and \"...\" strings",
-        ),
-    )
-}
-LANGUAGES = ("auto", *SYNTAXES)
-_EXTENSION_LANGUAGE = {extension: syntax.name for syntax in SYNTAXES.values() for extension in syntax.extensions}
-_FILE_NAME_LANGUAGE = {"makefile": "shell", "gnumakefile": "shell", "dockerfile": "shell", "cmakelists.txt": "shell",
-                       "rakefile": "shell", "gemfile": "shell", "sconstruct": "python"}
-
-
-def language_for_path(path: str) -> str | None:
-    """The language a file's name says (its extension, or a name such as Makefile), or None."""
-    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
-    if name.lower() in _FILE_NAME_LANGUAGE:
-        return _FILE_NAME_LANGUAGE[name.lower()]
-    dot = name.rfind(".")
-    if dot <= 0:
-        return None
-    return _EXTENSION_LANGUAGE.get(name[dot:].lower())
-
-
 def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
     """One regular expression for everything that opens a string or a comment, longest opener first."""
     alternatives = []
@@ -227,7 +138,10 @@ class _Lexer:
     multiline: frozenset[str]
 
 
-def _lexer(syntax: Syntax) -> _Lexer:
+@cache
+def _lexer(language: str) -> _Lexer:
+    """The compiled rules of one language, built the first time a text of that language is labelled."""
+    syntax = SYNTAXES[language]
     bodies = {
         delimiter: _string_body(delimiter, delimiter in syntax.multiline, delimiter in syntax.raw)
         for delimiter in syntax.strings
@@ -235,59 +149,40 @@ def _lexer(syntax: Syntax) -> _Lexer:
     return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments), syntax.multiline)
 
 
-_LEXERS = {name: _lexer(syntax) for name, syntax in SYNTAXES.items()}
 _DIRECTIVE_REST = re.compile(r"[^\\\n]*(?:\\[\s\S][^\\\n]*)*")  # backslash-newline continues the line
-
-_LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
-_LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
-
-
-def guess_language(text: str) -> str:
-    """python where more lines end in ':' (def, if, for ...) than in ';', '{' or '}' (C, Java, JS); else c."""
-    colon_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text))
-    c_lines = sum(1 for _ in _LINE_ENDING_IN_C_PUNCTUATION.finditer(text))
-    return "python" if colon_lines > c_lines else "c"
-
-
-def resolve_language(language: str | None, text: str, path: str | None = None) -> str:
-    """A language of SYNTAXES: the one given, else the one the file's name says, else a guess from the text."""
-    if language not in (None, "", "auto"):
-        if language not in SYNTAXES:
-            raise CharnnError(f"unknown language {language!r}; known languages: {', '.join(LANGUAGES)}")
-        return language
-    return (language_for_path(path) if path else None) or guess_language(text)
-
 
 @dataclass
 class _Spans:
-    """Label spans found by the lexer: True on [start, stop); targets are positions before a closer."""
+    """Label spans found by the lexer: True on [start, stop); a closed span's target is the position before its closer."""
 
-    starts: list[int]
-    stops: list[int]
-    targets: list[int]
-    multiline: list[bool] = field(default_factory=list)  # per span: opened by a delimiter whose strings may span lines
-    closers: list[bool] = field(default_factory=list)  # per target: True where it closes a multiline span
+    starts: list[int] = field(default_factory=list)
+    stops: list[int] = field(default_factory=list)
+    closed: list[bool] = field(default_factory=list)
+    multiline: list[bool] = field(default_factory=list)  # opened by a delimiter whose strings may span lines
 
     def add(self, start: int, stop: int, closed: bool, multiline: bool = False) -> None:
         self.starts.append(start)
         self.stops.append(stop)
+        self.closed.append(closed)
         self.multiline.append(multiline)
-        if closed:
-            self.targets.append(stop - 1)
-            self.closers.append(multiline)
+
+    @property
+    def targets(self) -> list[int]:
+        return [stop - 1 for stop, closed in zip(self.stops, self.closed) if closed]
 
     def select(self, multiline: bool) -> "_Spans":
-        """The spans of one kind (multiline or not) with their targets."""
-        keep = [index for index, kind in enumerate(self.multiline) if kind == multiline]
-        targets = [target for target, kind in zip(self.targets, self.closers) if kind == multiline]
-        return _Spans([self.starts[i] for i in keep], [self.stops[i] for i in keep], targets,
-                      [multiline] * len(keep), [multiline] * len(targets))
+        """The spans of one kind: multiline or not."""
+        chosen = _Spans()
+        for span in zip(self.starts, self.stops, self.closed, self.multiline):
+            if span[3] == multiline:
+                chosen.add(*span)
+        return chosen
 
 
 def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]:
     """Find string and comment spans in one left-to-right pass over their openers."""
-    strings, comments = _Spans([], [], []), _Spans([], [], [])
-    lexer = _LEXERS[language]
+    strings, comments = _Spans(), _Spans()
+    lexer = _lexer(language)
     length = len(text)
     directive_until = -1  # a '#' before this index is part of a preprocessor line, not a comment
     position = 0
@@ -409,7 +304,20 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     indent_depth, before_line_code = _indentation(text, code_points, column, tab_width)
     before_newline = _before(code_points == ord("\n"))
 
-    features = {
+    # Where the text has strings of both kinds, each kind is also a feature of its own: a model may keep
+    # docstrings and one-line literals in different units, which inside_string alone would not show.
+    string_kinds = {}
+    if any(strings.multiline) and not all(strings.multiline):
+        for multiline, name, description in (
+            (True, "inside_multiline_string", "inside a string whose delimiter lets it span lines (triple quotes, "
+                                              "JavaScript templates, Go raw strings ...): Python's docstrings"),
+            (False, "inside_oneline_string", "inside a string that ends on its line ('...', \"...\", character literals)"),
+        ):
+            kind = strings.select(multiline)
+            string_kinds[name] = Feature(name, "binary", _span_mask(length, kind.starts, kind.stops),
+                                         _mask_at(length, kind.targets), f"{description}; lexed as {language}")
+
+    return {
         "inside_string": Feature(
             "inside_string",
             "binary",
@@ -417,6 +325,7 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             _mask_at(length, strings.targets),
             f"inside a string, opening quote in, closing quote out (lexed as {language}: {SYNTAXES[language].description})",
         ),
+        **string_kinds,
         "inside_comment": Feature(
             "inside_comment",
             "binary",
@@ -446,20 +355,6 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             "characters of the current line read so far (0 on the newline)",
         ),
     }
-    # Where the text has strings of both kinds, each kind is also a feature of its own: a model may keep
-    # docstrings and one-line literals in different units, which inside_string alone would not show.
-    if any(strings.multiline) and not all(strings.multiline):
-        for multiline, name, description in (
-            (True, "inside_multiline_string", "inside a string whose delimiter lets it span lines (triple quotes, "
-                                              "JavaScript templates, Go raw strings ...): Python's docstrings"),
-            (False, "inside_oneline_string", "inside a string that ends on its line ('...', \"...\", character literals)"),
-        ):
-            kind = strings.select(multiline)
-            features[name] = Feature(name, "binary", _span_mask(length, kind.starts, kind.stops),
-                                     _mask_at(length, kind.targets), f"{description}; lexed as {language}")
-        order = ["inside_string", "inside_multiline_string", "inside_oneline_string"]
-        features = {name: features[name] for name in [*order, *(name for name in features if name not in order)]}
-    return features
 
 
 # ---------------------------------------------------------------- tweets

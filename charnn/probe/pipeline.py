@@ -19,7 +19,8 @@ import torch
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.ablate import ablate_layers
-from charnn.probe.features import LANGUAGES, SYNTAXES, Feature, features_for, resolve_language
+from charnn.probe.features import Feature, features_for
+from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
 from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.report import build_report
 from charnn.probe.score import FeatureScores, Labels, Split, gate_saturation, score_recording, split_text
@@ -131,9 +132,8 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         raise CharnnError(f"the probe text has {len(text)} character(s); probing needs at least {MIN_CHARS}")
     timings: dict[str, float] = {}
     notes: list[str] = []
-    if options.feature_set == "code":
-        options.language = resolve_language(options.language, text)
-    features = features_for(options.feature_set, text, options.task, options.language)
+    language = resolve_language(options.language, text) if options.feature_set == "code" else None
+    features = features_for(options.feature_set, text, options.task, language)
     valid = valid_positions(options.feature_set, text, options.task, features)
     split = split_text(text, options.heldout_fraction)
     labels = {name: Labels(name, f.kind, f.values, valid[name]) for name, f in features.items()}
@@ -211,6 +211,6 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     report = build_report(
         meta=meta or {}, model=model, text=text, split=split, features=features, scores=scores,
         control_scores=control_scores, top_units=top_units, ablation=ablation, mask_rows=mask_rows,
-        options=options, saturation=saturation, skipped=skipped, timings=timings,
+        options=options, language=language, saturation=saturation, skipped=skipped, timings=timings,
     )
     return ProbeResult(report, text, features, recording, split, scores, notes, workdir)

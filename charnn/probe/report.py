@@ -77,6 +77,7 @@ def build_report(
     ablation: dict[int, LayerAblation] | None,
     mask_rows: dict[tuple[str, str], int],
     options: ProbeOptions,
+    language: str | None,
     saturation: list[dict],
     skipped: dict[str, str],
     timings: dict[str, float],
@@ -101,7 +102,7 @@ def build_report(
                  "unknown_chars": meta.get("unknown_chars", 0)},
         "feature_set": options.feature_set,
         "task": options.task if options.feature_set == "task" else None,
-        "language": options.language if options.feature_set == "code" else None,
+        "language": language,
         "split": split.to_json(),
         "control": {"kind": "untrained model of the same shape", "seed": options.seed} if control_scores is not None else None,
         "ablation": None if ablation is None else {
