@@ -894,8 +894,9 @@ def command_bench(args: argparse.Namespace) -> int:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
     if "quality" in sections:
-        resolve_quality_corpus(settings.quality_corpus)  # fail before the long parts, not after
+        # fail before the long parts, not after: a bad flag first, then a missing file
         apply_overrides(recommended_cpu_config("x", "x", "x"), settings.quality_overrides)
+        resolve_quality_corpus(settings.quality_corpus)
     if settings.encode_file and "encode" in sections and not Path(settings.encode_file).is_file():
         raise CharnnError(f"--encode-file '{settings.encode_file}' does not exist")
     console = Console(stderr=True)

@@ -6,6 +6,7 @@ tqdm, rich summaries, a NaN guard, SIGINT/SIGTERM handling and DDP when launched
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import math
 import os
@@ -165,17 +166,36 @@ def cpu_has_fast_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
+@functools.cache
+def cpu_runs_bf16(cell: str) -> bool:
+    """Whether PyTorch's CPU kernel for `cell` runs under bf16 autocast here. The oneDNN LSTM kernel has
+    no bf16 path on a CPU without AVX-512 (an AVX2-only EPYC raises "could not create a primitive
+    descriptor"); a one-unit layer is tried, since what fails is the kernel, not the shape."""
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
+    try:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            out, _ = module(torch.zeros(1, 1, 1))
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
+
+
+def resolve_precision(requested: str, device: torch.device, cell: str = "lstm") -> str:
     """auto → bf16 where the hardware computes it natively (a CUDA GPU that supports it, a CPU with
-    AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32."""
+    AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32.
+    An explicit bf16 that this CPU's kernels cannot run for `cell` is refused here, before any work."""
     if requested == "bf16" and device.type not in ("cpu", "cuda"):
         raise UsageError(f"--precision bf16 is supported on cpu and cuda, not on {device.type}; use --precision fp32")
+    if requested == "bf16" and device.type == "cpu" and not cpu_runs_bf16(cell):
+        raise UsageError(f"--precision bf16: PyTorch's {cell.upper()} kernel cannot compute in bf16 on this CPU; "
+                         "use --precision fp32, which auto picks here")
     if requested != "auto":
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
+        return "bf16" if cpu_has_fast_bf16() and cpu_runs_bf16(cell) else "fp32"
     return "fp32"
 
 
@@ -440,6 +460,13 @@ class Trainer:
         self.dist = Distributed.from_environment(self.device)
         if self.dist.active and self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        try:  # before any work; saved resolved, so that a resume computes the same way
+            config.precision = resolve_precision(config.precision, self.device, config.cell)
+        except UsageError as err:
+            if not resume:
+                raise
+            raise UsageError(f"--resume: '{config.out}' trained in bf16, which PyTorch's {config.cell.upper()} kernel cannot "
+                             "compute on this CPU; continue it in fp32 with --resume --precision fp32") from None
         self.check_run_dir(resume, overwrite)
         torch.manual_seed(config.seed + self.dist.rank)
         self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)
@@ -471,7 +498,6 @@ class Trainer:
             self.best_val_bpc = self.best_on_disk()
             self.rewrite_metrics()
         self.ddp_model = self.wrap_distributed()
-        config.precision = resolve_precision(config.precision, self.device)  # saved resolved: a resume computes the same way
         self.autocast = autocast_for(config.precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
