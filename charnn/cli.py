@@ -18,7 +18,7 @@ from pathlib import Path
 from charnn.argtypes import whole_number
 from charnn.errors import CharnnError, UsageError
 
-TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (a few minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (5-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
 
 
 class Parser(argparse.ArgumentParser):
