@@ -893,6 +893,10 @@ def command_bench(args: argparse.Namespace) -> int:
     if args.repeats:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
+    if "train" in sections:  # a bf16 this CPU cannot compute fails now, not after the ceiling measurements
+        from charnn.train import resolve_precision
+
+        resolve_precision(settings.precision, torch.device("cpu"))
     if "quality" in sections:
         # fail before the long parts, not after: a bad flag first, then a missing file
         apply_overrides(recommended_cpu_config("x", "x", "x"), settings.quality_overrides)

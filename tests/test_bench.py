@@ -172,6 +172,15 @@ def test_bad_quality_settings_are_refused_before_any_work(tmp_path, capsys):
     assert "missing.txt" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+def test_bf16_this_cpu_cannot_compute_is_refused_before_the_measurements(monkeypatch, capsys):
+    import charnn.train
+
+    monkeypatch.setattr(charnn.train, "cpu_runs_bf16", lambda cell: False)
+    assert main(["bench", "--only", "train", "--quick", "--precision", "bf16"]) == 2
+    stderr = capsys.readouterr().err
+    assert "cannot compute in bf16 on this CPU" in stderr and len(stderr.strip().splitlines()) == 1
+
+
 def test_the_disturbance_of_other_processes_is_a_share_of_the_cpus():
     share = bench.wait_for_quiet(0.1, window=0.05)
     assert share is None or 0 <= share <= 1
