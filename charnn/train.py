@@ -181,15 +181,17 @@ def cpu_runs_bf16(cell: str) -> bool:
     return True
 
 
-def resolve_precision(requested: str, device: torch.device, cell: str = "lstm") -> str:
+def resolve_precision(requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None) -> str:
     """auto → bf16 where the hardware computes it natively (a CUDA GPU that supports it, a CPU with
     AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32.
-    An explicit bf16 that this CPU's kernels cannot run for `cell` is refused here, before any work."""
+    An explicit bf16 that this CPU's kernels cannot run for `cell` is refused here, before any work;
+    `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
     if requested == "bf16" and device.type not in ("cpu", "cuda"):
         raise UsageError(f"--precision bf16 is supported on cpu and cuda, not on {device.type}; use --precision fp32")
     if requested == "bf16" and device.type == "cpu" and not cpu_runs_bf16(cell):
-        raise UsageError(f"--precision bf16: PyTorch's {cell.upper()} kernel cannot compute in bf16 on this CPU; "
-                         "use --precision fp32, which auto picks here")
+        advice = (f"'{resuming}' trained in bf16: continue it in fp32 with --resume --precision fp32" if resuming
+                  else "use --precision fp32, which auto picks here")
+        raise UsageError(f"--precision bf16: PyTorch's {cell.upper()} kernel cannot compute in bf16 on this CPU; {advice}")
     if requested != "auto":
         return requested
     if device.type == "cuda":
@@ -460,13 +462,8 @@ class Trainer:
         self.dist = Distributed.from_environment(self.device)
         if self.dist.active and self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        try:  # before any work; saved resolved, so that a resume computes the same way
-            config.precision = resolve_precision(config.precision, self.device, config.cell)
-        except UsageError as err:
-            if not resume:
-                raise
-            raise UsageError(f"--resume: '{config.out}' trained in bf16, which PyTorch's {config.cell.upper()} kernel cannot "
-                             "compute on this CPU; continue it in fp32 with --resume --precision fp32") from None
+        # before any work; saved resolved, so that a resume computes the same way
+        config.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
         self.check_run_dir(resume, overwrite)
         torch.manual_seed(config.seed + self.dist.rank)
         self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)

@@ -174,6 +174,15 @@ def test_the_bf16_check_follows_the_cell():
     # one-unit trials, cached: the same answer twice, and a bool for each cell
     for cell in ("lstm", "gru", "rnn"):
         assert cpu_runs_bf16(cell) in (True, False) and cpu_runs_bf16(cell) == cpu_runs_bf16(cell)
+        # and the one-unit trial speaks for a real shape: a 2 × 32 layer under autocast fails exactly when it says
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](8, 32, 2, batch_first=True)
+        try:
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                module(torch.randn(4, 16, 8))
+            ran = True
+        except RuntimeError:
+            ran = False
+        assert ran == cpu_runs_bf16(cell), cell
 
 
 def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_path, code_file, monkeypatch, capsys):
