@@ -302,6 +302,13 @@ def test_url_ends_before_sentence_punctuation():
     assert [text[i + 1] for i in target_positions(url)] == [".", ")"]
 
 
+def test_url_keeps_a_closing_parenthesis_that_matches_one_inside_it():
+    text = "see https://en.wikipedia.org/wiki/Mercury_(planet). (x.com/a_(b)) [y.org/c[1]]. z.com/d)\n"
+    url = tweet_features(text)["inside_url"]
+    spans = [text[start:stop] for start, stop in zip(*spans_of(url.values))]
+    assert spans == ["https://en.wikipedia.org/wiki/Mercury_(planet)", "x.com/a_(b)", "y.org/c[1]", "z.com/d"]
+
+
 def test_bare_hosts_with_a_path_are_urls_but_abbreviations_and_emails_are_not():
     text = "pic.twitter.com/AbC1 and bit.ly/x! U.S./Mexico 1.5/10 a@b.com/x e.g./i.e. file.py/x\n"
     url = tweet_features(text)["inside_url"]

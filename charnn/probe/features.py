@@ -366,6 +366,17 @@ _MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9_]+")  # not e-mail addresses
 _BARE_HOST = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:com|org|net|gov|edu|mil|int|info|biz|io|co|ly|gl|me|tv|us|uk|ca|au|de|fr|news)/"
 _URL = re.compile(rf"(?P<prefix>(?<![\w/.])(?:https?://|www\.)|(?<![\w/.@-]){_BARE_HOST})\S*", re.IGNORECASE)
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]\"'”’…"
+_URL_CLOSERS = {")": "(", "]": "["}
+
+
+def _url_without_trailing_punctuation(url: str) -> str:
+    """url without the punctuation that ends the sentence around it; a ) or ] that closes one inside the URL stays."""
+    while url and url[-1] in _URL_TRAILING_PUNCTUATION:
+        opener = _URL_CLOSERS.get(url[-1])
+        if opener and url.count(opener) >= url.count(url[-1]):  # en.wikipedia.org/wiki/Mercury_(planet)
+            break
+        url = url[:-1]
+    return url
 _DOUBLE_QUOTE = re.compile(r'"[^"\n]*"|“[^“”\n]*”')
 _LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
 
@@ -395,7 +406,7 @@ def tweet_features(text: str) -> dict[str, Feature]:
 
     url_starts, url_stops = [], []
     for match in _URL.finditer(text):
-        url = match.group().rstrip(_URL_TRAILING_PUNCTUATION)
+        url = _url_without_trailing_punctuation(match.group())
         if len(url) > len(match.group("prefix")):
             url_starts.append(match.start())
             url_stops.append(match.start() + len(url))
