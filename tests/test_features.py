@@ -77,7 +77,7 @@ def test_quotes_inside_a_comment_are_not_strings():
 
 def test_hash_and_slashes_inside_a_string_are_not_comments():
     text = 's = "a # b // c";  # real\n'
-    features = code_features(text)
+    features = code_features(text, language="python")
     assert marks(features["inside_string"].values) == "...." + "1" * 11 + "." * 11
     assert marks(features["inside_comment"].values) == "." * 19 + "111111."
 
@@ -111,16 +111,19 @@ def test_c_block_comment_with_a_string_inside_spans_lines():
     assert target_positions(features["inside_comment"]) == [text.index("*/")]  # the '*' before the '/'
 
 
-def test_c_preprocessor_lines_are_code_but_line_comments_on_them_are_comments():
-    text = "#include <x.h>\n#define STR(x) #x // str\n# comment;\n"
-    features = code_features(text)
+def test_c_preprocessor_lines_and_other_hashes_are_code_but_line_comments_on_them_are_comments():
+    text = "#include <x.h>\n#define STR(x) #x // str\n#include_next <y.h>\n\tldr x0, [x1, #OFF]\n}\n"
+    features = code_features(text, language="c")
     comment = features["inside_comment"].values
-    first_line_end = text.index("\n")
-    assert not comment[: first_line_end + 1].any()
-    assert marks(comment[text.index("#x") : text.index("//")]) == "..."  # '#x' is stringification
-    assert comment[text.index("// str") : text.index("// str") + 6].all()
-    assert comment[text.index("# comment") : text.index("# comment") + 10].all()
+    assert marks(comment) == "." * text.index("// str") + "111111" + "." * (len(text) - text.index("// str") - 6)
     assert features["bracket_depth"].values[text.index("(x)") + 1] == 1
+    assert features["bracket_depth"].values[text.index("#OFF]") + 4] == 0  # the asm's '#' does not hide its ']'
+
+
+def test_php_keeps_hash_comments():
+    string, comment = labels_of("<?php $a = 'x'; # it's\n$b = \"y\nz\";\n", "php")
+    assert comment.count("1") == len("# it's")
+    assert string.count("1") == len("'x") + len('"y\nz')
 
 
 def test_url_in_c_like_text_and_floor_division_in_python_are_not_comments():
@@ -193,6 +196,60 @@ def test_sql_and_lua_dash_dash_comments():
     assert string.count("1") == 2
 
 
+def test_javascript_regex_literals_hide_quotes_slashes_and_brackets_but_divisions_stay_code():
+    text = "const re = /[`'(]/g;\nif (/^https?:\\/\\//.test(u)) { go(u); }\nx = a / b / c; y = (d) / 2; // 'q'\nf(/[/*]/, 2)\n"
+    features = code_features(text, language="javascript")
+    string, comment = marks(features["inside_string"].values), marks(features["inside_comment"].values)
+    assert string.count("1") == 0  # a regex literal is neither a string nor code
+    assert comment.count("1") == len("// 'q'")
+    assert features["bracket_depth"].values[text.index("{ go")] == 1 and features["bracket_depth"].values[-1] == 0
+    assert features["bracket_depth"].values[text.index("g;")] == 0  # the regex's ( is no bracket
+
+
+def test_perl_pod_quote_like_operators_and_regexes():
+    text = ("=head1 NOTES\n\nIt doesn't work.\n\n=cut\n\nsub f { return 1; }\n"
+            "$it =~ m/([^':]+)/s; $y =~ s{a'}{b}g; $z =~ tr/a-z'/A-Z/;\n"
+            "my @w = qw(a (b) 'c); my $q = q{it's}; if ($l =~ /it's/) { print 1; } my $n = $#a; # done\n")
+    string, comment = labels_of(text, "perl")
+    assert comment[: text.index("=cut") + 3] == "1" * (text.index("=cut") + 3)  # POD, up to the last letter of =cut
+    assert comment[text.index("sub") : text.index("# done")] == "." * (text.index("# done") - text.index("sub"))
+    quoted = [text[start:stop] for start, stop in zip(*spans_of(np.array([mark == "1" for mark in string])))]
+    assert quoted == ["(a (b) 'c", "{it's"]  # qw() and q{} are strings, with nested brackets; m//, s{}{}, tr///, /.../ are not
+    assert code_features(text, language="perl")["bracket_depth"].values[-1] == 0
+
+
+def test_here_documents_are_strings_until_their_terminator_line():
+    text = "cat <<EOF > 'f'\nit won't\nEOF\necho $((1 << 2)) 'ok'\ncat <<-\"X\"\n\tit's\n\tX\ncat <<NONE\nit's\n"
+    string, _ = labels_of(text, "shell")
+    body = text.index("\nit won't")
+    assert string[text.index("'f'") : text.index("'f'") + 3] == "11."  # the rest of the opening line is lexed first
+    assert string[body : text.index("EOF\necho") + 3] == "1" * (text.index("EOF\necho") + 2 - body) + "."
+    assert string[text.index("'ok'") : text.index("'ok'") + 4] == "111."  # 1 << 2 is a shift
+    assert string[text.index("\tX") : text.index("\tX") + 2] == "1."  # <<- allows an indented terminator
+    # no terminator line: <<NONE is code, and the apostrophe after it opens a (shell, multi-line) string
+    assert string[text.index("NONE") : text.index("it's\n", text.index("NONE"))] == "." * 5
+    ruby = "puts <<~EOS\r\n  it's\r\n  EOS\r\nx = 'a'\r\n"
+    string, _ = labels_of(ruby, "ruby")
+    assert string.count("1") == len("\n  it's\r\n  EO") + len("'a")
+
+
+def test_shell_quote_after_a_backslash_is_a_character():
+    text = "grep FSTYPE=\\\"ext\\\" | wc -l\nx='it'\\''s'\n"
+    string, _ = labels_of(text, "shell")
+    assert string == "." * text.index("\n") + "." + "..111...11.."
+
+
+def test_cmake_bracket_comments_and_lua_long_strings():
+    text = "#[==[.rst:\nIt's the user's (thing).\n#]==]\nset(X \"a b\") # it's\nmessage([[it's]])\n"
+    string, comment = labels_of(text, "cmake")
+    closer = text.index("#]==]") + 4
+    assert comment[:closer] == "1" * closer and comment[closer] == "."
+    assert [text[start:stop] for start, stop in zip(*spans_of(np.array([mark == "1" for mark in string])))] == ['"a b', "[[it's]"]
+    string, comment = labels_of("local s = [[it's\n]] .. f(y)\n--[==[ a\n]] b ]==] x = 'c'\n", "lua")
+    assert string.count("1") == len("[[it's\n]") + len("'c")
+    assert comment.count("1") == len("--[==[ a\n]] b ]==")
+
+
 def test_docstrings_and_one_line_strings_are_also_features_of_their_own():
     text = 'def f():\n    """Doc \'x\'."""\n    return "a" + \'b\'\n'
     features = code_features(text)
@@ -212,10 +269,19 @@ def test_docstrings_and_one_line_strings_are_also_features_of_their_own():
 def test_language_from_file_names_and_the_guess_from_the_text():
     assert [language_for_path(name) for name in ("a.py", "dir/b.RS", "x.tsx", "Makefile", "m.go", "q.sql", "notes")] == [
         "python", "rust", "javascript", "shell", "go", "sql", None]
+    assert [language_for_path(name) for name in ("Lib.pm", "x.rb", "CMakeLists.txt", "a.cmake", "i.php", "m.c")] == [
+        "perl", "ruby", "cmake", "cmake", "php", "c"]
     assert resolve_language("auto", "x = 1;\n", "held_out.py") == "python"  # the name wins over the text
     assert resolve_language(None, "def f(a):\n    return a\n") == "python"
-    assert resolve_language(None, "int f(void) {\n\treturn 0;\n}\n") == "c"
+    assert resolve_language(None, "# a note\ny = 1\n") == "python"  # '#' comments, not C's preprocessor lines
+    assert resolve_language(None, "#include <a.h>\n#define X 1\nint f(void) {\n\treturn 0;\n}\n") == "c"
     assert resolve_language("go", "anything", "a.py") == "go"
+    # a script without an extension: its '#!' line; a corpus of scripts: the interpreter most of them name
+    for shebang, language in [("#!/bin/sh", "shell"), ("#! /usr/bin/env python3", "python"), ("#!/usr/bin/perl -w", "perl"),
+                              ("#!/usr/bin/env -S node --no-warnings", "javascript"), ("#!/usr/bin/ruby2.7", "ruby")]:
+        assert resolve_language(None, f"{shebang}\nif [ $# -eq 0 ]; then x; fi;\n", "bin/script") == language
+    scripts = "#!/bin/bash\necho a;\n" * 3 + "#!/usr/bin/perl\nprint 1;\n"
+    assert resolve_language(None, scripts, "held_out.txt") == "shell"
     with pytest.raises(CharnnError, match="unknown language 'cobol'"):
         resolve_language("cobol", "x")
     with pytest.raises(CharnnError, match="unknown language"):
@@ -388,10 +454,21 @@ def test_every_language_keeps_the_span_invariants(text, language):
     features = code_features(text, language=language)
     string, comment = features["inside_string"], features["inside_comment"]
     assert not (string.values & comment.values).any()
-    for i in target_positions(string):  # a closed string ends on a quote character (or a raw string's '#')
-        assert text[i + 1] in "'\"`#" and string.values[i] and not string.values[i + 1]
+    for i in target_positions(string):  # a closed string ends on a quote (or a raw string's '#', a [[long]] string's ']')
+        assert text[i + 1] in "'\"`#]" and string.values[i] and not string.values[i + 1]
     assert all(comment.values[i] and not comment.values[i + 1] for i in target_positions(comment))
     assert (features["bracket_depth"].values >= 0).all() and (features["indent_depth"].values >= 0).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="\"'`#/\\\n\t -=~<[](){}qmsyEOF;$"), st.sampled_from(["shell", "perl", "ruby", "javascript", "cmake", "lua"]))
+def test_here_documents_regexes_and_long_brackets_keep_the_span_invariants(text, language):
+    features = code_features(text, language=language)
+    string, comment = features["inside_string"], features["inside_comment"]
+    assert not (string.values & comment.values).any()
+    for feature in (string, comment):
+        assert all(feature.values[i] and not feature.values[i + 1] for i in target_positions(feature))
+    assert (features["bracket_depth"].values >= 0).all()
 
 
 def test_lone_surrogates_do_not_crash():
@@ -403,6 +480,9 @@ def test_lone_surrogates_do_not_crash():
 def test_pathological_text_stays_linear():
     for text in ["#define x\\\n" * 20000, "“" * 200000, '"' * 200001, "http://" + "." * 200000]:
         assert len(code_features(text)["column"].values) == len(tweet_features(text)["caps_word"].values)
+    for language, text in [("perl", "s{" * 100000), ("perl", "=~ /" * 50000), ("javascript", "x = /a[/" * 50000),
+                           ("shell", "".join(f"<<A{i}\n" for i in range(50000))), ("lua", "[[" * 100000)]:
+        assert len(code_features(text, language=language)["column"].values) == len(text)
 
 
 # ---------------------------------------------------------------- dispatch and tasks

@@ -21,6 +21,7 @@ Each labeller is O(len(text)): regular expressions find the spans and numpy fill
 Any str is accepted: lone surrogates, carriage returns, the empty string.
 """
 
+import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,26 +86,49 @@ def _chars_into_line(code_points: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- source code
 
-_PREPROCESSOR_KEYWORDS = (
-    "include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line|region|endregion|nullable"
+# where a value may start, so that a '/' opens a regular expression rather than dividing: after an operator or
+# an opening bracket, at a line start, or after a keyword such as return (JavaScript, Ruby)
+_REGEX_KEYWORDS = ("return", "typeof", "case", "in", "of", "delete", "void", "throw", "yield", "await", "new", "do",
+                   "else", "when", "and", "or", "not", "if", "unless")
+_SLASH_REGEX = (
+    r"(?P<slash_regex>(?:^|(?<=[(,=:\[!&|?{};~])|(?<==>)|"
+    + "|".join(rf"(?<=\b{keyword})" for keyword in _REGEX_KEYWORDS)
+    + r")[ \t]*(?P<regex_start>/)(?![*/])(?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\\n\[])+/)"
 )
+# Perl's quote-like operators: q qq qw qx are strings; m qr s tr y are regular expressions
+_PERL_QUOTE = r"(?P<perl_quote>(?<![\w$@%&>:-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)[ \t]*(?P<perl_delimiter>[/#!|{(\[<,~@%:'\"^+]))"
+_PERL_MATCH = (
+    r"(?P<perl_match>(?:(?<=[=!]~)|(?<=[(,!&|])|"
+    + "|".join(rf"(?<=\b{keyword})" for keyword in ("if", "and", "or", "not", "unless", "split", "grep", "return"))
+    + r")[ \t]*(?P<match_start>/)(?![/*]))"
+)
+_PERL_PAIRS = {"{": "}", "(": ")", "[": "]", "<": ">"}
+_HEREDOC = r"(?P<heredoc>(?<![<\w])<<(?P<heredoc_mode>[-~]?)[ \t]*(?P<heredoc_quote>[\"']?)(?P<heredoc_word>[A-Za-z_]\w*)(?P=heredoc_quote))"
 
 
 def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
-    """One regular expression for everything that opens a string or a comment, longest opener first."""
+    """One regular expression for everything that opens a string, a comment or a regular expression, longest first."""
     alternatives = []
-    if syntax.preprocessor:
-        alternatives.append(rf"(?P<directive>^[ \t]*\#[ \t]*(?:{_PREPROCESSOR_KEYWORDS})\b)")
+    for index, (opener, _) in enumerate(syntax.line_start_comments):
+        alternatives.append(rf"(?P<line_start_comment{index}>^{opener})")
+    if syntax.long_brackets:
+        alternatives.append(rf"(?P<long_bracket>(?P<long_comment>{re.escape(syntax.long_brackets)})?\[(?P<level>=*)\[)")
     if syntax.rust_raw_strings:
         alternatives.append(r'(?P<rust_raw>(?<!\w)b?r(?P<hashes>\#*)")')
     if syntax.char_literals:
         alternatives.append(r"(?P<char>(?<!\w)b?'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F_]{1,8}\}|[^\n])|[^'\\\n])')")
+    if syntax.heredocs:
+        alternatives.append(_HEREDOC)
+    if syntax.regex_literals == "perl":
+        alternatives += [_PERL_QUOTE, _PERL_MATCH]
     for index, opener in enumerate(sorted((opener for opener, _ in syntax.block_comments), key=len, reverse=True)):
-        guard = r"(?<![\w.~-])" if opener == "/*" else ""  # `dir/*` is a shell glob, not a comment
-        alternatives.append(rf"(?P<block_comment{index}>{guard}{re.escape(opener)})")
+        alternatives.append(rf"(?P<block_comment{index}>{re.escape(opener)})")
+    if syntax.regex_literals == "slash":  # after the comments: // and /* are never a regular expression
+        alternatives.append(_SLASH_REGEX)
     if syntax.strings:
         quotes = "|".join(re.escape(delimiter) for delimiter in sorted(syntax.strings, key=len, reverse=True))
-        alternatives.append(rf"(?P<quote>{quotes})")
+        escape_guard = r"(?<!\\)" if syntax.escaped_quotes else ""
+        alternatives.append(rf"{escape_guard}(?P<quote>{quotes})")
     markers = []
     for marker in sorted(syntax.line_comments, key=len, reverse=True):
         if marker == "//":
@@ -135,6 +159,7 @@ class _Lexer:
     openers: re.Pattern[str]
     bodies: dict[str, re.Pattern[str]]
     block_closers: dict[str, str]
+    line_start_closers: tuple[str, ...]
     multiline: frozenset[str]
 
 
@@ -146,10 +171,9 @@ def _lexer(language: str) -> _Lexer:
         delimiter: _string_body(delimiter, delimiter in syntax.multiline, delimiter in syntax.raw)
         for delimiter in syntax.strings
     }
-    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments), syntax.multiline)
+    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments),
+                  tuple(closer for _, closer in syntax.line_start_comments), syntax.multiline)
 
-
-_DIRECTIVE_REST = re.compile(r"[^\\\n]*(?:\\[\s\S][^\\\n]*)*")  # backslash-newline continues the line
 
 @dataclass
 class _Spans:
@@ -179,12 +203,88 @@ class _Spans:
         return chosen
 
 
-def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]:
-    """Find string and comment spans in one left-to-right pass over their openers."""
-    strings, comments = _Spans(), _Spans()
+class _Unclosed:
+    """Remembers closers known to be missing from some position on, so that each search runs once (linear time)."""
+
+    def __init__(self) -> None:
+        self.missing_after: dict[object, int] = {}
+
+    def known(self, key: object, position: int) -> bool:
+        return key in self.missing_after and position >= self.missing_after[key]
+
+    def note(self, key: object, position: int) -> None:
+        self.missing_after[key] = min(position, self.missing_after.get(key, position))
+
+
+@cache
+def _delimiter_scanner(opener: str, closer: str) -> re.Pattern[str]:
+    """Backslash escapes and the delimiters that matter inside a Perl quote-like body."""
+    marks = re.escape(closer) if opener == closer else f"{re.escape(opener)}|{re.escape(closer)}"
+    return re.compile(rf"\\.|{marks}", re.DOTALL)
+
+
+def _delimited_end(text: str, start: int, opener: str, unclosed: _Unclosed) -> int | None:
+    """Index of the closer of a Perl quote-like body opened by opener just before start (backslash escapes; nested
+    pairs for brackets), or None when the text ends first."""
+    closer = _PERL_PAIRS.get(opener, opener)
+    if unclosed.known(opener, start):
+        return None
+    depth = 0
+    for token in _delimiter_scanner(opener, closer).finditer(text, start):
+        mark = token.group()
+        if mark == closer and depth == 0:
+            return token.start()
+        if opener != closer and mark in (opener, closer):
+            depth += 1 if mark == opener else -1
+    unclosed.note(opener, start)
+    return None
+
+
+_PERL_TWO_PARTS = frozenset({"s", "tr", "y"})
+_PERL_STRINGS = frozenset({"q", "qq", "qw", "qx"})
+
+
+def _perl_quote_end(text: str, opener: re.Match[str], unclosed: _Unclosed) -> int | None:
+    """Index of the last closer of a Perl quote-like operator (m/a/, s{a}{b}, tr/a/b/, qw(a b)), or None."""
+    delimiter = opener.group("perl_delimiter")
+    end = _delimited_end(text, opener.end(), delimiter, unclosed)
+    if end is None or opener.group("perl_op") not in _PERL_TWO_PARTS:
+        return end
+    if delimiter in _PERL_PAIRS:  # s{a}{b}: the second part has its own brackets, maybe after blanks
+        second = re.compile(r"[ \t\n]*([^\w\s])").match(text, end + 1)
+        return _delimited_end(text, second.end(), second.group(1), unclosed) if second else None
+    return _delimited_end(text, end + 1, delimiter, unclosed)  # s/a/b/: the middle delimiter is shared
+
+
+_WORD_LINE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)[ \t]*\r?$", re.MULTILINE)
+
+
+class _WordLines:
+    """Where each line that is a single word (a here-document's terminator, maybe) ends, indexed once per text."""
+
+    def __init__(self, text: str) -> None:
+        self.ends: dict[tuple[str, bool], list[int]] = {}  # (word, indented allowed) -> index of the word's last letter
+        for line in _WORD_LINE.finditer(text):
+            last = line.end(2) - 1
+            self.ends.setdefault((line.group(2), True), []).append(last)
+            if not line.group(1):
+                self.ends.setdefault((line.group(2), False), []).append(last)
+
+    def after(self, word: str, indented: bool, position: int) -> int | None:
+        """The last letter of the first line after position that is word alone (indented only if allowed), or None."""
+        ends = self.ends.get((word, indented), [])
+        found = bisect.bisect_right(ends, position)
+        return ends[found] if found < len(ends) else None
+
+
+def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans, _Spans]:
+    """Find the spans of strings, comments and regular expression literals in one left-to-right pass over their openers."""
+    strings, comments, regexes = _Spans(), _Spans(), _Spans()
     lexer = _lexer(language)
     length = len(text)
-    directive_until = -1  # a '#' before this index is part of a preprocessor line, not a comment
+    unclosed = _Unclosed()
+    word_lines = None  # built at the first here-document
+    heredoc = None  # (line end, terminator's last letter) of a here-document whose body starts after this line
     position = 0
 
     def closed_by(closer: str, spans: _Spans, start: int, body_start: int, multiline: bool = False) -> int | None:
@@ -197,16 +297,17 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]
         spans.add(start, last, closed=True, multiline=multiline)
         return last + 1
 
-    while (opener := lexer.openers.search(text, position)) is not None:
+    while True:
+        opener = lexer.openers.search(text, position, heredoc[0] if heredoc else length)
+        if opener is None:
+            if heredoc is None:
+                break
+            line_end, last = heredoc  # the body: from the newline that starts it to the terminator's last letter
+            strings.add(line_end, last, closed=True, multiline=True)
+            position, heredoc = last + 1, None
+            continue
         kind, start, body_start = opener.lastgroup, opener.start(), opener.end()
-        if kind == "directive":
-            if start >= directive_until:  # not a continuation line of the directive before
-                directive_until = _DIRECTIVE_REST.match(text, body_start).end()
-            position = body_start
-        elif kind == "line_comment":
-            if opener.group() == "#" and start < directive_until:
-                position = body_start
-                continue
+        if kind == "line_comment":
             newline = text.find("\n", body_start)
             if newline < 0:
                 comments.add(start, length, closed=False)
@@ -216,14 +317,47 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]
         elif kind.startswith("block_comment"):
             if (position := closed_by(lexer.block_closers[opener.group()], comments, start, body_start)) is None:
                 break
+        elif kind.startswith("line_start_comment"):
+            closer = lexer.line_start_closers[int(kind.removeprefix("line_start_comment"))]
+            if (position := closed_by(closer, comments, start, body_start)) is None:
+                break
+        elif kind == "long_bracket":
+            closer = "]" + opener.group("level") + "]"
+            spans = comments if opener.group("long_comment") else strings
+            if (position := closed_by(closer, spans, start, body_start, multiline=True)) is None:
+                break
         elif kind == "rust_raw":
             if (position := closed_by('"' + opener.group("hashes"), strings, start, body_start, True)) is None:
                 break
         elif kind == "char":  # a whole character literal, matched with its closing quote
             strings.add(start, opener.end() - 1, closed=True)
             position = opener.end()
+        elif kind == "slash_regex":  # matched whole, closing slash included
+            regexes.add(opener.start("regex_start"), opener.end() - 1, closed=True)
+            position = opener.end()
+        elif kind in ("perl_quote", "perl_match"):
+            if kind == "perl_match":
+                end = _delimited_end(text, body_start, "/", unclosed)
+                spans, start = regexes, opener.start("match_start")
+            else:
+                end = _perl_quote_end(text, opener, unclosed)
+                spans = strings if opener.group("perl_op") in _PERL_STRINGS else regexes
+                start = opener.start("perl_delimiter")
+            if end is None:  # no closer: an ordinary word or operator after all
+                position = body_start
+            else:
+                spans.add(start, end, closed=True, multiline="\n" in text[start:end])
+                position = end + 1
+        elif kind == "heredoc":
+            line_end = text.find("\n", body_start)
+            word_lines = word_lines or _WordLines(text)
+            last = (word_lines.after(opener.group("heredoc_word"), bool(opener.group("heredoc_mode")), line_end)
+                    if line_end >= 0 else None)
+            if heredoc is None and last is not None:
+                heredoc = (line_end, last)  # the rest of this line is lexed first
+            position = body_start
         else:
-            delimiter = opener.group()
+            delimiter = opener.group("quote")
             multiline = delimiter in lexer.multiline
             body_end = lexer.bodies[delimiter].match(text, body_start).end()
             if text.startswith(delimiter, body_end):
@@ -236,7 +370,10 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans]
             else:  # runs to the end of the text
                 strings.add(start, length, closed=False, multiline=multiline)
                 break
-    return strings, comments
+        last_stop = max(strings.stops[-1:] + comments.stops[-1:] + regexes.stops[-1:], default=0)
+        if heredoc is not None and last_stop > heredoc[0]:
+            heredoc = None  # a span on the here-document's line ran past it: lexed as it ran, without the body
+    return strings, comments, regexes
 
 
 _LEADING_WHITESPACE = re.compile(r"^[ \t]*", re.MULTILINE)
@@ -288,11 +425,11 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     language = resolve_language(language, text)
     length = len(text)
     code_points = _code_points(text)
-    strings, comments = _lex_strings_and_comments(text, language)
+    strings, comments, regexes = _lex_strings_and_comments(text, language)
     inside_string = _span_mask(length, strings.starts, strings.stops)
     inside_comment = _span_mask(length, comments.starts, comments.stops)
 
-    in_code = ~(inside_string | inside_comment)
+    in_code = ~(inside_string | inside_comment | _span_mask(length, regexes.starts, regexes.stops))
     opens = np.isin(code_points, [ord("("), ord("["), ord("{")]) & in_code
     closes = np.isin(code_points, [ord(")"), ord("]"), ord("}")]) & in_code
     running_sum = np.cumsum(opens.astype(np.int64) - closes)
@@ -345,7 +482,7 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             "ordinal",
             bracket_depth,
             _before(closes),
-            "nesting depth of (), [], {} outside strings and comments, never below 0",
+            "nesting depth of (), [], {} outside strings, comments and regular expressions, never below 0",
         ),
         "column": Feature(
             "column",

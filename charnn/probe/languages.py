@@ -15,9 +15,12 @@ from charnn.errors import CharnnError
 class Syntax:
     """The lexical rules of a language's strings and comments, as far as the labels need them.
 
-    Known limits: SQL's doubled quote ('it''s') reads as two strings, Lua's [[long strings]] and
-    JavaScript's /regex/ literals are code, nested block comments (Rust, Haskell) close at the first
-    closer, and a JavaScript template's ${...} counts as inside the string.
+    Known limits: SQL's doubled quote ('it''s') reads as two strings; nested block comments (Rust, Haskell)
+    close at the first closer; a JavaScript template's ${...} counts as inside the string; a /regex/ is
+    told from a division by what comes before it (an operator, an opening bracket, a keyword such as
+    return), which a division at a line start or a regex after a closing bracket defeats; Ruby's
+    %q(...), %w(...) and %r{...} are code; in YAML (shell rules) an apostrophe in an unquoted value
+    opens a string; C++ digit separators (1'000) and raw strings R"(...)" open a one-line string.
     """
 
     name: str
@@ -26,36 +29,51 @@ class Syntax:
     strings: tuple[str, ...] = ('"', "'")  # delimiters
     multiline: frozenset[str] = frozenset()  # delimiters whose strings may run over line ends
     raw: frozenset[str] = frozenset()  # delimiters inside which a backslash escapes nothing
-    preprocessor: bool = False  # C: '#include', '#define' ... lines are code, not comments
     hash_at_word_start: bool = False  # shell: '#' starts a comment only at a line start or after a blank, ; | & (
     char_literals: bool = False  # Rust: "'" opens a string only as a character literal ('a', '\n'), not a lifetime ('a)
     rust_raw_strings: bool = False  # Rust: r"..." and r#"..."# (any number of #)
+    line_start_comments: tuple[tuple[str, str], ...] = ()  # (opener regex at a line start, closer): Perl's POD
+    long_brackets: str | None = None  # Lua, CMake: [[...]], [==[...]==] strings; this marker before them: a comment
+    heredocs: bool = False  # shell, Perl, Ruby: <<WORD ... a line WORD; the lines between are a string
+    escaped_quotes: bool = False  # shell: a quote after a backslash outside a string is a plain character
+    regex_literals: str | None = None  # "javascript": /.../ where a value may start; "perl": m/.../, s/.../.../, qq{...} ...
     extensions: tuple[str, ...] = ()
+    file_names: tuple[str, ...] = ()  # whole file names (lower case) that say this language: Makefile ...
+    interpreters: tuple[str, ...] = ()  # names on a '#!' line that say this language: sh, bash, perl ...
     description: str = ""
 
 
 _TRIPLES = ('"""', "'''")
+_SHELL_LIKE = dict(hash_at_word_start=True, heredocs=True, strings=('"', "'"), multiline=frozenset("\"'"))
 SYNTAXES: dict[str, Syntax] = {
     syntax.name: syntax
     for syntax in (
         Syntax(
             "python", ("#",), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"),
+            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"), file_names=("sconstruct", "sconscript"),
+            interpreters=("python", "python2", "python3", "pypy", "pypy3"),
             description="# comments; '...', \"...\" and triple-quoted strings",
         ),
         Syntax(
-            "c", ("#", "//"), (("/*", "*/"),), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            preprocessor=True,
+            "c", ("//",), (("/*", "*/"),), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
             extensions=(".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp",
-                        ".m", ".mm", ".java", ".cs", ".kt", ".kts", ".scala", ".sc", ".swift", ".dart", ".php",
+                        ".m", ".mm", ".java", ".cs", ".kt", ".kts", ".scala", ".sc", ".swift", ".dart",
                         ".groovy", ".gradle", ".proto", ".cu", ".cuh", ".glsl", ".hlsl", ".zig"),
-            description="C, C++, Java, C#, Kotlin, Swift, PHP ...: // and /* */ comments (and a '#' that does not "
-                        "start a preprocessor line); '...', \"...\" and triple-quoted text blocks",
+            description="C, C++, Java, C#, Kotlin, Swift ...: // and /* */ comments ('#' lines are preprocessor "
+                        "code); '...', \"...\" and triple-quoted text blocks",
+        ),
+        Syntax(
+            "php", ("#", "//"), (("/*", "*/"),), multiline=frozenset("\"'"), extensions=(".php", ".phtml"),
+            interpreters=("php",),
+            description="PHP: #, // and /* */ comments; '...' and \"...\" strings, which may span lines",
         ),
         Syntax(
             "javascript", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"),
+            regex_literals="slash",
             extensions=(".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte"),
-            description="JavaScript and TypeScript: // and /* */ comments; '...', \"...\" and `template` strings",
+            interpreters=("node", "nodejs", "deno", "bun"),
+            description="JavaScript and TypeScript: // and /* */ comments; '...', \"...\" and `template` strings; "
+                        "/regex/ literals",
         ),
         Syntax(
             "go", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"), raw=frozenset("`"),
@@ -69,13 +87,33 @@ SYNTAXES: dict[str, Syntax] = {
                         "(a lifetime such as 'a is code)",
         ),
         Syntax(
-            "shell", ("#",), strings=('"', "'"), multiline=frozenset("\"'"), raw=frozenset("'"),
-            hash_at_word_start=True,
-            extensions=(".sh", ".bash", ".zsh", ".ksh", ".rb", ".pl", ".pm", ".r", ".tcl", ".awk", ".cmake",
-                        ".mk", ".make", ".yaml", ".yml", ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex",
-                        ".exs", ".cr", ".coffee", ".nim"),
-            description="shell, Ruby, Perl, R, YAML, Makefiles ...: # comments at the start of a word; '...' and "
-                        "\"...\" strings, which may span lines",
+            "shell", ("#",), raw=frozenset("'"), escaped_quotes=True, **_SHELL_LIKE,
+            extensions=(".sh", ".bash", ".zsh", ".ksh", ".r", ".tcl", ".awk", ".mk", ".make", ".yaml", ".yml",
+                        ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex", ".exs", ".cr", ".coffee", ".nim"),
+            file_names=("makefile", "gnumakefile", "dockerfile", "containerfile"),
+            interpreters=("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "make", "awk", "gawk", "mawk",
+                          "tclsh", "wish", "rscript", "julia", "elixir"),
+            description="shell, R, YAML, Makefiles ...: # comments at the start of a word; '...' and \"...\" "
+                        "strings, which may span lines; <<WORD here-documents; a quote after a backslash is a character",
+        ),
+        Syntax(
+            "perl", ("#",), line_start_comments=((r"=[A-Za-z]\w*", "\n=cut"),), regex_literals="perl", **_SHELL_LIKE,
+            extensions=(".pl", ".pm", ".t", ".pod", ".cgi", ".psgi"), interpreters=("perl", "perl5"),
+            description="Perl: # comments at the start of a word, and =pod ... =cut; '...', \"...\", q{...}, "
+                        "qq{...}, qw(...) strings and <<WORD here-documents; m/.../, s/.../.../, tr/.../.../ and "
+                        "/.../ after =~ or ( are regular expressions, neither string nor code",
+        ),
+        Syntax(
+            "ruby", ("#",), line_start_comments=((r"=begin\b", "\n=end"),), regex_literals="slash", **_SHELL_LIKE,
+            extensions=(".rb", ".rake", ".gemspec", ".ru", ".podspec"),
+            file_names=("rakefile", "gemfile", "vagrantfile"), interpreters=("ruby", "jruby"),
+            description="Ruby: # comments at the start of a word, and =begin ... =end; '...' and \"...\" strings and "
+                        "<<WORD here-documents; /regex/ literals",
+        ),
+        Syntax(
+            "cmake", ("#",), strings=('"',), multiline=frozenset('"'), long_brackets="#", extensions=(".cmake",),
+            file_names=("cmakelists.txt",),
+            description="CMake: # and #[[ ]] comments; \"...\" and [[...]] arguments ('...' is not a string)",
         ),
         Syntax(
             "sql", ("--",), (("/*", "*/"),), strings=("'", '"'),
@@ -83,15 +121,15 @@ SYNTAXES: dict[str, Syntax] = {
             description="SQL, Haskell, Ada ...: -- and /* */ comments; '...' and \"...\" strings",
         ),
         Syntax(
-            "lua", ("--",), (("--[[", "]]"),), strings=('"', "'"), extensions=(".lua",),
-            description="Lua: -- and --[[ ]] comments; '...' and \"...\" strings",
+            "lua", ("--",), long_brackets="--", extensions=(".lua",), interpreters=("lua", "luajit"),
+            description="Lua: -- and --[[ ]] comments; '...', \"...\" and [[...]] strings",
         ),
     )
 }
 LANGUAGES = ("auto", *SYNTAXES)
 _EXTENSION_LANGUAGE = {extension: syntax.name for syntax in SYNTAXES.values() for extension in syntax.extensions}
-_FILE_NAME_LANGUAGE = {"makefile": "shell", "gnumakefile": "shell", "dockerfile": "shell", "cmakelists.txt": "shell",
-                       "rakefile": "shell", "gemfile": "shell", "sconstruct": "python"}
+_FILE_NAME_LANGUAGE = {name: syntax.name for syntax in SYNTAXES.values() for name in syntax.file_names}
+_INTERPRETER_LANGUAGE = {name: syntax.name for syntax in SYNTAXES.values() for name in syntax.interpreters}
 
 
 def language_for_path(path: str) -> str | None:
@@ -105,15 +143,34 @@ def language_for_path(path: str) -> str | None:
     return _EXTENSION_LANGUAGE.get(name[dot:].lower())
 
 
+# '#!/bin/sh', '#!/usr/bin/env -S perl -w', '#! /usr/bin/python3.11': the interpreter's name, without a version
+_SHEBANG = re.compile(r"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?([A-Za-z][\w+-]*?)[\d.]*(?=[\s]|$)", re.MULTILINE)
 _LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
 _LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
+_HASH_COMMENT_LINE = re.compile(  # '# note', not a C preprocessor line ('#include', '# define') nor '#!'
+    r"^[ \t]*\#(?![ \t]*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line|import)\b)(?!!)",
+    re.MULTILINE,
+)
+
+
+def language_of_shebangs(text: str) -> str | None:
+    """The language most '#!' lines of the text name (a script, or a corpus of scripts); None when none names one."""
+    counts: dict[str, int] = {}
+    for match in _SHEBANG.finditer(text):
+        language = _INTERPRETER_LANGUAGE.get(match.group(1).lower())
+        if language:
+            counts[language] = counts.get(language, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def guess_language(text: str) -> str:
-    """python where more lines end in ':' (def, if, for ...) than in ';', '{' or '}' (C, Java, JS); else c."""
-    colon_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text))
+    """The language the text's '#!' lines name; else python where more lines end in ':' (def, if, for ...) or are
+    '#' comments than end in ';', '{' or '}' (C, Java, JS, whose '#' lines are the preprocessor's); else c."""
+    if named := language_of_shebangs(text):
+        return named
+    python_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text)) + sum(1 for _ in _HASH_COMMENT_LINE.finditer(text))
     c_lines = sum(1 for _ in _LINE_ENDING_IN_C_PUNCTUATION.finditer(text))
-    return "python" if colon_lines > c_lines else "c"
+    return "python" if python_lines > c_lines else "c"
 
 
 def resolve_language(language: str | None, text: str, path: str | None = None) -> str:
