@@ -93,17 +93,28 @@ _REGEX_KEYWORDS = ("return", "typeof", "case", "in", "of", "delete", "void", "th
 _SLASH_REGEX = (
     r"(?P<slash_regex>(?:^|(?<=[(,=:\[!&|?{};~])|(?<==>)|"
     + "|".join(rf"(?<=\b{keyword})" for keyword in _REGEX_KEYWORDS)
-    + r")[ \t]*(?P<regex_start>/)(?![*/])(?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\\n\[])+/)"
+    # the body: escapes, [classes] (a / inside one does not close), other characters; at most 500 of each, so that
+    # a long line of divisions costs a bounded scan per '/', not one to the end of the line
+    + r")[ \t]*(?P<regex_start>/)(?![*/])(?:\\.|\[(?:\\.|[^\]\\\n]){0,500}\]|[^/\\\n\[]){1,500}/)"
 )
-# Perl's quote-like operators: q qq qw qx are strings; m qr s tr y are regular expressions
-_PERL_QUOTE = r"(?P<perl_quote>(?<![\w$@%&>:-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)[ \t]*(?P<perl_delimiter>[/#!|{(\[<,~@%:'\"^+]))"
-_PERL_MATCH = (
-    r"(?P<perl_match>(?:(?<=[=!]~)|(?<=[(,!&|])|"
-    + "|".join(rf"(?<=\b{keyword})" for keyword in ("if", "and", "or", "not", "unless", "split", "grep", "return"))
+# Perl's quote-like operators: q qq qw qx are strings; m qr s tr y are regular expressions. Not after a sigil,
+# -> or \ (\s in a regex), and a '#' delimits only right after the operator (after a blank it starts a comment).
+_PERL_QUOTE = (r"(?P<perl_quote>(?<![\w$@%&>:\\-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)"
+               r"(?:(?=\#)|[ \t]*)(?P<perl_delimiter>[/#!|{(\[<~@%:'\"^+]))")
+_PERL_MATCH = (  # a bare /.../ where a value may start
+    r"(?P<perl_match>(?:^|(?<=[=!]~)|(?<=[(,!&|={;?:])|"
+    + "|".join(rf"(?<=\b{keyword})" for keyword in ("if", "and", "or", "not", "unless", "split", "grep", "map", "return"))
     + r")[ \t]*(?P<match_start>/)(?![/*]))"
 )
+_PERL_FLAGS = re.compile(r"[A-Za-z]*")
 _PERL_PAIRS = {"{": "}", "(": ")", "[": "]", "<": ">"}
-_HEREDOC = r"(?P<heredoc>(?<![<\w])<<(?P<heredoc_mode>[-~]?)[ \t]*(?P<heredoc_quote>[\"']?)(?P<heredoc_word>[A-Za-z_]\w*)(?P=heredoc_quote))"
+
+
+def _heredoc_pattern(spaced: bool) -> str:
+    """<<WORD, <<-WORD, <<~WORD, <<'WORD', <<"WORD"; with spaced (shell), blanks may follow the <<."""
+    blanks = r"[ \t]*" if spaced else ""
+    return (rf"(?P<heredoc>(?<![<\w])<<(?P<heredoc_mode>[-~]?){blanks}(?P<heredoc_quote>[\"']?)"
+            r"(?P<heredoc_word>[A-Za-z_]\w*)(?P=heredoc_quote))")
 
 
 def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
@@ -118,7 +129,7 @@ def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
     if syntax.char_literals:
         alternatives.append(r"(?P<char>(?<!\w)b?'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F_]{1,8}\}|[^\n])|[^'\\\n])')")
     if syntax.heredocs:
-        alternatives.append(_HEREDOC)
+        alternatives.append(_heredoc_pattern(spaced=syntax.heredocs == "spaced"))
     if syntax.regex_literals == "perl":
         alternatives += [_PERL_QUOTE, _PERL_MATCH]
     for index, opener in enumerate(sorted((opener for opener, _ in syntax.block_comments), key=len, reverse=True)):
@@ -127,8 +138,8 @@ def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
         alternatives.append(_SLASH_REGEX)
     if syntax.strings:
         quotes = "|".join(re.escape(delimiter) for delimiter in sorted(syntax.strings, key=len, reverse=True))
-        escape_guard = r"(?<!\\)" if syntax.escaped_quotes else ""
-        alternatives.append(rf"{escape_guard}(?P<quote>{quotes})")
+        guard = rf"(?<![{re.escape(syntax.not_after)}])" if syntax.not_after else ""
+        alternatives.append(rf"{guard}(?P<quote>{quotes})")
     markers = []
     for marker in sorted(syntax.line_comments, key=len, reverse=True):
         if marker == "//":
@@ -347,7 +358,7 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans,
                 position = body_start
             else:
                 spans.add(start, end, closed=True, multiline="\n" in text[start:end])
-                position = end + 1
+                position = _PERL_FLAGS.match(text, end + 1).end()  # m/a/s: the s is a flag, not an operator
         elif kind == "heredoc":
             line_end = text.find("\n", body_start)
             word_lines = word_lines or _WordLines(text)

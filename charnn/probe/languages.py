@@ -34,8 +34,8 @@ class Syntax:
     rust_raw_strings: bool = False  # Rust: r"..." and r#"..."# (any number of #)
     line_start_comments: tuple[tuple[str, str], ...] = ()  # (opener regex at a line start, closer): Perl's POD
     long_brackets: str | None = None  # Lua, CMake: [[...]], [==[...]==] strings; this marker before them: a comment
-    heredocs: bool = False  # shell, Perl, Ruby: <<WORD ... a line WORD; the lines between are a string
-    escaped_quotes: bool = False  # shell: a quote after a backslash outside a string is a plain character
+    heredocs: str = ""  # <<WORD ... a line WORD, the lines between a string: "spaced" (shell: << WORD too), "tight" (Perl, Ruby)
+    not_after: str = ""  # characters after which a quote outside a string opens none: shell's \' ; Perl's $' and $"
     regex_literals: str | None = None  # "javascript": /.../ where a value may start; "perl": m/.../, s/.../.../, qq{...} ...
     extensions: tuple[str, ...] = ()
     file_names: tuple[str, ...] = ()  # whole file names (lower case) that say this language: Makefile ...
@@ -44,7 +44,7 @@ class Syntax:
 
 
 _TRIPLES = ('"""', "'''")
-_SHELL_LIKE = dict(hash_at_word_start=True, heredocs=True, strings=('"', "'"), multiline=frozenset("\"'"))
+_SHELL_LIKE = dict(hash_at_word_start=True, strings=('"', "'"), multiline=frozenset("\"'"))
 SYNTAXES: dict[str, Syntax] = {
     syntax.name: syntax
     for syntax in (
@@ -87,31 +87,40 @@ SYNTAXES: dict[str, Syntax] = {
                         "(a lifetime such as 'a is code)",
         ),
         Syntax(
-            "shell", ("#",), raw=frozenset("'"), escaped_quotes=True, **_SHELL_LIKE,
-            extensions=(".sh", ".bash", ".zsh", ".ksh", ".r", ".tcl", ".awk", ".mk", ".make", ".yaml", ".yml",
+            "shell", ("#",), raw=frozenset("'"), heredocs="spaced", not_after="\\", **_SHELL_LIKE,
+            extensions=(".sh", ".bash", ".zsh", ".ksh", ".r", ".tcl", ".awk", ".yaml", ".yml",
                         ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex", ".exs", ".cr", ".coffee", ".nim"),
-            file_names=("makefile", "gnumakefile", "dockerfile", "containerfile"),
-            interpreters=("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "make", "awk", "gawk", "mawk",
+            file_names=("dockerfile", "containerfile"),
+            interpreters=("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "awk", "gawk", "mawk",
                           "tclsh", "wish", "rscript", "julia", "elixir"),
-            description="shell, R, YAML, Makefiles ...: # comments at the start of a word; '...' and \"...\" "
+            description="shell, R, YAML ...: # comments at the start of a word; '...' and \"...\" "
                         "strings, which may span lines; <<WORD here-documents; a quote after a backslash is a character",
         ),
         Syntax(
-            "perl", ("#",), line_start_comments=((r"=[A-Za-z]\w*", "\n=cut"),), regex_literals="perl", **_SHELL_LIKE,
+            "make", ("#",), hash_at_word_start=True, extensions=(".mk", ".make"),
+            file_names=("makefile", "gnumakefile", "bsdmakefile", "kbuild"), interpreters=("make",),
+            description="Makefiles: # comments at the start of a word; '...' and \"...\" strings end on their line "
+                        "(make itself does not quote; its recipes are shell)",
+        ),
+        Syntax(
+            "perl", ("#",), line_start_comments=((r"=[A-Za-z]\w*", "\n=cut"),), regex_literals="perl",
+            heredocs="tight", not_after="\\$", **_SHELL_LIKE,
             extensions=(".pl", ".pm", ".t", ".pod", ".cgi", ".psgi"), interpreters=("perl", "perl5"),
             description="Perl: # comments at the start of a word, and =pod ... =cut; '...', \"...\", q{...}, "
                         "qq{...}, qw(...) strings and <<WORD here-documents; m/.../, s/.../.../, tr/.../.../ and "
                         "/.../ after =~ or ( are regular expressions, neither string nor code",
         ),
         Syntax(
-            "ruby", ("#",), line_start_comments=((r"=begin\b", "\n=end"),), regex_literals="slash", **_SHELL_LIKE,
+            "ruby", ("#",), line_start_comments=((r"=begin\b", "\n=end"),), regex_literals="slash",
+            heredocs="tight", **_SHELL_LIKE,
             extensions=(".rb", ".rake", ".gemspec", ".ru", ".podspec"),
             file_names=("rakefile", "gemfile", "vagrantfile"), interpreters=("ruby", "jruby"),
             description="Ruby: # comments at the start of a word, and =begin ... =end; '...' and \"...\" strings and "
                         "<<WORD here-documents; /regex/ literals",
         ),
         Syntax(
-            "cmake", ("#",), strings=('"',), multiline=frozenset('"'), long_brackets="#", extensions=(".cmake",),
+            "cmake", ("#",), strings=('"',), multiline=frozenset('"'), long_brackets="#", not_after="\\",
+            extensions=(".cmake",),
             file_names=("cmakelists.txt",),
             description="CMake: # and #[[ ]] comments; \"...\" and [[...]] arguments ('...' is not a string)",
         ),
