@@ -241,7 +241,8 @@ def split_bounds(length: int, document_ends: np.ndarray, fractions: Sequence[flo
             have = len(document_ends) if len(document_ends) > 1 else length
             raise CharnnError(
                 f"corpus '{name}' is too short for a {fraction:g} {split} split: it has {have:,} {unit}, "
-                f"and each split needs at least 2 characters{' and a whole document' if unit == 'documents' else ''}"
+                f"and each split needs at least 2 characters{' and a whole document' if unit == 'documents' else ''}; "
+                f"--split 1,0 keeps it whole"
             )
     return bounds
 
