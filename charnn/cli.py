@@ -156,7 +156,9 @@ def add_generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=1, help="samples generated together as one batch (default: 1)")
     parser.add_argument("--stop", help="end a sample when it produces this string (e.g. $'\\n' for one tweet)")
     parser.add_argument("--unknown", choices=("error", "replace"), default="error", help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)")
-    parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (or LAYER:UNIT:c=VALUE) at a value while sampling; repeatable")
+    parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (in [-1, 1]; or an LSTM's c with LAYER:UNIT:c=VALUE) at a value inside every "
+                             "step, where the layer above and the output read it; layers from 1, as the probe numbers them; "
+                             "repeatable")
     parser.add_argument("--out", help="also write the samples to this file")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
 

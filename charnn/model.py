@@ -7,6 +7,7 @@ than computing: `FastStepper` does the same step by hand over the module's own w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -185,8 +186,13 @@ class FastStepper:
                     self.inputs.append(None)
             self.decoder = StepLinear(model.decoder.weight, model.decoder.bias)
 
-    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Logits (B, V) for the next character after ids (B,), and the new state."""
+    def step(self, ids: torch.Tensor, state: State, clamps: Sequence = ()) -> tuple[torch.Tensor, State]:
+        """Logits (B, V) for the next character after ids (B,), and the new state.
+
+        clamps (objects with layer from 0, unit, state "h" or "c", value) hold units at a value inside the step:
+        a clamped c sets the unit's c before its h is taken from it, a clamped h is what the next layer, the
+        decoder and the next step all see.
+        """
         h_all = state[0]
         c_all = state[1] if self.cell == "lstm" else None
         new_h, new_c = [], []
@@ -213,10 +219,16 @@ class FastStepper:
                     squashed = gates.sigmoid()
                     g = squashed[:, 2 * hidden : 3 * hidden].mul(2).sub_(1)
                     c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c_all[layer], squashed[:, :hidden], g)
+                    for clamp in clamps:
+                        if clamp.layer == layer and clamp.state == "c":
+                            c[:, clamp.unit] = clamp.value
                     h = squashed[:, 3 * hidden :] * tanh_by_sigmoid(c)
                     new_c.append(c)
                 else:
                     h = tanh_by_sigmoid(gates)
+            for clamp in clamps:
+                if clamp.layer == layer and clamp.state == "h":
+                    h[:, clamp.unit] = clamp.value
             new_h.append(h)
             x = h
         logits = self.decoder(x)

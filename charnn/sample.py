@@ -55,6 +55,8 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
     """Load the checkpoint a user named: --checkpoint FILE, --run DIR (best or last), or the newest run."""
     if which not in ("best", "last"):
         raise UsageError(f"--which must be best or last, not '{which}'")
+    if checkpoint and run:
+        raise UsageError("give --run or --checkpoint, not both")
     if checkpoint:
         return load_checkpoint(checkpoint)
     run_dir = Path(run) if run else find_latest_run(runs_dir)
@@ -101,18 +103,28 @@ class SampleOptions:
                 if not 0 <= clamp.layer < cfg.layers or not 0 <= clamp.unit < cfg.hidden:
                     raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}: the model has layers 1..{cfg.layers} and units 0..{cfg.hidden - 1}")
                 if clamp.state == "c" and cfg.cell != "lstm":
-                    raise UsageError(f"--clamp ...:c: a {cfg.cell.upper()} has no cell state c")
+                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
+                if clamp.state == "h" and not -1 <= clamp.value <= 1:
+                    larger = "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
+                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
+                                     f"lies in [-1, 1] (a tanh){larger}")
+            held = [(clamp.layer, clamp.unit, clamp.state) for clamp in self.clamps]
+            if len(set(held)) < len(held):
+                twice = next(unit for unit in held if held.count(unit) > 1)
+                raise UsageError(f"--clamp {twice[0] + 1}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
+                                 f"a unit holds one value")
 
 
 MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
 
 
-def step_function(model: CharRNN, streams: int) -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
+def step_function(model: CharRNN, streams: int, clamps: Sequence[Clamp] = ()) -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
     """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step, except for many streams
-    where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster)."""
+    where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster). Clamped units are held
+    inside the hand-written step, where every layer and the decoder see them, so clamping always takes it."""
     stepper = FastStepper(model)
-    if streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
-        return stepper.step
+    if clamps or streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
+        return lambda ids, state: stepper.step(ids, state, clamps)
 
     def module_step(ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         logits, state = model(ids[:, None], state)
@@ -122,7 +134,7 @@ def step_function(model: CharRNN, streams: int) -> Callable[[torch.Tensor, State
 
 
 def apply_clamps(state: State, clamps: Sequence[Clamp]) -> State:
-    """The state with every clamped unit set to its value."""
+    """The state with every clamped unit set to its value (the state the first step starts from)."""
     if not clamps:
         return state
     state = tuple(s.clone() for s in state)
@@ -135,18 +147,17 @@ def apply_clamps(state: State, clamps: Sequence[Clamp]) -> State:
 def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Sequence[Clamp]) -> tuple[torch.Tensor, State]:
     """Run the model over all but the last priming character; returns the first inputs (B,) and the state."""
     device = next(model.parameters()).device
-    state = model.init_state(streams, device)
+    state = apply_clamps(model.init_state(streams, device), clamps)
     if len(prime_ids) > 1:
         context = prime_ids[:-1].to(device).unsqueeze(0).expand(streams, -1)
         if clamps:  # clamping has to act at every step, so walk the priming text one step at a time
             stepper = FastStepper(model)
             for t in range(context.size(1)):
-                _, state = stepper.step(context[:, t], state)
-                state = apply_clamps(state, clamps)
+                _, state = stepper.step(context[:, t], state, clamps)
         else:
             _, state = model(context, state)
     first = prime_ids[-1:].to(device).expand(streams).clone()
-    return first, apply_clamps(state, clamps)
+    return first, state
 
 
 @torch.no_grad()
@@ -170,7 +181,7 @@ def generate(
         prime_ids = torch.tensor([vocab.chars.index(start)])
     streams = options.num_samples
     inputs, state = warm_up(model, prime_ids, streams, options.clamps)
-    step = step_function(model, streams)
+    step = step_function(model, streams, options.clamps)
     texts = [prime if options.echo else "" for _ in range(streams)]
     generated = [""] * streams
     done = [False] * streams
@@ -180,7 +191,6 @@ def generate(
     chars = vocab.chars
     for _ in range(options.length):
         logits, state = step(inputs, state)
-        state = apply_clamps(state, options.clamps)
         inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)
         for s, char_id in enumerate(inputs.tolist()):
             if done[s]:

@@ -10,7 +10,7 @@ import torch
 
 from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
-from charnn.model import StepLinear
+from charnn.model import FastStepper, StepLinear
 from charnn.sample import Clamp, SampleOptions, find_latest_run, generate, warm_up
 from charnn.train import TrainConfig, train
 
@@ -87,8 +87,8 @@ def test_many_streams_agree_with_one(trained, onednn, monkeypatch):
     many = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0))
     one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0))
     assert all(text == one[0] for text in many)
-    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, 2.0)]))
-    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, 2.0)]))
+    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, -0.9)]))
+    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, -0.9)]))
     assert clamped[0] == clamped_one[0]
 
 
@@ -107,6 +107,23 @@ def test_streamed_text_arrives_as_it_is_produced(trained):
     assert "".join(pieces) == texts[0] and len(pieces) == 31  # the prime, then one piece per character
 
 
+def test_a_clamped_unit_is_what_the_next_layer_and_the_decoder_see(trained):
+    _, model, _ = trained
+    model.eval()
+    stepper, top = FastStepper(model), model.config.layers - 1
+    state, ids = model.init_state(1, "cpu"), torch.tensor([1])
+    with torch.no_grad():
+        free_logits, free = stepper.step(ids, state)
+        logits, clamped = stepper.step(ids, state, [Clamp(top, 3, 0.9)])
+        assert clamped[0][top, 0, 3] == pytest.approx(0.9)
+        assert torch.allclose(logits, model.decoder(clamped[0][top]), atol=1e-5)  # the output reads the clamped h
+        assert not torch.allclose(logits, free_logits)
+        _, lower = stepper.step(ids, state, [Clamp(0, 3, 0.9)])
+        assert not torch.allclose(lower[0][1], free[0][1])  # layer 2 reads layer 1's clamped unit in the same step
+        _, held_c = stepper.step(ids, state, [Clamp(0, 3, -4.0, "c")])
+        assert held_c[1][0, 0, 3] == pytest.approx(-4.0) and -1 < held_c[0][0, 0, 3] < 0  # h = o * tanh(c)
+
+
 def test_clamping_a_unit_changes_the_text(trained):
     _, model, vocab = trained
     free = generate(model, vocab, SampleOptions(length=120, seed=9))
@@ -116,6 +133,11 @@ def test_clamping_a_unit_changes_the_text(trained):
         generate(model, vocab, SampleOptions(clamps=[Clamp(2, 0, 1.0)]))
     with pytest.raises(UsageError, match="LAYER:UNIT=VALUE"):
         Clamp.parse("1-2")
+    with pytest.raises(UsageError, match=r"--clamp 2:3=1e\+38: h of a .* lies in \[-1, 1\]"):
+        generate(model, vocab, SampleOptions(clamps=[Clamp.parse("2:3=1e38")]))
+    with pytest.raises(UsageError, match="--clamp 2:3 is given twice"):
+        generate(model, vocab, SampleOptions(clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3=-1")]))
+    generate(model, vocab, SampleOptions(length=5, clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3:c=-40")]))  # h and c of one unit
 
 
 @pytest.mark.parametrize(
