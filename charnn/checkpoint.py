@@ -16,6 +16,7 @@ import json
 import os
 import time
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ def sync_directory(directory: Path) -> None:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load and check a checkpoint file; anything else (pickle payload, truncated, foreign) is a clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise CharnnError(f"checkpoint '{path}' is a directory; give a .pt file, or the run directory as --run {path}")
     if not path.is_file():
         raise CharnnError(f"checkpoint '{path}' does not exist")
     try:
@@ -131,6 +134,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is empty")
     if head != ZIP_MAGIC:
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: it is not a PyTorch zip archive, and charnn never unpickles anything else")
+    try:  # torch.load does not check the archive's CRC-32s: a flipped byte in a weight would load as a wrong number
+        with zipfile.ZipFile(path) as archive:
+            damaged_entry = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
+        raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is truncated or damaged") from None
+    except OSError as err:
+        raise CharnnError(f"cannot read checkpoint '{path}': {err.strerror or err}") from None
+    if damaged_entry is not None:
+        raise CharnnError(f"'{path}' is a damaged charnn checkpoint: its part '{damaged_entry}' fails its checksum")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says all

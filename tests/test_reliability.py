@@ -288,6 +288,12 @@ def hostile_files(directory: Path, marker: Path) -> dict[str, Path]:
                                                            "vocab": ["a", "b", "c"]}))
     put("config of the wrong type", meta=json.dumps({"model": {"vocab_size": 4, "dropout": "lots"}, "vocab": ["a", "b", "c"]}))
     put("meta not JSON", meta="{not json")
+    buffer = io.BytesIO()  # weights of 0.25, one of which gets a flipped bit: 0.25 -> 1.7e38, still a finite number
+    good_checkpoint(buffer, model={k: torch.full_like(v, 0.25) for k, v in small_model().state_dict().items()})
+    data = bytearray(buffer.getvalue())
+    quarter = data.index(torch.tensor([0.25]).numpy().tobytes())
+    data[quarter + 3] |= 0x40
+    put("a flipped bit in a weight", bytes(data))
     return files
 
 
@@ -307,6 +313,7 @@ EXPECTED_REASON = {
     "vocabulary and model disagree": "outputs for a vocabulary",
     "config of the wrong type": "cannot build",
     "meta not JSON": "damaged",
+    "a flipped bit in a weight": "fails its checksum",
 }
 
 
@@ -741,11 +748,13 @@ GENERATE_FLAGS = [
     ("--temperature", "inf"), ("--top-k", "0"), ("--top-p", "0"), ("--top-p", "1.5"), ("--top-p", "nan"),
     ("--seed", "-1"), ("--seed", "18446744073709551616"), ("--num-samples", "0"), ("--stop", ""), ("--unknown", "skip"),
     ("--clamp", "1:0"), ("--clamp", "0:0=1"), ("--clamp", "1:9999=1"), ("--clamp", "1:0=nan"), ("--clamp", "1:0=inf"),
-    ("--clamp", "1:0:x=1"), ("--device", "tpu"),
+    ("--clamp", "1:0:x=1"), ("--clamp", "1:0=1e38"), ("--device", "tpu"),
 ]
 EVAL_FLAGS = [("--which", "worst"), ("--unknown", "skip"), ("--device", "tpu")]
 PROBE_FLAGS = [("--max-chars", "0"), ("--top", "0"), ("--heldout-fraction", "1.5"), ("--features", "nope"),
-               ("--random-units", "0"), ("--ablate", "half"), ("--threads", "0"), ("--seed", "x"), ("--which", "worst")]
+               ("--random-units", "0"), ("--ablate", "half"), ("--threads", "0"), ("--seed", "x"), ("--seed", "-1"),
+               ("--seed", "18446744073709551616"), ("--which", "worst"), ("--json", ""), ("--html", ""),
+               ("--checkpoint", "run/best.pt")]
 BENCH_FLAGS = [("--budget-minutes", "-1"), ("--only", "nope"), ("--repeats", "0"), ("--threads", "0")]
 
 
