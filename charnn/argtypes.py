@@ -10,19 +10,23 @@ import math
 from collections.abc import Callable
 
 
-def whole_number(low: int = 1) -> Callable[[str], int]:
-    """argparse type: a whole number >= low."""
+def whole_number(low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """argparse type: a whole number >= low (and <= high when given)."""
+    wanted = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not '{text}'") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, not {value}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not '{text}'") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {value}")
         return value
 
     return parse
+
+
+seed_number = whole_number(0, 2**32 - 1)  # what torch.manual_seed and numpy's generators both take
 
 
 def real_number(wanted: str, accept: Callable[[float], bool]) -> Callable[[str], float]:

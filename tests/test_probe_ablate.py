@@ -149,3 +149,15 @@ def test_layer_ablation_bands_leave_the_unit_itself_out():
     assert len(band) == HIDDEN - 1 and layer.deltas[3][0] not in band
     assert draw_random_units(256, 100, seed=0, layer=1) == draw_random_units(256, 100, seed=0, layer=1)
     assert len(set(draw_random_units(256, 100, seed=0, layer=1))) == 100
+
+
+def test_a_flagged_unit_among_the_random_units_is_still_compared_with_as_many():
+    model, ids = tiny_model(), some_ids(100)
+    masks = np.stack([np.ones(len(ids), bool)])
+    drawn = draw_random_units(HIDDEN, 4, seed=0, layer=1)
+    outside = next(unit for unit in range(HIDDEN) if unit not in drawn)
+    layer = ablate_layers(model, ids, {1: [drawn[0], outside]}, masks, random_count=4, seed=0)[1]
+    assert layer.random_units == drawn and layer.spare not in drawn and layer.spare is not None
+    assert len(layer.band_units(drawn[0])) == 4 and drawn[0] not in layer.band_units(drawn[0])
+    assert layer.band_units(outside) == drawn  # a unit outside the draw keeps the draw as it is
+    assert len(layer.band(drawn[0], 0)) == 4

@@ -119,6 +119,20 @@ def test_probe_task_features_and_truncation(trained, tmp_path):
     assert report["features"]["count"]["units"][0]["ablation"] is None
 
 
+def test_a_feature_absent_from_the_held_out_part_is_reported_with_its_reason(trained, tmp_path, capsys):
+    _, run, text = trained
+    half = tmp_path / "strings_first.py"
+    half.write_text(text.read_text()[:1500] + "\nx = y + 1\n" * 150)  # the held-out half has no string
+    out = tmp_path / "half.json"
+    assert main(["probe", "--run", str(run), "--text", str(half), "--features", "code", "--json", str(out),
+                 "--no-ablation", "--no-control"]) == 0
+    report = json.loads(out.read_text())
+    assert report["features"]["inside_string"]["units"][0]["heldout_score"] is None
+    note = next(note for note in report["notes"] if note.startswith("inside_string has no held-out score"))
+    assert "always False in the held-out part" in note
+    assert "inside_string has no held-out score" in " ".join(capsys.readouterr().out.split())  # printed too
+
+
 def one_line_error(capsys, argv: list[str], exit_code: int = 1) -> str:
     try:
         status = main(argv)
@@ -139,7 +153,7 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     message = one_line_error(capsys, [*base, "--text", str(text), "--features", "task"])
     assert "--task" in message and "count" in message
     assert "invalid choice" in one_line_error(capsys, [*base, "--text", str(text), "--features", "poems"], exit_code=2)
-    assert "unknown task" in one_line_error(capsys, [*base, "--text", str(text), "--features", "task", "--task", "sort"])
+    assert "unknown task" in one_line_error(capsys, [*base, "--text", str(text), "--features", "task", "--task", "sort"], exit_code=2)
     assert "invalid choice" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--language", "cobol"], exit_code=2)
     assert "--language only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "tweets", "--language", "go"], exit_code=2)
     assert "--task only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--task", "count"], exit_code=2)
@@ -150,10 +164,18 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     assert "--heldout-fraction" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--heldout-fraction", "1"], exit_code=2)
     tiny = tmp / "tiny.txt"
     tiny.write_text("x = 1\n")
-    assert "at least" in one_line_error(capsys, [*base, "--text", str(tiny), "--features", "code"])
+    assert f"--text '{tiny}' has 6 character(s)" in one_line_error(capsys, [*base, "--text", str(tiny), "--features", "code"])
+    assert "cut by --max-chars from 3,000" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--max-chars", "5"])
     blank = tmp / "blank.txt"
     blank.write_text("\n" * 40)
-    assert "no code feature varies" in one_line_error(capsys, [*base, "--text", str(blank), "--features", "code"])
+    message = one_line_error(capsys, [*base, "--text", str(blank), "--features", "code"])
+    assert f"no code feature of --text '{blank}' varies" in message and "always False in the whole text" in message
+    assert "is it a count text" in one_line_error(capsys, [*base, "--text", str(text), "--features", "task", "--task", "count"])
+    assert "not both" in one_line_error(capsys, [*base, "--checkpoint", str(run / "best.pt"), "--text", str(text), "--features", "code"], exit_code=2)
+    assert "is a directory; give a .pt file" in one_line_error(capsys, ["probe", "--checkpoint", str(run), "--text", str(text), "--features", "code"])
+    for flag in ("--json", "--html"):  # checked before any work; a device or a pipe is never replaced by a file
+        assert "not a regular file" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", flag, os.devnull])
+        assert "does not exist" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", flag, str(tmp / "no" / "x")])
     assert "does not exist" in one_line_error(capsys, ["probe", "--run", str(tmp / "nope"), "--text", str(text), "--features", "code"])
 
 
@@ -163,3 +185,16 @@ def test_an_error_in_a_real_process_has_no_traceback(trained):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_failed_json_write_keeps_the_previous_report(tmp_path, monkeypatch):
+    from charnn.errors import CharnnError
+    from charnn.probe.report import write_json
+
+    target = tmp_path / "report.json"
+    write_json({"features": {}}, target)
+    monkeypatch.setattr(os, "replace", lambda *args: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(CharnnError, match="No space left on device"):
+        write_json({"features": {"x": 1}}, target)
+    assert json.loads(target.read_text()) == {"features": {}}
+    assert [path.name for path in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind

@@ -146,6 +146,14 @@ def draw_random_units(hidden: int, count: int, seed: int, layer: int) -> list[in
     return sorted(rng.choice(hidden, size=min(count, hidden), replace=False).tolist())
 
 
+def draw_spare_unit(hidden: int, drawn: Sequence[int], seed: int, layer: int) -> int | None:
+    """One more unit outside drawn, for a flagged unit that is itself among them; None when drawn holds the layer."""
+    rest = sorted(set(range(hidden)) - set(drawn))
+    if not rest:
+        return None
+    return int(rest[np.random.default_rng([seed, layer, 1]).integers(len(rest))])
+
+
 @dataclass
 class LayerAblation:
     """Deltas of every ablated unit of one layer (flagged and random) under every mask."""
@@ -153,10 +161,18 @@ class LayerAblation:
     layer: int  # from 1
     random_units: list[int]
     deltas: dict[int, np.ndarray]  # unit -> (masks,) change in mean loss, nats/char
+    spare: int | None = None  # takes the place of a flagged unit that is among the random units
+
+    def band_units(self, unit: int) -> list[int]:
+        """The random units a unit is compared with: as many as drawn, never the unit itself."""
+        if unit not in self.random_units:
+            return list(self.random_units)
+        others = [u for u in self.random_units if u != unit]
+        return others + ([self.spare] if self.spare is not None else [])
 
     def band(self, unit: int, mask_index: int) -> np.ndarray:
         """The random units' deltas under a mask, without the unit itself."""
-        return np.array([self.deltas[u][mask_index] for u in self.random_units if u != unit])
+        return np.array([self.deltas[u][mask_index] for u in self.band_units(unit)])
 
 
 def ablate_layers(
@@ -175,7 +191,8 @@ def ablate_layers(
     hidden = model.config.hidden
     for layer, units in sorted(flagged.items()):
         random_units = draw_random_units(hidden, random_count, seed, layer)
-        everyone = sorted(set(units) | set(random_units))
+        spare = draw_spare_unit(hidden, random_units, seed, layer) if set(units) & set(random_units) else None
+        everyone = sorted(set(units) | set(random_units) | ({spare} if spare is not None else set()))
         deltas = ablation_deltas(model, ids, layer, everyone, masks, method, means, progress=progress)
-        results[layer] = LayerAblation(layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)})
+        results[layer] = LayerAblation(layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)}, spare)
     return results

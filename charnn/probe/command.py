@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from charnn.argtypes import real_number, whole_number
+from charnn.argtypes import real_number, seed_number, whole_number
 from charnn.errors import CharnnError, UsageError
 from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
 
@@ -44,7 +44,7 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--heldout-fraction", type=_fraction, default=0.5,
                         help="the last part of the text, held out: units are chosen on the rest and scored on it (default: 0.5)")
     labels.add_argument("--no-control", action="store_true", help="skip the untrained same-shape control model")
-    labels.add_argument("--seed", type=int, default=0, help="seed of the control model and of the random units (default: 0)")
+    labels.add_argument("--seed", type=seed_number, default=0, help="seed of the control model and of the random units (default: 0)")
     ablation = parser.add_argument_group("ablation")
     ablation.add_argument("--random-units", type=whole_number(1), default=100,
                           help="random units of the same layer each flagged unit's ablation is compared with (default: 100)")
@@ -93,14 +93,18 @@ def read_probe_text(path: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def check_html_target(path: str) -> None:
-    """Refuse an --html path that cannot be written before spending minutes on the probe."""
+def check_output_target(flag: str, path: str) -> None:
+    """Refuse a --json or --html path that cannot be written, before spending minutes on the probe."""
+    if not path:
+        raise UsageError(f"{flag} needs a file name")
     target = Path(path)
     if target.is_dir():
-        raise CharnnError(f"--html '{path}' is a directory; give a file name such as {Path(path) / 'explorer.html'}")
+        raise CharnnError(f"{flag} '{path}' is a directory; give a file name such as {target / ('probe' + flag[1:].replace('-', '.'))}")
+    if target.exists() and not target.is_file():
+        raise CharnnError(f"{flag} '{path}' exists and is not a regular file (a device, a pipe ...); give a file name")
     parent = target.parent
     if not parent.is_dir():
-        raise CharnnError(f"--html '{path}': the directory '{parent}' does not exist")
+        raise CharnnError(f"{flag} '{path}': the directory '{parent}' does not exist")
 
 
 def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | None:
@@ -120,7 +124,8 @@ def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | N
             raise CharnnError(f"--features task needs --task NAME: one of {', '.join(TASK_NAMES)}{trained_on}")
         task = corpus.removeprefix("task:")
     if task not in TASK_NAMES:
-        raise CharnnError(f"unknown task '{task}'; known tasks: {', '.join(TASK_NAMES)}")
+        error = UsageError if requested else CharnnError  # a flag value, or what the checkpoint says
+        raise error(f"unknown task '{task}'; known tasks: {', '.join(TASK_NAMES)}")
     return task
 
 
@@ -133,8 +138,9 @@ def command_probe(args: argparse.Namespace) -> int:
     from charnn.sample import resolve_checkpoint
     from charnn.train import pick_device
 
-    if args.html:
-        check_html_target(args.html)
+    for flag, path in (("--json", args.json), ("--html", args.html)):
+        if path is not None:
+            check_output_target(flag, path)
     progress = not args.quiet and sys.stderr.isatty()
     device = pick_device(args.device)
     checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
@@ -167,10 +173,10 @@ def command_probe(args: argparse.Namespace) -> int:
     }
     result = run_probe(model, ids, text, options, meta)
     try:
-        if args.json:
+        if args.json is not None:
             write_json(result.report, args.json)
         written = None
-        if args.html:
+        if args.html is not None:
             from charnn.probe.html import write_html
 
             written = write_html(result, args.html, model, vocab, args.html_max_mb, notes)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charnn.corpus import UNKNOWN_DISPLAY, Vocab
+from charnn.corpus import UNKNOWN_DISPLAY, Vocab, atomic_write_bytes
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.features import Feature
@@ -312,21 +312,10 @@ def write_html(result: ProbeResult, path: str | Path, model: CharRNN, vocab: Voc
                notes: list[str] | None = None) -> dict:
     """Write the explorer page to path atomically (temp file + rename); returns the summary of build_html."""
     html, summary = build_html(result, model, vocab, max_mb, notes)
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(html)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        atomic_write_bytes(Path(path), html.encode("utf-8"))
     except OSError as err:
         raise CharnnError(f"cannot write --html '{path}': {err.strerror or err}") from None
-    finally:
-        try:
-            temp.unlink(missing_ok=True)
-        except OSError:
-            pass
     return summary
 
 

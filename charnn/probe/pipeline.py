@@ -95,17 +95,21 @@ def valid_positions(feature_set: str, text: str, task: str | None, features: dic
     return {name: raw[name] != -1 if name in raw else np.ones(len(text), dtype=bool) for name in features}
 
 
-def why_unscorable(labels: Labels, split: Split) -> str | None:
-    """A reason a feature cannot be scored on the selection part, or None."""
-    start, stop = split.selection
+def why_unscorable(labels: Labels, split: Split, part: str = "selection") -> str | None:
+    """A reason a feature cannot be scored on a part of the text ("selection" or "heldout"), or None."""
+    start, stop = getattr(split, part)
+    where = "in the selection part" if part == "selection" else "in the held-out part"
+    everywhere = labels.values[labels.valid]
+    if len(everywhere) >= 2 and (everywhere == everywhere[0]).all():  # not a matter of where the text is cut
+        where = "in the whole text"
     valid = labels.valid[start:stop]
     values = labels.values[start:stop][valid]
     if len(values) < 2:
-        return "fewer than 2 labelled characters in the selection part"
+        return f"fewer than 2 labelled characters {where}"
     if labels.kind == "binary" and (values.all() or not values.any()):
-        return f"always {bool(values[0])} in the selection part"
+        return f"always {bool(values[0])} {where}"
     if labels.kind == "ordinal" and (values == values[0]).all():
-        return f"constant ({int(values[0])}) in the selection part"
+        return f"constant ({int(values[0])}) {where}"
     return None
 
 
@@ -128,8 +132,10 @@ def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions,
 def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeResult:
     if len(text) != len(ids):
         raise CharnnError("the probe text and its ids differ in length")
+    named = f"--text '{meta['text_path']}'" if meta and meta.get("text_path") else "the probe text"
     if len(text) < MIN_CHARS:
-        raise CharnnError(f"the probe text has {len(text)} character(s); probing needs at least {MIN_CHARS}")
+        cut = f" (cut by --max-chars from {meta['truncated_from']:,})" if meta and meta.get("truncated_from") else ""
+        raise CharnnError(f"{named} has {len(text)} character(s){cut}; probing needs at least {MIN_CHARS}")
     timings: dict[str, float] = {}
     notes: list[str] = []
     language = resolve_language(options.language, text) if options.feature_set == "code" else None
@@ -141,8 +147,13 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     scoreable = [item for name, item in labels.items() if name not in skipped]
     if not scoreable:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
-        raise CharnnError(f"no {options.feature_set} feature varies in the selection part of the probe text ({reasons}); "
-                          f"probe on a text that has them")
+        hint = (f"is it a {options.task} text, one sequence per line as the task writes them?"
+                if options.feature_set == "task" else "probe on a text that has them")
+        raise CharnnError(f"no {options.feature_set} feature of {named} varies in the selection part ({reasons}); {hint}")
+    for item in scoreable:  # chosen on the selection part, but with nothing to score them on after it
+        if reason := why_unscorable(item, split, "heldout"):
+            notes.append(f"{item.name} has no held-out score: {reason}; a longer text or another --heldout-fraction "
+                         f"gives it one")
 
     cfg = model.config
     # a recording too large for memory lives in memory-mapped files, removed when the result is closed
@@ -213,4 +224,5 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         control_scores=control_scores, top_units=top_units, ablation=ablation, mask_rows=mask_rows,
         options=options, language=language, saturation=saturation, skipped=skipped, timings=timings,
     )
+    report["notes"] = list(notes)
     return ProbeResult(report, text, features, recording, split, scores, notes, workdir)

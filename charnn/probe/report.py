@@ -21,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from charnn.corpus import atomic_write_bytes
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.features import Feature
@@ -108,7 +109,7 @@ def build_report(
         "ablation": None if ablation is None else {
             "method": options.ablate,
             "acts_on": "the unit's h (and c) at every step, inside the recurrence",
-            "random_units_per_layer": min(options.random_units, cfg.hidden),
+            "random_units_per_layer": min(options.random_units, cfg.hidden - 1),  # compared with each unit, never itself
             "random_units_requested": options.random_units,
             "seed": options.seed,
             "chars": len(text),
@@ -158,9 +159,9 @@ def build_report(
 
 
 def write_json(report: dict, path: str | Path) -> None:
-    """Write the report to a file (one JSON object)."""
+    """Write the report to a file (one JSON object) through a temporary file and a rename: never half-written."""
     try:
-        Path(path).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        atomic_write_bytes(Path(path), (json.dumps(report, indent=1) + "\n").encode("utf-8"))
     except OSError as err:
         raise CharnnError(f"cannot write --json '{path}': {err.strerror or err}") from None
 
@@ -229,5 +230,7 @@ def print_report(report: dict, console: Console | None = None, notes: list[str] 
                 cells += [_fmt(layer["gates"][gate]["mean_left"], 2), _fmt(layer["gates"][gate]["mean_right"], 2)]
             table.add_row(str(layer["layer"]), *cells)
         console.print(table)
+    elif saturation:
+        console.print(f"gate saturation: none to measure, a plain {model['cell'].upper()} has no gates")
     for note in notes or []:
         console.print(f"[yellow]note[/]: {note}")
