@@ -295,8 +295,12 @@ def test_language_from_file_names_and_the_guess_from_the_text():
     for shebang, language in [("#!/bin/sh", "shell"), ("#! /usr/bin/env python3", "python"), ("#!/usr/bin/perl -w", "perl"),
                               ("#!/usr/bin/env -S node --no-warnings", "javascript"), ("#!/usr/bin/ruby2.7", "ruby")]:
         assert resolve_language(None, f"{shebang}\nif [ $# -eq 0 ]; then x; fi;\n", "bin/script") == language
-    scripts = "#!/bin/bash\necho a;\n" * 3 + "#!/usr/bin/perl\nprint 1;\n"
+    scripts = "x=1;\n" + "#!/bin/bash\necho a;\n" * 3 + "#!/usr/bin/perl\nprint 1;\n"  # a corpus of scripts, cut mid-file
     assert resolve_language(None, scripts, "held_out.txt") == "shell"
+    # one '#!' line inside a docstring does not make Python shell; nor do C#'s #region lines make C# Python
+    python = 'def f(a):\n    """Write:\n#!/bin/sh\nexec x\n"""\n    return a\n' * 2
+    assert resolve_language(None, python) == "python"
+    assert resolve_language(None, "#region Fields\nprivate int x;\n#endregion\n#include_next <a.h>\nvoid F() {\n}\n") == "c"
     with pytest.raises(CharnnError, match="unknown language 'cobol'"):
         resolve_language("cobol", "x")
     with pytest.raises(CharnnError, match="unknown language"):
@@ -495,7 +499,9 @@ def test_lone_surrogates_do_not_crash():
 def test_pathological_text_stays_linear():
     for text in ["#define x\\\n" * 20000, "“" * 200000, '"' * 200001, "http://" + "." * 200000]:
         assert len(code_features(text)["column"].values) == len(tweet_features(text)["caps_word"].values)
+    assert len(tweet_features("http://a.com/" + ")" * 100000)["inside_url"].values) == 100013
     for language, text in [("perl", "s{" * 30000), ("perl", "=~ /" * 15000), ("javascript", "x = /a[/" * 8000),
+                           ("javascript", ("[" + "(/[" * 160 + "]") * 60), ("perl", "y(" * 10000 + "a)" * 10000),
                            ("shell", "".join(f"<<A{i}\n" for i in range(10000))), ("lua", "[[" * 30000)]:
         assert len(code_features(text, language=language)["column"].values) == len(text)
 
@@ -545,3 +551,44 @@ def test_ab_memory_targets_the_answer():
     assert ab_state.values[:5].all()
     assert all(text[i] == "Y" and text[i + 1] in "ab" for i in target_positions(ab_state))
     assert ab_state.targets.sum() == 51
+
+
+def test_regex_and_perl_scans_are_bounded_per_character(monkeypatch):
+    """The property that keeps the lexer linear, counted rather than timed: a /regex/ body is matched within a
+    window of REGEX_MAX_CHARS, and Perl's delimiter scans read each character a bounded number of times."""
+    import charnn.probe.features as features_module
+
+    windows = []
+    body = features_module._SLASH_BODY
+
+    class CountingBody:
+        def match(self, text, pos, endpos):
+            windows.append(endpos - pos)
+            return body.match(text, pos, endpos)
+
+    monkeypatch.setattr(features_module, "_SLASH_BODY", CountingBody())
+    features_module._lexer.cache_clear()
+    text = ("[" + "(/[" * 160 + "]") * 20 + "\nx = /it's/;\n"
+    assert code_features(text, language="javascript")["inside_string"].values.sum() == 0  # the regex hides the '
+    assert windows and max(windows) <= features_module.REGEX_MAX_CHARS + 1
+
+    tokens = 0
+    scanner = features_module._repeat_scanner
+
+    def counting_scanner(delimiters):
+        pattern = scanner(delimiters)
+
+        class Counting:
+            def finditer(self, *args):
+                nonlocal tokens
+                for token in pattern.finditer(*args):
+                    tokens += 1
+                    yield token
+
+        return Counting()
+
+    monkeypatch.setattr(features_module, "_repeat_scanner", counting_scanner)
+    for text in ["y(" * 3000 + "a)" * 3000, "s{" * 3000, "=~ /" * 3000, "q/" + "s/a/" * 3000, "s{a}{b;\n" * 2000]:
+        tokens = 0
+        code_features(text, language="perl")
+        assert tokens <= 6 * len(text), (text[:10], tokens, len(text))

@@ -36,8 +36,9 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                         help="with --features code: whose rules find strings and comments: "
                              + ", ".join(f"{name} ({syntax.description})" for name, syntax in SYNTAXES.items())
                              + ". auto (default): the --text file's name (.py, .c, .java, .js, .go, .rs, .sh, .pm, "
-                               "Makefile ...), else the interpreter its '#!' lines name, else python or c, guessed from "
-                               "how the text's lines end and whether they are # comments")
+                               "Makefile ...), else the interpreter its '#!' first line names (for a text of many scripts: "
+                               "most of their '#!' lines), else python or c, guessed from how the text's lines end and "
+                               "whether they are # comments")
     labels.add_argument("--task", help="with --features task: count, selective-count, ab-memory or copy "
                                        "(default: the task the checkpoint was trained on)")
     labels.add_argument("--top", type=whole_number(1), default=5, help="units reported per feature (default: 5)")

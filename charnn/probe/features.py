@@ -93,10 +93,12 @@ _REGEX_KEYWORDS = ("return", "typeof", "case", "in", "of", "delete", "void", "th
 _SLASH_REGEX = (
     r"(?P<slash_regex>(?:^|(?<=[(,=:\[!&|?{};~])|(?<==>)|"
     + "|".join(rf"(?<=\b{keyword})" for keyword in _REGEX_KEYWORDS)
-    # the body: escapes, [classes] (a / inside one does not close), other characters; at most 500 of each, so that
-    # a long line of divisions costs a bounded scan per '/', not one to the end of the line
-    + r")[ \t]*(?P<regex_start>/)(?![*/])(?:\\.|\[(?:\\.|[^\]\\\n]){0,500}\]|[^/\\\n\[]){1,500}/)"
+    + r")[ \t]*(?P<regex_start>/)(?![*/]))"
 )
+# a regex's body: escapes, [classes] (a / inside one does not close it) and other characters, then the closing /;
+# matched within REGEX_MAX_CHARS of its start, so that a long line of divisions costs a bounded scan per '/'
+_SLASH_BODY = re.compile(r"(?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\\n\[])+/")
+REGEX_MAX_CHARS = 500
 # Perl's quote-like operators: q qq qw qx are strings; m qr s tr y are regular expressions. Not after a sigil,
 # -> or \ (\s in a regex), and a '#' delimits only right after the operator (after a blank it starts a comment).
 _PERL_QUOTE = (r"(?P<perl_quote>(?<![\w$@%&>:\\-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)"
@@ -214,57 +216,65 @@ class _Spans:
         return chosen
 
 
-class _Unclosed:
-    """Remembers closers known to be missing from some position on, so that each search runs once (linear time)."""
+class _Delimited:
+    """Where Perl quote-like bodies end, in linear time over a text: a bracket's partner from one pass with a stack
+    (its first closer at depth 0 is the one that pops it), another delimiter's next unescaped repeat by search,
+    remembering where none is left."""
 
-    def __init__(self) -> None:
-        self.missing_after: dict[object, int] = {}
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.partners: dict[str, dict[int, int]] = {}  # opening bracket -> {its index: its partner's index}
+        self.missing_after: dict[str, int] = {}  # delimiter -> a position from which it has no unescaped repeat
 
-    def known(self, key: object, position: int) -> bool:
-        return key in self.missing_after and position >= self.missing_after[key]
+    def _bracket_partners(self, opener: str) -> dict[int, int]:
+        if opener not in self.partners:
+            closer, stack, partners = _PERL_PAIRS[opener], [], {}
+            for token in _repeat_scanner(opener + closer).finditer(self.text):
+                if token.group() == opener:
+                    stack.append(token.start())
+                elif token.group() == closer and stack:
+                    partners[stack.pop()] = token.start()
+            self.partners[opener] = partners
+        return self.partners[opener]
 
-    def note(self, key: object, position: int) -> None:
-        self.missing_after[key] = min(position, self.missing_after.get(key, position))
+    def end(self, opener_index: int) -> int | None:
+        """Index of the closer of the body whose delimiter is text[opener_index], or None when the text ends first."""
+        opener = self.text[opener_index]
+        if opener in _PERL_PAIRS:
+            return self._bracket_partners(opener).get(opener_index)
+        start = opener_index + 1
+        if start >= self.missing_after.get(opener, len(self.text) + 1):
+            return None
+        for token in _repeat_scanner(opener).finditer(self.text, start):
+            if token.group() == opener:
+                return token.start()
+        self.missing_after[opener] = min(start, self.missing_after.get(opener, start))
+        return None
 
 
 @cache
-def _delimiter_scanner(opener: str, closer: str) -> re.Pattern[str]:
-    """Backslash escapes and the delimiters that matter inside a Perl quote-like body."""
-    marks = re.escape(closer) if opener == closer else f"{re.escape(opener)}|{re.escape(closer)}"
-    return re.compile(rf"\\.|{marks}", re.DOTALL)
-
-
-def _delimited_end(text: str, start: int, opener: str, unclosed: _Unclosed) -> int | None:
-    """Index of the closer of a Perl quote-like body opened by opener just before start (backslash escapes; nested
-    pairs for brackets), or None when the text ends first."""
-    closer = _PERL_PAIRS.get(opener, opener)
-    if unclosed.known(opener, start):
-        return None
-    depth = 0
-    for token in _delimiter_scanner(opener, closer).finditer(text, start):
-        mark = token.group()
-        if mark == closer and depth == 0:
-            return token.start()
-        if opener != closer and mark in (opener, closer):
-            depth += 1 if mark == opener else -1
-    unclosed.note(opener, start)
-    return None
+def _repeat_scanner(delimiters: str) -> re.Pattern[str]:
+    """Backslash escapes (a character and the one after it) and each of delimiters."""
+    return re.compile(rf"\\.|[{re.escape(delimiters)}]", re.DOTALL)
 
 
 _PERL_TWO_PARTS = frozenset({"s", "tr", "y"})
 _PERL_STRINGS = frozenset({"q", "qq", "qw", "qx"})
+_SECOND_PART = re.compile(r"[ \t\n]*[{(\[<]")
 
 
-def _perl_quote_end(text: str, opener: re.Match[str], unclosed: _Unclosed) -> int | None:
-    """Index of the last closer of a Perl quote-like operator (m/a/, s{a}{b}, tr/a/b/, qw(a b)), or None."""
-    delimiter = opener.group("perl_delimiter")
-    end = _delimited_end(text, opener.end(), delimiter, unclosed)
+def _perl_quote_end(opener: re.Match[str], delimited: _Delimited) -> int | None:
+    """Index of the last closer of a Perl quote-like operator (m/a/, s{a}{b}, tr/a/b/, qw(a b)), or None.
+    An s{a} or s/a/ whose second part never comes ends with its first."""
+    end = delimited.end(opener.start("perl_delimiter"))
     if end is None or opener.group("perl_op") not in _PERL_TWO_PARTS:
         return end
-    if delimiter in _PERL_PAIRS:  # s{a}{b}: the second part has its own brackets, maybe after blanks
-        second = re.compile(r"[ \t\n]*([^\w\s])").match(text, end + 1)
-        return _delimited_end(text, second.end(), second.group(1), unclosed) if second else None
-    return _delimited_end(text, end + 1, delimiter, unclosed)  # s/a/b/: the middle delimiter is shared
+    if opener.group("perl_delimiter") in _PERL_PAIRS:  # s{a}{b}: the second part has its own brackets
+        second = _SECOND_PART.match(delimited.text, end + 1)
+        second_end = delimited.end(second.end() - 1) if second else None
+    else:  # s/a/b/: the middle delimiter is shared
+        second_end = delimited.end(end)
+    return end if second_end is None else second_end
 
 
 _WORD_LINE = re.compile(r"^([ \t]*)([A-Za-z_]\w*)[ \t]*\r?$", re.MULTILINE)
@@ -293,7 +303,7 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans,
     strings, comments, regexes = _Spans(), _Spans(), _Spans()
     lexer = _lexer(language)
     length = len(text)
-    unclosed = _Unclosed()
+    delimited = None  # built at the first Perl quote-like operator
     word_lines = None  # built at the first here-document
     heredoc = None  # (line end, terminator's last letter) of a here-document whose body starts after this line
     position = 0
@@ -343,15 +353,20 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans,
         elif kind == "char":  # a whole character literal, matched with its closing quote
             strings.add(start, opener.end() - 1, closed=True)
             position = opener.end()
-        elif kind == "slash_regex":  # matched whole, closing slash included
-            regexes.add(opener.start("regex_start"), opener.end() - 1, closed=True)
-            position = opener.end()
+        elif kind == "slash_regex":
+            body = _SLASH_BODY.match(text, body_start, body_start + REGEX_MAX_CHARS + 1)
+            if body is None:  # no closing / on the line: a division after all
+                position = body_start
+            else:
+                regexes.add(opener.start("regex_start"), body.end() - 1, closed=True)
+                position = body.end()
         elif kind in ("perl_quote", "perl_match"):
+            delimited = delimited or _Delimited(text)
             if kind == "perl_match":
-                end = _delimited_end(text, body_start, "/", unclosed)
+                end = delimited.end(opener.start("match_start"))
                 spans, start = regexes, opener.start("match_start")
             else:
-                end = _perl_quote_end(text, opener, unclosed)
+                end = _perl_quote_end(opener, delimited)
                 spans = strings if opener.group("perl_op") in _PERL_STRINGS else regexes
                 start = opener.start("perl_delimiter")
             if end is None:  # no closer: an ordinary word or operator after all
@@ -429,7 +444,7 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     """Label source code: inside_string, inside_comment, indent_depth, bracket_depth, column.
 
     language names the lexical rules of strings and comments (a key of SYNTAXES); None or "auto"
-    guesses python or c from the text (resolve_language also reads a file name).
+    guesses from the text: its '#!' lines, else python or c (resolve_language also reads a file name).
     """
     if tab_width < 1:
         raise CharnnError(f"tab_width must be at least 1, got {tab_width}")
@@ -519,12 +534,18 @@ _URL_CLOSERS = {")": "(", "]": "["}
 
 def _url_without_trailing_punctuation(url: str) -> str:
     """url without the punctuation that ends the sentence around it; a ) or ] that closes one inside the URL stays."""
-    while url and url[-1] in _URL_TRAILING_PUNCTUATION:
-        opener = _URL_CLOSERS.get(url[-1])
-        if opener and url.count(opener) >= url.count(url[-1]):  # en.wikipedia.org/wiki/Mercury_(planet)
-            break
-        url = url[:-1]
-    return url
+    unmatched = {closer: url.count(closer) - url.count(opener) for closer, opener in _URL_CLOSERS.items()}
+    end = len(url)
+    while end and url[end - 1] in _URL_TRAILING_PUNCTUATION:
+        char = url[end - 1]
+        if char in unmatched:
+            if unmatched[char] <= 0:  # en.wikipedia.org/wiki/Mercury_(planet): it closes one inside the URL
+                break
+            unmatched[char] -= 1
+        end -= 1
+    return url[:end]
+
+
 _DOUBLE_QUOTE = re.compile(r'"[^"\n]*"|“[^“”\n]*”')
 _LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
 

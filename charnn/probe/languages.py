@@ -36,7 +36,7 @@ class Syntax:
     long_brackets: str | None = None  # Lua, CMake: [[...]], [==[...]==] strings; this marker before them: a comment
     heredocs: str = ""  # <<WORD ... a line WORD, the lines between a string: "spaced" (shell: << WORD too), "tight" (Perl, Ruby)
     not_after: str = ""  # characters after which a quote outside a string opens none: shell's \' ; Perl's $' and $"
-    regex_literals: str | None = None  # "javascript": /.../ where a value may start; "perl": m/.../, s/.../.../, qq{...} ...
+    regex_literals: str | None = None  # "slash": /.../ where a value may start; "perl": that, m/.../, s/.../.../, qq{...} ...
     extensions: tuple[str, ...] = ()
     file_names: tuple[str, ...] = ()  # whole file names (lower case) that say this language: Makefile ...
     interpreters: tuple[str, ...] = ()  # names on a '#!' line that say this language: sh, bash, perl ...
@@ -157,19 +157,32 @@ _SHEBANG = re.compile(r"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?([A-Za-z]
 _LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
 _LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
 _HASH_COMMENT_LINE = re.compile(  # '# note', not a C preprocessor line ('#include', '# define') nor '#!'
-    r"^[ \t]*\#(?![ \t]*(?:include|define|undef|if|ifdef|ifndef|elif|else|endif|pragma|error|warning|line|import)\b)(?!!)",
+    r"^[ \t]*\#(?![ \t]*(?:include(?:_next)?|define|undef|if|ifdef|ifndef|elif|elifdef|elifndef|else|endif|pragma|error"
+    r"|warning|line|import|ident|sccs|assert|embed|region|endregion|nullable)\b)(?!!)",
     re.MULTILINE,
 )
 
 
+SHEBANGS_TRUSTED = 3  # without a '#!' first line, this many '#!' lines, most naming one language, name the text's
+
+
 def language_of_shebangs(text: str) -> str | None:
-    """The language most '#!' lines of the text name (a script, or a corpus of scripts); None when none names one."""
+    """The language the text's '#!' lines name: its first line's (a script), or for a corpus of scripts the language
+    most of them name, when there are SHEBANGS_TRUSTED or more and most name it; else None. One '#!' line inside a
+    string or a docstring of a Python text does not make it a shell text."""
     counts: dict[str, int] = {}
+    lines = 0
     for match in _SHEBANG.finditer(text):
         language = _INTERPRETER_LANGUAGE.get(match.group(1).lower())
+        if match.start() == 0:
+            return language
+        lines += 1
         if language:
             counts[language] = counts.get(language, 0) + 1
-    return max(counts, key=counts.__getitem__) if counts else None
+    if not counts:
+        return None
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] >= SHEBANGS_TRUSTED and counts[best] * 2 > lines else None
 
 
 def guess_language(text: str) -> str:
