@@ -125,28 +125,25 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CharnnError(f"checkpoint '{path}' is a directory; give a .pt file, or the run directory as --run {path}")
     if not path.is_file():
         raise CharnnError(f"checkpoint '{path}' does not exist")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(ZIP_MAGIC))
+    try:  # read once: the magic, the archive's CRC-32s and torch.load all work on these bytes
+        data = path.read_bytes()
     except OSError as err:
         raise CharnnError(f"cannot read checkpoint '{path}': {err.strerror or err}") from None
-    if not head:
+    if not data:
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is empty")
-    if head != ZIP_MAGIC:
+    if data[: len(ZIP_MAGIC)] != ZIP_MAGIC:
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: it is not a PyTorch zip archive, and charnn never unpickles anything else")
     try:  # torch.load does not check the archive's CRC-32s: a flipped byte in a weight would load as a wrong number
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             damaged_entry = archive.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is truncated or damaged") from None
-    except OSError as err:
-        raise CharnnError(f"cannot read checkpoint '{path}': {err.strerror or err}") from None
     if damaged_entry is not None:
         raise CharnnError(f"'{path}' is a damaged charnn checkpoint: its part '{damaged_entry}' fails its checksum")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says all
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for bad files; none of them may escape as a traceback
         text = str(err)
         reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__

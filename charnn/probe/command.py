@@ -100,7 +100,7 @@ def check_output_target(flag: str, path: str) -> None:
         raise UsageError(f"{flag} needs a file name")
     target = Path(path)
     if target.is_dir():
-        raise CharnnError(f"{flag} '{path}' is a directory; give a file name such as {target / ('probe' + flag[1:].replace('-', '.'))}")
+        raise CharnnError(f"{flag} '{path}' is a directory; give a file name such as {target / ('probe.' + flag.removeprefix('--'))}")
     if target.exists() and not target.is_file():
         raise CharnnError(f"{flag} '{path}' exists and is not a regular file (a device, a pipe ...); give a file name")
     parent = target.parent

@@ -248,7 +248,7 @@ class _Delimited:
         for token in _repeat_scanner(opener).finditer(self.text, start):
             if token.group() == opener:
                 return token.start()
-        self.missing_after[opener] = min(start, self.missing_after.get(opener, start))
+        self.missing_after[opener] = start  # below any earlier mark, or the search above would not have run
         return None
 
 
@@ -372,7 +372,7 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans,
             if end is None:  # no closer: an ordinary word or operator after all
                 position = body_start
             else:
-                spans.add(start, end, closed=True, multiline="\n" in text[start:end])
+                spans.add(start, end, closed=True, multiline=text.find("\n", start, end) >= 0)
                 position = _PERL_FLAGS.match(text, end + 1).end()  # m/a/s: the s is a flag, not an operator
         elif kind == "heredoc":
             line_end = text.find("\n", body_start)
@@ -396,8 +396,7 @@ def _lex_strings_and_comments(text: str, language: str) -> tuple[_Spans, _Spans,
             else:  # runs to the end of the text
                 strings.add(start, length, closed=False, multiline=multiline)
                 break
-        last_stop = max(strings.stops[-1:] + comments.stops[-1:] + regexes.stops[-1:], default=0)
-        if heredoc is not None and last_stop > heredoc[0]:
+        if heredoc is not None and any(spans.stops and spans.stops[-1] > heredoc[0] for spans in (strings, comments, regexes)):
             heredoc = None  # a span on the here-document's line ran past it: lexed as it ran, without the body
     return strings, comments, regexes
 
