@@ -894,7 +894,7 @@ def command_bench(args: argparse.Namespace) -> int:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
     if "train" in sections:  # a bf16 this CPU cannot compute fails now, not after the ceiling measurements
-        from charnn.train import resolve_precision
+        from charnn.device import resolve_precision
 
         resolve_precision(settings.precision, torch.device("cpu"))
     if "quality" in sections:

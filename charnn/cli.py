@@ -239,7 +239,7 @@ def command_train(args: argparse.Namespace) -> int:
 def command_generate(args: argparse.Namespace) -> int:
     """charnn generate: stream samples to stdout (and --out)."""
     from charnn.sample import Clamp, SampleOptions, generate, resolve_checkpoint
-    from charnn.train import pick_device
+    from charnn.device import pick_device
 
     check_generate_numbers(args)
     prime = args.prime
@@ -303,7 +303,8 @@ def command_eval(args: argparse.Namespace) -> int:
 
     from charnn.sample import resolve_checkpoint
     from charnn.sources import open_source
-    from charnn.train import evaluate_ids, pick_device
+    from charnn.device import pick_device
+    from charnn.train import evaluate_ids
 
     device = pick_device(args.device)
     checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)

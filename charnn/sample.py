@@ -16,7 +16,6 @@ from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
 from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, FastStepper, State, next_ids
-from charnn.train import pick_device
 
 
 @dataclass(frozen=True)

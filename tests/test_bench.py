@@ -173,9 +173,9 @@ def test_bad_quality_settings_are_refused_before_any_work(tmp_path, capsys):
 
 
 def test_bf16_this_cpu_cannot_compute_is_refused_before_the_measurements(monkeypatch, capsys):
-    import charnn.train
+    import charnn.device
 
-    monkeypatch.setattr(charnn.train, "cpu_runs_bf16", lambda cell: False)
+    monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: False)
     assert main(["bench", "--only", "train", "--quick", "--precision", "bf16"]) == 2
     stderr = capsys.readouterr().err
     assert "cannot compute in bf16 on this CPU" in stderr and len(stderr.strip().splitlines()) == 1

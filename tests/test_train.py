@@ -16,9 +16,10 @@ import torch
 from charnn.batches import StreamBatches
 from charnn.checkpoint import load_checkpoint
 from charnn.errors import UsageError
-import charnn.train
+import charnn.device
 from charnn.cli import main
-from charnn.train import TrainConfig, Trainer, cpu_has_fast_bf16, cpu_runs_bf16, resolve_precision, train
+from charnn.device import cpu_has_fast_bf16, cpu_runs_bf16, resolve_precision
+from charnn.train import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyTorch's CPU LSTM kernel (oneDNN) has no bf16 path on some CPUs (an AVX2-only EPYC): there the bf16 runs
@@ -160,8 +161,8 @@ def test_auto_precision_resolves_by_hardware(monkeypatch):
         resolve_precision("bf16", torch.device("mps"))
     # every combination, whatever this CPU is: auto takes bf16 only where it is both fast and runnable
     for fast, runs, expected in ((True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32"), (False, False, "fp32")):
-        monkeypatch.setattr(charnn.train, "cpu_has_fast_bf16", lambda: fast)
-        monkeypatch.setattr(charnn.train, "cpu_runs_bf16", lambda cell: runs)
+        monkeypatch.setattr(charnn.device, "cpu_has_fast_bf16", lambda: fast)
+        monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: runs)
         assert resolve_precision("auto", cpu) == expected
         if runs:
             assert resolve_precision("bf16", cpu) == "bf16"
@@ -186,7 +187,7 @@ def test_the_bf16_check_follows_the_cell():
 
 
 def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_path, code_file, monkeypatch, capsys):
-    monkeypatch.setattr(charnn.train, "cpu_runs_bf16", lambda cell: cell != "lstm")
+    monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: cell != "lstm")
     args = ["train", "--corpus", str(code_file), "--max-steps", "4", "--eval-every", "2", "--cache-dir", str(tmp_path / "cache"), *TINY]
     assert main([*args, "--out", str(tmp_path / "new"), "--precision", "bf16"]) == 2
     stderr = capsys.readouterr().err

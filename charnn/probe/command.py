@@ -137,7 +137,7 @@ def command_probe(args: argparse.Namespace) -> int:
     from charnn.probe.pipeline import ProbeOptions, run_probe
     from charnn.probe.report import print_report, write_json
     from charnn.sample import resolve_checkpoint
-    from charnn.train import pick_device
+    from charnn.device import pick_device
 
     for flag, path in (("--json", args.json), ("--html", args.html)):
         if path is not None:
