@@ -14,6 +14,8 @@ Sections:
 - encode: ``load_corpus`` on a large file, in a subprocess so its peak RSS is its own, at two sizes
   (RSS must not grow with the size), vs a whole-file numpy encoder.
 - quality (``--quality``): best val loss on tinyshakespeare after a fixed wall-clock budget.
+- cuda (where a CUDA GPU is present, on by default there): the train and sample measurements again on the
+  GPU, with the shapes recommended for a GPU, so one command tells a GPU user where they stand.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from torch import nn
 from charnn.argtypes import positive_number, whole_number
 from charnn.errors import CharnnError, UsageError
 
-SECTIONS = ("train", "sample", "encode", "quality")
+SECTIONS = ("train", "sample", "encode", "quality", "cuda")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 QUALITY_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
@@ -98,6 +100,8 @@ class BenchSettings:
     quality_out: str = "runs/bench-quality"
     quality_overrides: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
+    cuda_train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 256, 64, 128), TrainShape(3, 512, 64, 100))
+    cuda_train_steps: tuple[int, ...] = (40, 20)
     wait_quiet: float = 0.0  # seconds each repeat may wait for other processes to leave the CPUs alone
     precision: str = "auto"  # the trainer's --precision; the bare loop computes in whatever it resolves to
 
@@ -140,11 +144,19 @@ def goal(what: str, value: float | None, threshold: float, higher_is_better: boo
             "text": text or (f"≥ {threshold:g}" if higher_is_better else f"≤ {threshold:g}"), "met": met}
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    """Seconds one call of fn takes."""
+def timed(fn: Callable[[], Any], device: torch.device = torch.device("cpu")) -> float:
+    """Seconds one call of fn takes, including the work it left queued on a GPU."""
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for what was queued on device (a GPU runs asynchronously; a CPU has nothing to wait for)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ----- machine -----------------------------------------------------------------------------------
@@ -330,13 +342,18 @@ class BareLSTM(nn.Module):
 class BareLoop:
     """The baseline training loop: random token batches, cross-entropy, AdamW; no data pipeline, no clipping."""
 
-    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0, precision: str = "fp32"):
+    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0, precision: str = "fp32",
+                 device: torch.device = torch.device("cpu")):
         generator = torch.Generator().manual_seed(seed)
-        self.autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-        self.model = BareLSTM(vocab, shape)
+        from charnn.device import autocast_for
+
+        self.autocast = autocast_for(precision, device)
+        with torch.device("cpu"):
+            self.model = BareLSTM(vocab, shape).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
-        # a few pre-drawn batches: drawing them is not part of what is timed
-        self.batches = [torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator) for _ in range(4)]
+        # a few pre-drawn batches, already on the device: drawing and copying them is not part of what is timed
+        self.batches = [torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator, device="cpu").to(device)
+                        for _ in range(4)]
         self.step_count = 0
 
     def step(self) -> None:
@@ -357,33 +374,35 @@ def training_precision(trainer: Any) -> str:
     return "bf16" if isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16 else "fp32"
 
 
-def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto") -> Any:
+def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto", device: str = "cpu") -> Any:
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
     from charnn.train import TrainConfig, Trainer
 
     config = TrainConfig(corpus=corpus, out=str(out), cache_dir=cache_dir, layers=shape.layers, hidden=shape.hidden,
                          embed=shape.embed, dropout=shape.dropout, batch_size=shape.batch_size, seq_len=shape.seq_len,
-                         max_steps=10**9, device="cpu", precision=precision)
+                         max_steps=10**9, device=device, precision=precision)
     return Trainer(config, progress=False, console=Console(stderr=True, quiet=True))
 
 
-def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, status: Callable[[str], None]) -> dict:
+def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, status: Callable[[str], None],
+                     device: torch.device = torch.device("cpu")) -> dict:
     """Trainer vs bare loop for one shape, interleaved: chars/s, their ratio and GFLOP/s (run_bench adds the share of the ceiling)."""
     chars_per_step = shape.batch_size * shape.seq_len
     with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
         status(f"training {shape.name}: loading the {settings.corpus} corpus")
-        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run", settings.precision)
+        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run", settings.precision, str(device))
+        device = trainer.device
         try:
             vocab = trainer.vocab.size
             precision = training_precision(trainer)
             torch.manual_seed(0)
-            bare = BareLoop(vocab, shape, precision=precision)  # like for like: the ratio is the trainer's own overhead
+            bare = BareLoop(vocab, shape, precision=precision, device=device)  # like for like: the ratio is the trainer's own overhead
             for _ in range(settings.train_warmup_steps):
                 trainer.train_step()
                 bare.step()
-            pairs = interleaved(lambda: steps * chars_per_step / timed(lambda: [trainer.train_step() for _ in range(steps)]),
-                                lambda: steps * chars_per_step / timed(lambda: [bare.step() for _ in range(steps)]),
-                                settings, status, f"training {shape.name}")
+            pairs = interleaved(lambda: steps * chars_per_step / timed(lambda: [trainer.train_step() for _ in range(steps)], device),
+                                lambda: steps * chars_per_step / timed(lambda: [bare.step() for _ in range(steps)], device),
+                                settings, status, f"training {shape.name} on {device.type}")
         finally:
             trainer.close()
     flops = flops_per_char(shape.layers, shape.hidden, shape.embed, vocab)
@@ -398,19 +417,20 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, sta
 
 
 # ----- sampling ----------------------------------------------------------------------------------
-def sample_model(layers: int, hidden: int, vocab_size: int, seed: int = 0) -> Any:
+def sample_model(layers: int, hidden: int, vocab_size: int, seed: int = 0, device: torch.device = torch.device("cpu")) -> Any:
     """A randomly initialised CharRNN in eval mode (speed does not depend on the weights)."""
-    from charnn.model import CharRNN, ModelConfig
+    from charnn.model import ModelConfig, new_model
 
     torch.manual_seed(seed)
-    return CharRNN(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=64, dropout=0.0)).eval()
+    return new_model(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=64, dropout=0.0), device).eval()
 
 
 @torch.no_grad()
 def naive_sample(model: Any, streams: int, length: int, seed: int = 0, temperature: float = 1.0) -> list[list[int]]:
     """The baseline sampler: nn.LSTM called once per character, then decoder, softmax and multinomial."""
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.zeros(streams, dtype=torch.long)
+    device = model.decoder.weight.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.zeros(streams, dtype=torch.long, device=device)
     state = None
     out: list[list[int]] = []
     for _ in range(length):
@@ -428,19 +448,19 @@ def charnn_sample(model: Any, vocab: Any, streams: int, length: int, seed: int =
     return generate(model, vocab, SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False))
 
 
-def measure_sampling(settings: BenchSettings, status: Callable[[str], None]) -> dict:
+def measure_sampling(settings: BenchSettings, status: Callable[[str], None], device: torch.device = torch.device("cpu")) -> dict:
     """generate() vs the one-step nn.LSTM loop, with 1 stream and with many, interleaved."""
     from charnn.corpus import Vocab
 
     vocab = Vocab(SAMPLE_VOCAB)
-    model = sample_model(settings.sample_layers, settings.sample_hidden, vocab.size)
+    model = sample_model(settings.sample_layers, settings.sample_hidden, vocab.size, device=device)
     result: dict[str, Any] = {"model": f"{settings.sample_layers}×{settings.sample_hidden}", "vocab": vocab.size}
     for label, streams, length in (("single", 1, settings.sample_chars), ("batched", settings.sample_streams, settings.sample_steps_batched)):
         charnn_sample(model, vocab, streams, 5)  # warm-up
         naive_sample(model, streams, 5)
-        pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length)),
-                            lambda: streams * length / timed(lambda: naive_sample(model, streams, length)),
-                            settings, status, f"sampling {streams} stream(s)")
+        pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
+                            lambda: streams * length / timed(lambda: naive_sample(model, streams, length), device),
+                            settings, status, f"sampling {streams} stream(s) on {device.type}")
         result[label] = {"streams": streams, "chars_per_stream": length, "charnn_chars_per_s": pairs["charnn"],
                          "naive_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
                          "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
@@ -700,6 +720,8 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
             report["sections"]["sample"] = watched(lambda: measure_sampling(settings, status))
         if "encode" in sections:
             report["sections"]["encode"] = watched(lambda: measure_encoding(settings, status))
+        if "cuda" in sections:
+            report["sections"]["cuda"] = watched(lambda: measure_cuda(settings, status))
         if "quality" in sections:
             if status_display is not None:
                 status_display.stop()  # the trainer shows its own progress bar
@@ -715,10 +737,23 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
     return report
 
 
+def measure_cuda(settings: BenchSettings, status: Callable[[str], None], device: torch.device | None = None) -> dict:
+    """The train and sample measurements on a GPU (the first, unless device names one), with GPU shapes."""
+    if device is None:
+        if not torch.cuda.is_available():
+            raise CharnnError("--only cuda: no CUDA GPU is available here")
+        device = torch.device("cuda", torch.cuda.current_device())
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+    trained = [measure_training(shape, steps, settings, status, device)
+               for shape, steps in zip(settings.cuda_train_shapes, settings.cuda_train_steps)]
+    return {"device": name, "train": trained, "sample": measure_sampling(settings, status, device)}
+
+
 def settings_json(settings: BenchSettings) -> dict:
     """The settings as plain JSON."""
     data = asdict(settings)
     data["train_shapes"] = [asdict(s) for s in settings.train_shapes]
+    data["cuda_train_shapes"] = [asdict(s) for s in settings.cuda_train_shapes]
     return data
 
 
@@ -780,24 +815,31 @@ def table_rows(sections: dict) -> list[dict]:
         for kind, rates in matmul["gflops"].items():
             add(f"matmul GFLOP/s, {names[kind]} ({matmul['shape']})", fmt(rates), "", measured=matmul)
         add("matmul fp32 ceiling, GFLOP/s: the best fp32 repeat", fmt(matmul["ceiling_gflops"]), "")
-    for r in sections.get("train", []):
-        s = r["shape"]
-        name = f"{s['layers']}×{s['hidden']}"
-        add(f"train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})", fmt(r["charnn_chars_per_s"]),
-            fmt(r["bare_chars_per_s"]), fmt(r["ratio"], 2) + "×", f"train {name}: trainer / bare loop", measured=r)
-        fraction, bare_fraction = r.get("charnn_fraction_of_ceiling"), r.get("bare_fraction_of_ceiling")
-        add(f"train {name} GFLOP/s, share of the {r['charnn_precision']} ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
-            f"{r['charnn_gflops']:.0f}" + (f" ({fraction:.0%})" if fraction is not None else ""),
-            f"{r['bare_gflops']:.0f}" + (f" ({bare_fraction:.0%})" if bare_fraction is not None else ""),
-            "-", f"train {name}: fraction of the matmul ceiling")
-    sample = sections.get("sample")
-    if sample:
-        single, batched = sample["single"], sample["batched"]
-        add(f"sample {sample['model']} chars/s, 1 stream", fmt(single["charnn_chars_per_s"]), fmt(single["naive_chars_per_s"]),
-            fmt(single["ratio"], 2) + "×", "sample 1 stream: charnn / naive", measured=single)
-        add(f"sample {sample['model']} chars/s, {batched['streams']} streams", fmt(batched["charnn_chars_per_s"]),
-            fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×", f"sample {batched['streams']} streams: chars/s",
-            measured=batched)
+    def add_runs(trained: list[dict], sample: dict | None, where: str = "") -> None:
+        for r in trained:
+            s = r["shape"]
+            name = f"{s['layers']}×{s['hidden']}"
+            add(f"{where}train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})", fmt(r["charnn_chars_per_s"]),
+                fmt(r["bare_chars_per_s"]), fmt(r["ratio"], 2) + "×", None if where else f"train {name}: trainer / bare loop", measured=r)
+            if where:
+                continue  # no ceiling is measured on a GPU
+            fraction, bare_fraction = r.get("charnn_fraction_of_ceiling"), r.get("bare_fraction_of_ceiling")
+            add(f"train {name} GFLOP/s, share of the {r['charnn_precision']} ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
+                f"{r['charnn_gflops']:.0f}" + (f" ({fraction:.0%})" if fraction is not None else ""),
+                f"{r['bare_gflops']:.0f}" + (f" ({bare_fraction:.0%})" if bare_fraction is not None else ""),
+                "-", f"train {name}: fraction of the matmul ceiling")
+        if sample:
+            single, batched = sample["single"], sample["batched"]
+            add(f"{where}sample {sample['model']} chars/s, 1 stream", fmt(single["charnn_chars_per_s"]), fmt(single["naive_chars_per_s"]),
+                fmt(single["ratio"], 2) + "×", None if where else "sample 1 stream: charnn / naive", measured=single)
+            add(f"{where}sample {sample['model']} chars/s, {batched['streams']} streams", fmt(batched["charnn_chars_per_s"]),
+                fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×",
+                None if where else f"sample {batched['streams']} streams: chars/s", measured=batched)
+
+    add_runs(sections.get("train", []), sections.get("sample"))
+    cuda = sections.get("cuda")
+    if cuda:
+        add_runs(cuda["train"], cuda["sample"], where=f"{cuda['device']}: ")
     encode = sections.get("encode")
     if encode:
         for i, size in enumerate(encode["sizes"]):
@@ -884,8 +926,10 @@ def command_bench(args: argparse.Namespace) -> int:
     """charnn bench: run, then print the table or the JSON."""
     if args.only:
         sections = list(dict.fromkeys(args.only))
+        if "cuda" in sections and not torch.cuda.is_available():
+            raise CharnnError("--only cuda: no CUDA GPU is available here")
     else:
-        sections = ["train", "sample", "encode"] + (["quality"] if args.quality else [])
+        sections = ["train", "sample", "encode"] + (["cuda"] if torch.cuda.is_available() else []) + (["quality"] if args.quality else [])
     changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
                                "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
                                "quality_overrides": dict(args.quality_set), "threads": args.threads,

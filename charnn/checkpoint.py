@@ -25,7 +25,7 @@ import torch
 
 from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
-from charnn.model import CharRNN, ModelConfig
+from charnn.model import CharRNN, ModelConfig, new_model
 
 FORMAT_NAME = "charnn-checkpoint"
 FORMAT_VERSION = 1
@@ -53,8 +53,8 @@ class Checkpoint:
         return Vocab.from_json(self.meta["vocab"])
 
     def build_model(self, device: torch.device | str = "cpu") -> CharRNN:
-        """A CharRNN with the saved weights, in eval mode."""
-        model = CharRNN(self.model_config)
+        """A CharRNN with the saved weights, in eval mode, on device."""
+        model = new_model(self.model_config)  # on the CPU, where the weights were loaded
         try:
             model.load_state_dict(self.model_state)
         except (RuntimeError, KeyError) as err:

@@ -130,7 +130,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
     loop.add_argument("--no-carry", dest="carry_state", action="store_const", const=False,
                       help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)")
-    loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
+    loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto); under torchrun "
+                                       "each process takes the GPU of its LOCAL_RANK")
+    loop.add_argument("--deterministic", action="store_const", const=True,
+                      help="deterministic GPU kernels (cuDNN and cuBLAS), so that a run on one GPU repeats itself bit for bit, "
+                           "more slowly; on a CPU runs repeat exactly without it")
     loop.add_argument("--precision", choices=("auto", "fp32", "bf16"),
                       help="arithmetic of forward and backward: bf16 autocast (weights and checkpoints stay fp32) or fp32; "
                            "auto takes bf16 where the hardware computes it natively: a CUDA GPU that supports it or a CPU "
@@ -262,11 +266,10 @@ def command_generate(args: argparse.Namespace) -> int:
     single = options.num_samples == 1
 
     def stream(index: int, text: str) -> None:
-        if single:
-            out.write(text)
-            out.flush()
+        out.write(text)
+        out.flush()
 
-    texts = generate(model, vocab, options, on_text=stream)
+    texts = generate(model, vocab, options, on_text=stream if single else None)  # many streams print at the end
     if single:
         out.write("\n")
     else:
@@ -341,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CharnnError as err:
         print(f"charnn {args.command}: {err}", file=sys.stderr)
+        leave_process_group()
         return err.exit_code
     except KeyboardInterrupt:
         print(f"charnn {args.command}: interrupted", file=sys.stderr)
@@ -352,6 +356,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ('{err.filename}')" if err.filename else ""
         print(f"charnn {args.command}: {err.strerror or err}{where}", file=sys.stderr)
         return 1
+
+
+def leave_process_group() -> None:
+    """Under torchrun, wait until every rank has said why it stops before this one exits: torchrun ends the
+    other ranks as soon as one exits with an error, and one would go without a word."""
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - another rank is already gone; there is nothing left to wait for
+            pass
 
 
 def entry_point() -> None:

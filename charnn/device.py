@@ -9,38 +9,79 @@ from __future__ import annotations
 
 import functools
 import os
-from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 
-from charnn.errors import UsageError
+from charnn.errors import CharnnError, UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+T = TypeVar("T")
+
+
+def torchrun_ranks() -> tuple[int, int, int]:
+    """(world size, local rank, processes on this machine) as torchrun set them; (1, 0, 1) when not launched by it."""
+    def number(name: str, default: int) -> int:
+        try:
+            return int(os.environ.get(name, default))
+        except ValueError:
+            return default
+
+    world = number("WORLD_SIZE", 1)
+    return world, number("LOCAL_RANK", 0), number("LOCAL_WORLD_SIZE", world)
 
 
 def pick_device(requested: str) -> torch.device:
-    """auto → cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
+    """auto → cuda, then mps, then cpu; an explicit device that is not there is a clear error.
+
+    Under torchrun (WORLD_SIZE > 1) a CUDA process takes the GPU of its LOCAL_RANK, whatever it asked for:
+    `--device cuda:0` would put every rank on one GPU, so an explicit index is refused there."""
     if requested == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return cuda_device(None, requested)
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
         device = torch.device(requested)
     except RuntimeError:
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not '{requested}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {requested}: no CUDA GPU is available here; use --device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) are available")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {requested}: no CUDA GPU is available here; use --device cpu or auto")
+        return cuda_device(device.index, requested)
+    if device.type == "mps" and not mps_available():
         raise UsageError(f"--device {requested}: MPS is not available here; use --device cpu or auto")
-    if device.type not in ("cpu", "cuda", "mps"):
+    if device.type not in ("cpu", "mps"):
         raise UsageError(f"--device must be auto, cpu, cuda, cuda:N or mps, not '{requested}'")
     return device
+
+
+def mps_available() -> bool:
+    """Whether Apple's Metal backend is there."""
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def cuda_device(index: int | None, requested: str) -> torch.device:
+    """The CUDA device for `--device requested` (index None: not given), checked against the GPUs there are."""
+    count = torch.cuda.device_count()
+    world, local_rank, local_world = torchrun_ranks()
+    if world > 1:
+        if index is not None:
+            raise UsageError(f"--device {requested}: under torchrun every process takes the GPU of its LOCAL_RANK; "
+                             f"give --device cuda or auto")
+        if local_rank >= count:
+            raise CharnnError(f"torchrun started {local_world} processes on this machine, but it has {count} CUDA GPU(s); "
+                              f"use --nproc_per_node {count} or fewer")
+        return torch.device("cuda", local_rank)
+    if index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    if index >= count:
+        raise UsageError(f"--device {requested}: only {count} CUDA device(s) are available")
+    return torch.device("cuda", index)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -54,9 +95,9 @@ def cpu_runs_bf16(cell: str) -> bool:
     """Whether PyTorch's CPU kernel for `cell` runs under bf16 autocast here. The oneDNN LSTM kernel has
     no bf16 path on a CPU without AVX-512 (an AVX2-only EPYC raises "could not create a primitive
     descriptor"); a one-unit layer is tried, since what fails is the kernel, not the shape."""
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
     try:
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        with torch.device("cpu"), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
             out, _ = module(torch.zeros(1, 1, 1))
         out.float().sum().backward()
     except RuntimeError:
@@ -65,23 +106,40 @@ def cpu_runs_bf16(cell: str) -> bool:
 
 
 def resolve_precision(requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None) -> str:
-    """auto → bf16 where the hardware computes it natively (a CUDA GPU that supports it, a CPU with
-    AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32.
-    An explicit bf16 that this CPU's kernels cannot run for `cell` is refused here, before any work;
+    """auto → bf16 where the hardware computes it natively (a CUDA GPU of compute capability 8.0 or newer, a CPU
+    with AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32.
+    An explicit bf16 that this CPU's kernels cannot run for `cell`, or that a GPU only emulates, is refused here,
+    before any work;
     `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
     if requested == "bf16" and device.type not in ("cpu", "cuda"):
         raise UsageError(f"--precision bf16 is supported on cpu and cuda, not on {device.type}; use --precision fp32")
+    advice = (f"'{resuming}' trained in bf16: continue it in fp32 with --resume --precision fp32" if resuming
+              else "use --precision fp32, which auto picks here")
     if requested == "bf16" and device.type == "cpu" and not cpu_runs_bf16(cell):
-        advice = (f"'{resuming}' trained in bf16: continue it in fp32 with --resume --precision fp32" if resuming
-                  else "use --precision fp32, which auto picks here")
         raise UsageError(f"--precision bf16: PyTorch's {cell.upper()} kernel cannot compute in bf16 on this CPU; {advice}")
+    if requested == "bf16" and device.type == "cuda" and not cuda_has_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) only "
+                         f"emulates bf16, slower than fp32; native bf16 needs compute capability 8.0 (Ampere) or newer; {advice}")
     if requested != "auto":
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cuda_has_native_bf16(device) else "fp32"
     if device.type == "cpu":
         return "bf16" if cpu_has_fast_bf16() and cpu_runs_bf16(cell) else "fp32"
     return "fp32"
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether a GPU computes bf16 in hardware (compute capability 8.0, Ampere, or newer).
+    torch.cuda.is_bf16_supported() is also True on older GPUs, which emulate it more slowly than fp32."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def sum_dtype(device: torch.device | str) -> torch.dtype:
+    """The dtype to add up many losses in on a device: float64, except on MPS, which has none."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
 def autocast_for(precision: str, device: torch.device) -> Any:
@@ -89,12 +147,85 @@ def autocast_for(precision: str, device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """Compute fp32 in full fp32 inside the block, also on CUDA, then restore the settings.
+
+    cuDNN runs nn.LSTM/GRU/RNN in TF32 by default on Ampere and newer, the hand-written steps (sampling's
+    FastStepper, the probe's Recurrence) use plain matmuls, which PyTorch keeps in fp32: without this,
+    sampled text would change where generation switches from one to the other, and the probe's recorded
+    states would differ from the predictions computed beside them. Sampling, evaluation and probing all
+    run inside it; training may use TF32, which is no less precise than its bf16 autocast.
+    No effect on a CPU, which never computes fp32 in TF32. Usable as a decorator."""
+    switches = tf32_switches()
+    saved = [getattr(owner, name) for owner, name, _ in switches]
+    for owner, name, exact in switches:
+        setattr(owner, name, exact)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(switches, saved):
+            setattr(owner, name, value)
+
+
+def tf32_switches() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, value for full fp32) of each switch that lets CUDA compute fp32 in TF32: the
+    per-backend fp32_precision of newer torch (mixing it with the older allow_tf32 flags is an error there)."""
+    cudnn_rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if cudnn_rnn is not None and hasattr(cudnn_rnn, "fp32_precision"):
+        return [(cudnn_rnn, "fp32_precision", "ieee"), (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """With enabled, the block runs deterministic kernels only (cuDNN without benchmark-chosen algorithms,
+    cuBLAS with a fixed workspace, PyTorch's deterministic ops; ops that have none warn), so that a run on
+    one GPU repeats itself bit for bit; then the settings are restored. Without it, cuDNN picks the
+    fastest algorithm per shape (cudnn.benchmark), which can differ between runs."""
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts; CUDA >= 10.2 needs it
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True  # only CUDA reads it
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
+        torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+
+
+def rng_snapshot(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random-number states a training step draws from: the CPU's, and the GPU's on CUDA (dropout there)."""
+    states = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng(states: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Put back what rng_snapshot saved (a GPU state only on CUDA; a run saved on one continues on the other)."""
+    torch.set_rng_state(states["cpu"])
+    if device.type == "cuda" and states.get("cuda") is not None:
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
 @dataclass
 class Distributed:
-    """Who this process is when launched by torchrun (rank 0 of 1 otherwise)."""
+    """Who this process is when launched by torchrun (rank 0 of 1 otherwise).
+
+    Every collective here is entered by every rank at the same point of the loop, and everything only
+    rank 0 does (the run directory, evaluation, checkpoints) goes through `on_main`, which tells every
+    rank whether it failed: a rank never waits for a collective that another rank will not reach.
+    """
 
     rank: int = 0
     world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors live
 
     @property
     def active(self) -> bool:
@@ -106,15 +237,19 @@ class Distributed:
 
     @classmethod
     def from_environment(cls, device: torch.device) -> Distributed:
-        """Join the process group when torchrun set WORLD_SIZE > 1."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        """Join the process group when torchrun set WORLD_SIZE > 1 (NCCL for CUDA, which reduces only
+        CUDA tensors, gloo otherwise)."""
+        world, _, _ = torchrun_ranks()
         if world <= 1:
             return cls()
         import torch.distributed as dist
 
+        nccl = device.type == "cuda"
+        if nccl:
+            torch.cuda.set_device(device)  # before the group: NCCL binds each rank to its current device
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return cls(rank=dist.get_rank(), world=dist.get_world_size())
+            dist.init_process_group(backend="nccl" if nccl else "gloo")
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=device if nccl else torch.device("cpu"))
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's value, in rank order (a one-element list without DDP)."""
@@ -126,21 +261,40 @@ class Distributed:
         dist.all_gather_object(out, value)
         return out
 
-    def any(self, flag_value: bool) -> bool:
-        """True on every rank when it is true on any rank (keeps ranks stopping at the same step)."""
+    def any(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true on every rank when it is true on any rank: one all-reduce for all of them
+        (so that every rank stops, evaluates or fails at the same step)."""
         if not self.active:
-            return flag_value
+            return tuple(bool(f) for f in flags)
         import torch.distributed as dist
 
-        tensor = torch.tensor([1.0 if flag_value else 0.0])
-        dist.all_reduce(tensor)
-        return bool(tensor.item() > 0)
+        tensor = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tuple(value > 0 for value in tensor.tolist())
 
-    def barrier(self) -> None:
-        if self.active:
-            import torch.distributed as dist
+    def on_main(self, work: Callable[[], T]) -> T | None:
+        """Run work on rank 0 only (None elsewhere); if it fails there, every rank raises the same error,
+        instead of the others waiting at the next collective until the process group times out."""
+        if not self.active:
+            return work()
+        import torch.distributed as dist
 
-            dist.barrier()
+        result, failure, outcome = None, None, [None]
+        if self.is_main:
+            try:
+                result = work()
+            except Exception as err:  # noqa: BLE001 - every rank must hear of it; rank 0 re-raises it below
+                failure = err
+                outcome = [(str(err), getattr(err, "exit_code", 1), isinstance(err, CharnnError))]
+        dist.broadcast_object_list(outcome, src=0)
+        if failure is not None:
+            raise failure
+        if outcome[0] is not None:
+            message, exit_code, is_charnn = outcome[0]
+            error = CharnnError(message if is_charnn else f"rank 0 failed: {message}")
+            error.exit_code = exit_code
+            raise error
+        return result
 
     def close(self) -> None:
         if self.active:

@@ -75,9 +75,10 @@ class CharRNN(nn.Module):
         """Layer's (W_ih, W_hh, b_ih, b_hh), detached: the recurrence written out by hand reads these."""
         return tuple(getattr(self.rnn, f"{name}_l{layer}").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
-    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
-        """All-zero state for `batch` streams."""
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """All-zero state for `batch` streams, on the model's own device unless another is named."""
         shape = (self.config.layers, batch, self.config.hidden)
+        device = self.decoder.weight.device if device is None else device
         zeros = lambda: torch.zeros(shape, device=device)  # noqa: E731
         return (zeros(), zeros()) if self.is_lstm else (zeros(),)
 
@@ -94,6 +95,14 @@ class CharRNN(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
+
+
+def new_model(config: ModelConfig, device: torch.device | str = "cpu") -> CharRNN:
+    """A freshly initialised CharRNN on device. The weights are drawn on the CPU whatever torch's default
+    device is, so that a seed gives the same model on every device."""
+    with torch.device("cpu"):
+        model = CharRNN(config)
+    return model.to(device)
 
 
 def detach_state(state: State) -> State:
@@ -122,7 +131,7 @@ class StepLinear:
         op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
         try:
             packed = weight.contiguous().to_mkldnn()
-            op(torch.zeros(1, weight.size(1)), packed, self.bias, "none", [], "")  # this build can run it
+            op(torch.zeros(1, weight.size(1), device=weight.device), packed, self.bias, "none", [], "")  # this build can run it
         except (RuntimeError, TypeError, AttributeError):
             return None
         return packed
@@ -251,14 +260,15 @@ def next_ids(
     if temperature == 0:
         return logits.argmax(dim=1)
     logits /= temperature
+    # masked_fill, not logits[mask] = ...: a boolean index makes the GPU tell the host how many it selected
     if top_k is not None and top_k < logits.size(1):
         kth = torch.topk(logits, top_k, dim=1).values[:, -1:]
-        logits[logits < kth] = float("-inf")
+        logits.masked_fill_(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1:
         sorted_logits, order = torch.sort(logits, dim=1, descending=True)
         cumulative = torch.softmax(sorted_logits, dim=1).cumsum(dim=1)
         drop_sorted = cumulative - torch.softmax(sorted_logits, dim=1) >= top_p  # keeps the first token always
         drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
-        logits[drop] = float("-inf")
+        logits.masked_fill_(drop, float("-inf"))
     probs = torch.softmax(logits, dim=1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)

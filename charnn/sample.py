@@ -14,6 +14,7 @@ import torch
 
 from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
 from charnn.corpus import Vocab
+from charnn.device import exact_fp32
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, FastStepper, State, next_ids
 
@@ -159,14 +160,23 @@ def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Seque
     return first, state
 
 
+BLOCK_CHARS = 256  # without streaming or --stop, sampled ids stay on the device and are read this many steps at a time
+
+
 @torch.no_grad()
+@exact_fp32()
 def generate(
     model: CharRNN,
     vocab: Vocab,
     options: SampleOptions,
     on_text: Callable[[int, str], None] | None = None,
 ) -> list[str]:
-    """Sample options.num_samples streams together; on_text(stream, text) receives text as it is produced."""
+    """Sample options.num_samples streams together; on_text(stream, text) receives text as it is produced.
+
+    The sampled ids stay on the model's device; the host reads them every step only when it has to look
+    at each character (on_text, or options.stop), else once every BLOCK_CHARS steps, so a GPU is not made
+    to wait for the host once per character. The same seed gives the same text either way.
+    """
     options.validate(model)
     model.eval()
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
@@ -177,17 +187,28 @@ def generate(
         prime_ids = torch.from_numpy(vocab.encode(prime, unknown=options.unknown, source="the priming text").astype("int64"))
     else:
         start = "\n" if "\n" in vocab.chars else vocab.chars[0]
-        prime_ids = torch.tensor([vocab.chars.index(start)])
+        prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
     streams = options.num_samples
     inputs, state = warm_up(model, prime_ids, streams, options.clamps)
     step = step_function(model, streams, options.clamps)
     texts = [prime if options.echo else "" for _ in range(streams)]
-    generated = [""] * streams
-    done = [False] * streams
     if on_text and options.echo and prime:
         for s in range(streams):
             on_text(s, prime)
+    if on_text is None and options.stop is None:
+        block = torch.empty(min(BLOCK_CHARS, max(options.length, 1)), streams, dtype=torch.long, device=device)
+        for position in range(options.length):
+            logits, state = step(inputs, state)
+            inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)
+            block[position % len(block)] = inputs
+            if (position + 1) % len(block) == 0 or position + 1 == options.length:
+                rows = block[: position % len(block) + 1].T.tolist()  # (streams, chars)
+                for s in range(streams):
+                    texts[s] += vocab.decode(rows[s])
+        return texts
     chars = vocab.chars
+    generated = [""] * streams
+    done = [False] * streams
     for _ in range(options.length):
         logits, state = step(inputs, state)
         inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from charnn.batches import StreamBatches
+from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, Vocab, load_corpus, parse_fractions
-from charnn.device import PRECISIONS, Distributed, autocast_for, pick_device, resolve_precision
+from charnn.device import (PRECISIONS, Distributed, autocast_for, deterministic_kernels, exact_fp32, pick_device, resolve_precision,
+                           restore_rng, rng_snapshot, sum_dtype)
 from charnn.errors import CharnnError, UsageError
-from charnn.model import CharRNN, ModelConfig, State, detach_state, next_ids, FastStepper
+from charnn.model import CharRNN, FastStepper, ModelConfig, State, detach_state, new_model, next_ids
 
 LN2 = math.log(2)
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
@@ -72,6 +74,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 1337
     carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
+    deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
     device: str = "auto"
     precision: str = "auto"  # auto, fp32 or bf16 (autocast); a run records the precision it resolved to
     cache_dir: str = "runs/.cache"
@@ -219,20 +222,25 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW, fused into one kernel per step where this torch has it for the device (CPU from torch 2.4):
     the same update to float tolerance, with less per-step overhead (docs/benchmarks.md)."""
     options = dict(lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    if next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES:  # elsewhere fused=True fails only at the first step
+        return torch.optim.AdamW(model.parameters(), **options)
     try:
         return torch.optim.AdamW(model.parameters(), fused=True, **options)
     except (RuntimeError, TypeError):  # older torch, or a device without the fused kernel
         return torch.optim.AdamW(model.parameters(), **options)
 
 
-def eval_batches(ids, batch_size: int, seq_len: int) -> StreamBatches | None:
-    """Validation streams: as many as the split allows up to batch_size; None when it is too short for one."""
+def eval_batches(ids, batch_size: int, seq_len: int, device: torch.device) -> DeviceBatches | None:
+    """Validation streams on device: as many as the split allows up to batch_size; None when it is too short for one."""
     streams = min(batch_size, (len(ids) - 1) // seq_len)
-    return StreamBatches(ids, streams, seq_len, split_name="val") if streams >= 1 else None
+    return DeviceBatches(StreamBatches(ids, streams, seq_len, split_name="val"), device) if streams >= 1 else None
 
 
 def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
@@ -245,12 +253,14 @@ def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
 
 
 @torch.no_grad()
+@exact_fp32()
 def evaluate(model: CharRNN, batches: StreamBatches, device: torch.device, max_chars: int | None = None) -> dict:
     """Nats and bits per character over (a prefix of) a split, on its own streams and its own state."""
     was_training = model.training
     model.eval()
     state = None
-    total_nats, total_chars = 0.0, 0
+    total_nats = torch.zeros((), dtype=sum_dtype(device), device=device)
+    total_chars = 0
     steps = batches.steps_per_epoch
     if max_chars:
         steps = max(1, min(steps, max_chars // batches.chars_per_step))
@@ -258,19 +268,20 @@ def evaluate(model: CharRNN, batches: StreamBatches, device: torch.device, max_c
         x, y = batches.batch(step)
         x, y = x.to(device), y.to(device)
         logits, state = model(x, state)
-        total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+        total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
         total_chars += y.numel()
     model.train(was_training)
-    nats = total_nats / total_chars
+    nats = total_nats.item() / total_chars  # the one wait for the device
     return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": total_chars}
 
 
 @torch.no_grad()
+@exact_fp32()
 def evaluate_ids(model: CharRNN, ids: torch.Tensor, device: torch.device, chunk: int = 4096, progress: bool = False) -> dict:
     """Nats and bits per character of a whole text (ids (N,)) read as one stream, state carried across chunks."""
     model.eval()
     state = None
-    total_nats = 0.0
+    total_nats = torch.zeros((), dtype=sum_dtype(device), device=device)
     targets = len(ids) - 1
     with tqdm(total=targets, desc="evaluating", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
         for start in range(0, targets, chunk):
@@ -278,31 +289,88 @@ def evaluate_ids(model: CharRNN, ids: torch.Tensor, device: torch.device, chunk:
             x = ids[start:stop].unsqueeze(0).to(device)
             y = ids[start + 1 : stop + 1].unsqueeze(0).to(device)
             logits, state = model(x, state)
-            total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+            total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
             bar.update(stop - start)
-    nats = total_nats / max(targets, 1)
+    nats = total_nats.item() / max(targets, 1)
     return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": targets}
 
 
 @torch.no_grad()
+@exact_fp32()
 def preview_sample(model: CharRNN, vocab: Vocab, length: int, seed: int, temperature: float = 0.8) -> str:
-    """A short sample from the model (its own generator: the training RNG is not touched)."""
+    """A short sample from the model, on the model's device (its own generator: the training RNG is not touched)."""
     if length <= 0:
         return ""
     was_training = model.training
     model.eval()
+    device = model.decoder.weight.device
     stepper = FastStepper(model)
-    generator = torch.Generator().manual_seed(seed)
-    state = tuple(s.cpu() for s in model.init_state(1))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    state = model.init_state(1)
     newline = vocab.chars.index("\n") if "\n" in vocab.chars else 0
-    ids = torch.tensor([newline])
-    out = []
-    for _ in range(length):
+    ids = torch.full((1,), newline, dtype=torch.long, device=device)
+    out = torch.empty(length, dtype=torch.long, device=device)  # read once at the end, not once per character
+    for position in range(length):
         logits, state = stepper.step(ids, state)
         ids = next_ids(logits, temperature, None, None, generator, banned=vocab.unknown_id)
-        out.append(int(ids[0]))
+        out[position] = ids[0]
     model.train(was_training)
-    return vocab.decode(out)
+    return vocab.decode(out.tolist())
+
+
+@dataclass
+class TallyReading:
+    """What a block of training steps left in the tally, read on the host."""
+
+    steps: int
+    mean_loss: float
+    grad_norm: float  # the last step's
+    failed_step: int | None  # the first step (from 1) whose loss or gradient norm was not finite
+    failed_loss: float
+    failed_norm: float
+
+    @property
+    def failed(self) -> bool:
+        return self.failed_step is not None
+
+    def failure_text(self) -> str:
+        loss = self.failed_loss
+        what = "NaN" if math.isnan(loss) else "infinite" if math.isinf(loss) else f"{loss:g} while the gradient norm became {self.failed_norm}"
+        return f"the loss became {what} at step {self.failed_step:,} (gradient norm {self.failed_norm})"
+
+
+class StepTally:
+    """Running sums of the training loss kept on the device, so that a step never waits for it; `read`
+    (one copy to the host) gives the block's mean and the first step that was not finite."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
+        self.loss_sum, self.last_norm = zero(), zero()
+        self.failed_step = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
+        self.failed_values = torch.zeros(2, device=self.device)
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, step: int) -> None:
+        """Count one step (numbered from 1): its loss and gradient norm, 0-dim tensors on the device."""
+        grad_norm = grad_norm.float()
+        self.loss_sum += loss
+        self.last_norm = grad_norm
+        first_failure = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (self.failed_step == 0)
+        self.failed_step = torch.where(first_failure, step, self.failed_step)
+        self.failed_values = torch.where(first_failure, torch.stack([loss, grad_norm]), self.failed_values)
+        self.steps += 1
+
+    def read(self) -> TallyReading:
+        """The block so far, then a fresh block."""
+        loss_sum, norm, failed_loss, failed_norm = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).tolist()
+        failed_step = int(self.failed_step)
+        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, failed_step or None, failed_loss, failed_norm)
+        self.reset()
+        return reading
 
 
 class Trainer:
@@ -317,6 +385,7 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.run_dir = Path(config.out)
         self.lock: RunLock | None = None
+        self.settings = ExitStack()  # process-wide torch settings this run changes, restored by close()
         try:
             self.set_up(resume, overwrite)
         except BaseException:
@@ -328,12 +397,11 @@ class Trainer:
         config = self.config
         self.device = pick_device(config.device)
         self.dist = Distributed.from_environment(self.device)
-        if self.dist.active and self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
         # before any work; saved resolved, so that a resume computes the same way
         config.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
-        self.check_run_dir(resume, overwrite)
-        torch.manual_seed(config.seed + self.dist.rank)
+        self.settings.enter_context(deterministic_kernels(config.deterministic))
+        self.dist.on_main(lambda: self.check_run_dir(resume, overwrite))
+        torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
         self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)
         self.vocab = self.corpus.vocab
         splits = self.corpus.splits(parse_fractions(config.split))
@@ -341,15 +409,17 @@ class Trainer:
             splits["train"], config.batch_size, config.seq_len, first_stream=self.dist.rank * config.batch_size,
             total_streams=config.batch_size * self.dist.world, split_name="train",
         )
-        self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len)
+        self.train_feed = DeviceBatches(self.train_batches, self.device)  # the same batches, made on the device
+        self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len, self.device)
         self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
         try:
-            self.model = CharRNN(self.model_config).to(self.device)
+            self.model = new_model(self.model_config, self.device)
         except (RuntimeError, MemoryError) as err:
             if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
                 raise
             raise CharnnError(f"not enough memory on {self.device} for a {config.layers} × {config.hidden} {config.cell.upper()}; lower --hidden or --layers") from None
         self.optimizer = make_optimizer(self.model, config)
+        self.tally = StepTally(self.device)
         self.step = 0
         self.state: State | None = None
         self.best_val_bpc: float | None = None
@@ -364,37 +434,33 @@ class Trainer:
             self.rewrite_metrics()
         self.ddp_model = self.wrap_distributed()
         self.autocast = autocast_for(config.precision, self.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
 
     # ----- set-up -------------------------------------------------------------------------
     def check_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Lock the run directory; refuse one that holds another run, unless resuming or overwriting."""
-        if self.dist.is_main and self.run_dir.is_dir():
+        """Lock the run directory; refuse one that holds another run, unless resuming or overwriting (rank 0 only)."""
+        if self.run_dir.is_dir():
             self.lock = RunLock(self.run_dir).__enter__()
         has_run = any((self.run_dir / name).exists() for name in ("config.json", "last.pt", "best.pt"))
         if resume:
             if not has_run:
                 raise CharnnError(f"--resume: '{self.run_dir}' holds no run to resume (no last.pt or config.json)")
-            if not checkpoint_path(self.run_dir, "last").is_file() and self.dist.is_main:
+            if not checkpoint_path(self.run_dir, "last").is_file():
                 self.console.print(f"[yellow]note:[/] '{self.run_dir}' stopped before its first checkpoint (no last.pt); starting it again from step 0")
         elif has_run and not overwrite:
             raise CharnnError(f"'{self.run_dir}' already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
-        if self.dist.is_main:
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise CharnnError(f"cannot create run directory '{self.run_dir}': {err.strerror}") from None
-            if self.lock is None:
-                self.lock = RunLock(self.run_dir).__enter__()
-            for temp in self.run_dir.glob(".*.tmp"):  # left by a killed run; we hold the lock, so no writer is alive
-                temp.unlink(missing_ok=True)
-            if overwrite and not resume:
-                for name in ("best.pt", "last.pt", "metrics.jsonl", "samples.txt", "config.json"):
-                    (self.run_dir / name).unlink(missing_ok=True)
-                for events in self.run_dir.glob("events.out.tfevents.*"):
-                    events.unlink()
-        self.dist.barrier()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CharnnError(f"cannot create run directory '{self.run_dir}': {err.strerror}") from None
+        if self.lock is None:
+            self.lock = RunLock(self.run_dir).__enter__()
+        for temp in self.run_dir.glob(".*.tmp"):  # left by a killed run; we hold the lock, so no writer is alive
+            temp.unlink(missing_ok=True)
+        if overwrite and not resume:
+            for name in ("best.pt", "last.pt", "metrics.jsonl", "samples.txt", "config.json"):
+                (self.run_dir / name).unlink(missing_ok=True)
+            for events in self.run_dir.glob("events.out.tfevents.*"):
+                events.unlink()
 
     def load_resume_state(self) -> None:
         """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
@@ -420,10 +486,17 @@ class Trainer:
             self.train_seconds = float(meta.get("train_seconds", 0.0))
             self.history = [dict(record) for record in meta.get("history", [])]
             rngs = extra.get("rng_per_rank", [])
+            cuda_rngs = extra.get("cuda_rng_per_rank", [])
             if self.dist.rank < len(rngs):
-                torch.set_rng_state(rngs[self.dist.rank])
+                cuda_rng = cuda_rngs[self.dist.rank] if self.dist.rank < len(cuda_rngs) else None
+                restore_rng({"cpu": rngs[self.dist.rank], "cuda": cuda_rng}, self.device)
             states = extra.get("state_per_rank", [])
-            if self.dist.rank < len(states) and states[self.dist.rank]:
+            saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
+            if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
+                if self.dist.is_main:
+                    self.console.print(f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
+                                       f"{self.dist.world}: the streams are cut differently, so they start from a zero state")
+            elif self.dist.rank < len(states) and states[self.dist.rank]:
                 state = tuple(s.to(self.device) for s in states[self.dist.rank])
                 expected = (self.config.layers, self.config.batch_size, self.config.hidden)
                 if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
@@ -453,16 +526,17 @@ class Trainer:
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
     def rewrite_metrics(self) -> None:
-        """metrics.jsonl as the resumed history says: drops records after last.pt and a line cut by a crash."""
-        if not self.dist.is_main:
-            return
+        """metrics.jsonl as the resumed history says: drops records after last.pt and a line cut by a crash (rank 0)."""
         from charnn.corpus import atomic_write_bytes
 
-        lines = "".join(json.dumps(record) + "\n" for record in self.history)
-        try:
-            atomic_write_bytes(self.run_dir / "metrics.jsonl", lines.encode())
-        except OSError as err:
-            raise CharnnError(f"cannot write '{self.run_dir / 'metrics.jsonl'}' ({err.strerror or err})") from None
+        def write() -> None:
+            lines = "".join(json.dumps(record) + "\n" for record in self.history)
+            try:
+                atomic_write_bytes(self.run_dir / "metrics.jsonl", lines.encode())
+            except OSError as err:
+                raise CharnnError(f"cannot write '{self.run_dir / 'metrics.jsonl'}' ({err.strerror or err})") from None
+
+        self.dist.on_main(write)
 
     def wrap_distributed(self) -> torch.nn.Module:
         """The model DDP-wrapped when running under torchrun, else the model itself."""
@@ -511,15 +585,17 @@ class Trainer:
             limit = min(limit, max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch)))
         return limit
 
-    def train_step(self) -> tuple[float, float]:
-        """One optimizer step on the next batch; returns (loss in nats, gradient norm)."""
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on the next batch; returns (loss in nats, gradient norm) as tensors on the device.
+
+        Nothing here waits for the device: the loss and the norm go into `self.tally`, which the loop reads
+        every --log-every steps and before every evaluation. A non-finite step is found there and stops the
+        run before anything is saved (its update has been applied, but no checkpoint ever holds it).
+        """
         step_in_epoch = self.step % self.train_batches.steps_per_epoch
         if step_in_epoch == 0:
             self.state = None  # the streams wrap round: start from a zero state
-        x, y = self.train_batches.batch(step_in_epoch)
-        non_blocking = self.device.type == "cuda"
-        x = x.to(self.device, non_blocking=non_blocking)
-        y = y.to(self.device, non_blocking=non_blocking)
+        x, y = self.train_feed.batch(step_in_epoch)
         lr = learning_rate(self.config, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -529,14 +605,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        loss_value, norm_value = loss.item(), grad_norm.item()
-        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-            return loss_value, norm_value  # the caller stops; the weights are not updated
         self.optimizer.step()
         # the carried state is kept in fp32 (autocast hands it back in bf16)
         self.state = tuple(s.float() for s in detach_state(state)) if self.config.carry_state else None
         self.step += 1
-        return loss_value, norm_value
+        loss, grad_norm = loss.detach(), grad_norm.detach()
+        self.tally.add(loss, grad_norm, self.step)
+        return loss, grad_norm
 
     def run(self) -> TrainResult:
         """Train until max-steps, epochs, max-minutes or a signal; returns the result."""
@@ -545,49 +620,50 @@ class Trainer:
         if main:
             self.console.print(self.start_table())
             self.warn_about_setup()
-            self.write_config()
-        writer = self.open_writer() if main else None
+        self.dist.on_main(self.write_config)
+        writer = self.dist.on_main(self.open_writer)
         target = self.plan_steps()
         chars_per_step = self.train_batches.chars_per_step * self.dist.world
         started = time.monotonic()
         deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
         stopped_by = "max-steps" if target == cfg.max_steps else "epochs"
         last_val = None
-        recent_loss, recent_steps, recent_start = 0.0, 0, time.monotonic()
+        recent_start = time.monotonic()
         chars_per_second = 0.0
         bar = tqdm(total=target, initial=min(self.step, target), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
         try:
             with StopRequested() as stop:
                 while self.step < target:
-                    loss, grad_norm = self.train_step()
-                    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                        raise self.numeric_failure(
-                            f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.step + 1} (gradient norm {grad_norm})"
-                        )
-                    recent_loss += loss
-                    recent_steps += 1
+                    self.train_step()
                     bar.update(1)
-                    if self.step % cfg.log_every == 0 or self.step == target:
-                        now = time.monotonic()
-                        chars_per_second = recent_steps * chars_per_step / max(now - recent_start, 1e-9)
-                        mean_loss = recent_loss / recent_steps
-                        bar.set_postfix(loss=f"{mean_loss:.3f}", val_bpc=f"{last_val:.3f}" if last_val else "-", chars_s=f"{chars_per_second:,.0f}", refresh=False)
-                        if writer:
-                            writer.add_scalar("train/loss_nats", mean_loss, self.step)
-                            writer.add_scalar("train/bits_per_char", mean_loss / LN2, self.step)
-                            writer.add_scalar("train/learning_rate", learning_rate(cfg, self.step - 1), self.step)
-                            writer.add_scalar("train/grad_norm", grad_norm, self.step)
-                            writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
-                        self.last_train_loss = mean_loss
-                        recent_loss, recent_steps, recent_start = 0.0, 0, now
-                    signalled = self.dist.any(stop.signal is not None)
-                    out_of_time = deadline is not None and time.monotonic() > deadline
+                    wants_to_stop = stop.signal is not None or (deadline is not None and time.monotonic() > deadline)
+                    due = self.step % cfg.log_every == 0 or self.step % cfg.eval_every == 0 or self.step == target
+                    if not (due or (wants_to_stop and not self.dist.active)):
+                        continue  # under DDP a stop is decided together, at the next block's end
+                    # the one wait for the device per block of steps, and the one collective that decides for all ranks
+                    reading = self.tally.read()
+                    signalled, out_of_time, failed = self.dist.any(
+                        stop.signal is not None, deadline is not None and time.monotonic() > deadline, reading.failed)
+                    if failed:
+                        raise self.numeric_failure(reading.failure_text() if reading.failed else "the loss or the gradient became NaN or infinite in another process")
+                    now = time.monotonic()
+                    chars_per_second = reading.steps * chars_per_step / max(now - recent_start, 1e-9)
+                    recent_start = now
+                    bar.set_postfix(loss=f"{reading.mean_loss:.3f}", val_bpc=f"{last_val:.3f}" if last_val else "-", chars_s=f"{chars_per_second:,.0f}", refresh=False)
+                    if writer:
+                        writer.add_scalar("train/loss_nats", reading.mean_loss, self.step)
+                        writer.add_scalar("train/bits_per_char", reading.mean_loss / LN2, self.step)
+                        writer.add_scalar("train/learning_rate", learning_rate(cfg, self.step - 1), self.step)
+                        writer.add_scalar("train/grad_norm", reading.grad_norm, self.step)
+                        writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
+                    self.last_train_loss = reading.mean_loss
                     if self.step % cfg.eval_every == 0 or self.step == target or signalled or out_of_time:
                         self.train_seconds += time.monotonic() - started
                         started = time.monotonic()
                         last_val = self.evaluate_and_save(writer, bar)
+                        recent_start = time.monotonic()  # chars/s counts training, not evaluation
                     if signalled:
-                        name = signal.Signals(stop.signal).name if stop.signal else "signal"
+                        name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
                         raise TrainingStopped(
                             f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' is saved; "
                             f"continue with: python train.py --out {self.run_dir} --resume", stop.signal or signal.SIGTERM,
@@ -606,10 +682,11 @@ class Trainer:
         return result
 
     def close(self) -> None:
-        """Release the run directory."""
+        """Release the run directory and restore the torch settings the run changed."""
         if self.lock is not None:
             self.lock.__exit__(None, None, None)
             self.lock = None
+        self.settings.close()
 
     def numeric_failure(self, what: str) -> CharnnError:
         """The error that stops a run whose numbers blew up; it says which checkpoint is left and what to do."""
@@ -621,14 +698,16 @@ class Trainer:
         return CharnnError(f"{what}; the run stopped without saving it: {kept}")
 
     def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
-        """Validate, write metrics and samples, save best (if better) then last; returns val bpc."""
-        cfg = self.config
+        """Validate, write metrics and samples, save best (if better) then last; returns val bpc (None but on rank 0).
+        Every rank joins; a failure on rank 0 (NaN weights, a full disk) stops every rank with its sentence."""
         # every rank must join the gathers; only rank 0 evaluates and writes
-        rngs = self.dist.gather(torch.get_rng_state())
+        rngs = self.dist.gather(rng_snapshot(self.device))
         states = self.dist.gather([s.detach().cpu() for s in self.state] if self.state is not None else [])
-        if not self.dist.is_main:
-            self.dist.barrier()
-            return None
+        return self.dist.on_main(lambda: self.save_evaluated(writer, bar, rngs, states))
+
+    def save_evaluated(self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]) -> float | None:
+        """evaluate_and_save's work on rank 0."""
+        cfg = self.config
         val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
         val_bpc = val["bits_per_char"] if val else (self.last_train_loss or float("nan")) / LN2
         broken = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
@@ -646,7 +725,8 @@ class Trainer:
         if improved:
             self.best_val_bpc = val_bpc
         meta = self.checkpoint_meta()
-        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
+        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": [r["cpu"] for r in rngs],
+                 "cuda_rng_per_rank": [r.get("cuda") for r in rngs], "state_per_rank": states}
         # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
         # accounts for (best_on_disk), rather than losing the best model
         if improved:
@@ -670,7 +750,6 @@ class Trainer:
             writer.add_text("sample", "```\n" + sample + "\n```", self.step)
             writer.flush()
         bar.write(f"step {self.step:,}: val {val_bpc:.4f} bits/char{' (best)' if improved else ''}")
-        self.dist.barrier()
         return val_bpc
 
     def checkpoint_meta(self) -> dict:

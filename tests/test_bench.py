@@ -208,3 +208,22 @@ def test_a_trainer_under_bf16_autocast_is_measured_against_the_bf16_ceiling():
     assert bench.training_precision(Fake()) == "bf16"
     Fake.autocast = None
     assert bench.training_precision(Fake()) == "fp32"
+
+
+def test_the_gpu_section_measures_on_the_models_device(tmp_path, code_file, fake_gpu, monkeypatch):
+    # no GPU here: the fake one fails any tensor the trainer, the bare loop or either sampler makes on the CPU
+    import charnn.train
+
+    monkeypatch.setattr(charnn.train, "pick_device", lambda requested: fake_gpu)
+    settings = tiny_settings(tmp_path, code_file, cuda_train_shapes=(TrainShape(2, 16, 4, 8, embed=8),), cuda_train_steps=(2,))
+    result = bench.measure_cuda(settings, lambda text: None, device=fake_gpu)
+    assert result["device"] == "meta" and len(result["train"]) == 1
+    assert result["train"][0]["shape"]["hidden"] == 16 and set(result["sample"]) >= {"single", "batched"}
+    rows = bench.table_rows({"cuda": result})
+    assert rows and all(row["what"].startswith("meta: ") for row in rows)
+
+
+def test_the_gpu_section_without_a_gpu_is_one_sentence(capsys):
+    assert main(["bench", "--only", "cuda", "--quick"]) == 1
+    stderr = capsys.readouterr().err
+    assert "no CUDA GPU is available here" in stderr and len(stderr.strip().splitlines()) == 1

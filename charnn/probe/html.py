@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from charnn.corpus import UNKNOWN_DISPLAY, Vocab, atomic_write_bytes
+from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.features import Feature
@@ -157,7 +158,7 @@ def next_char_predictions(model: CharRNN, ids: np.ndarray, k: int = TOP_K) -> tu
     tensor = torch.from_numpy(np.asarray(ids).astype(np.int64))
     state = None
     try:
-        with torch.no_grad(), torch_threads(1):  # one stream: a second thread mostly waits
+        with torch.no_grad(), torch_threads(1), exact_fp32():  # one stream: a second thread mostly waits
             for start in range(0, len(ids), FORWARD_CHUNK):
                 stop = min(start + FORWARD_CHUNK, len(ids))
                 logits, state = model(tensor[start:stop].unsqueeze(0).to(device), state)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from charnn.errors import CharnnError
-from charnn.model import CharRNN
+from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
 from charnn.probe.features import Feature, features_for
 from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
@@ -117,9 +117,8 @@ def untrained_copy(model: CharRNN, seed: int) -> CharRNN:
     """A model of the same shape with fresh (seeded) initial weights: the control."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        control = CharRNN(model.config)
-    device = next(model.parameters()).device
-    return control.to(device).eval()
+        control = new_model(model.config, next(model.parameters()).device)
+    return control.eval()
 
 
 def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None) -> ProbeResult:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 
@@ -273,6 +274,7 @@ def as_id_tensor(ids: np.ndarray | torch.Tensor | Sequence[int]) -> torch.Tensor
 
 
 @torch.no_grad()
+@exact_fp32()
 def record(
     model: CharRNN,
     ids: np.ndarray | torch.Tensor,
@@ -295,12 +297,16 @@ def _record(model: CharRNN, ids: np.ndarray | torch.Tensor, chunk: int, dtype: n
     ids = as_id_tensor(ids).to(recurrence.device)
     recording = Recording.allocate(recurrence.cell, len(ids), recurrence.layers, recurrence.hidden, dtype, directory)
     states = recurrence.initial_state(1)
+    names = recording.state_names
+    stored = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype  # the recording's dtype, converted on the device
     with tqdm(total=len(ids), desc=description, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
         for start in range(0, len(ids), chunk):
             stop = min(start + chunk, len(ids))
             output = recurrence.run_chunk(ids[start:stop], states, record=True)
-            for layer, kept in enumerate(output.recorded):
-                for name, values in kept.items():
-                    recording.states[name][start:stop, layer, :] = values[:, 0, :].cpu().numpy().astype(dtype, copy=False)
+            # every state of every layer in one block, (states, T, layers, H): one copy to the host per chunk
+            block = torch.stack([torch.stack([kept[name][:, 0, :] for kept in output.recorded], 1) for name in names])
+            block = block.to(stored).cpu().numpy()
+            for index, name in enumerate(names):
+                recording.states[name][start:stop] = block[index]
             bar.update(stop - start)
     return recording

@@ -1,0 +1,358 @@
+"""The GPU path, checked on a CPU: devices, precision, RNG, TF32, determinism, and tensors made on the wrong device.
+
+No machine here has a GPU. The usual GPU bug is a tensor made without a device, which lands on the CPU
+while the model is on CUDA. Here torch's default device is set to "meta" around a whole run on the
+CPU: every such tensor lands on "meta" and fails as soon as it meets the CPU weights or is read.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import charnn.device
+import charnn.model
+import charnn.train
+from charnn.checkpoint import load_checkpoint, save_checkpoint
+from charnn.cli import main
+from charnn.corpus import Vocab
+from charnn.device import (Distributed, cuda_device, deterministic_kernels, exact_fp32, pick_device, resolve_precision,
+                           restore_rng, rng_snapshot, tf32_switches)
+from charnn.errors import CharnnError, UsageError
+from charnn.model import ModelConfig, new_model
+from charnn.train import StepTally, TrainConfig, Trainer, preview_sample, train
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    import json.decoder
+
+    path = tmp_path / "code.py"
+    path.write_text(Path(json.decoder.__file__).read_text() * 3)
+    return path
+
+
+@pytest.fixture
+def default_device_trap():
+    """torch's default device is "meta" inside: a tensor made without a device cannot be mixed with real ones."""
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
+def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
+    values = dict(corpus=corpus, out=str(tmp_path / "run"), layers=2, hidden=16, embed=8, batch_size=8, seq_len=16,
+                  max_steps=6, eval_every=3, log_every=2, sample_chars=30, cache_dir=str(tmp_path / "cache"), seed=3, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+# ----- tensors made on the model's device ------------------------------------------------------------
+def tiny_model(device: torch.device, cell: str = "lstm", vocab: str = "\nabcdef") -> tuple:
+    vocab = Vocab(tuple(vocab))
+    return new_model(ModelConfig(vocab_size=vocab.size, cell=cell, layers=2, hidden=8, embed=4), device).eval(), vocab
+
+
+def test_preview_sample_runs_where_the_model_is(fake_gpu):
+    # the sample written at every evaluation made its state, its first id and its generator on the CPU
+    # whatever the model's device, so every CUDA run died at its first evaluation
+    model, vocab = tiny_model(fake_gpu)
+    text = preview_sample(model, vocab, 40, seed=1)
+    assert len(text) == 40 and set(text) <= set(vocab.chars)
+
+
+@pytest.mark.filterwarnings("ignore:.*to a meta parameter in the current model")  # the fake GPU's weights hold no data
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_training_evaluation_and_resume_run_where_the_model_is(tmp_path, code_file, fake_gpu, monkeypatch, cell):
+    monkeypatch.setattr(charnn.train, "pick_device", lambda requested: fake_gpu)
+    trainer = Trainer(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
+    try:
+        assert trainer.model.decoder.weight.device == fake_gpu and trainer.train_feed.resident
+        result = trainer.run()  # steps, the tally, evaluations with their samples, checkpoints
+        assert result.step == 6
+    finally:
+        trainer.close()
+    trainer = Trainer(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
+    try:
+        assert all(s.device == fake_gpu for s in trainer.state)  # the carried state goes back to the device
+        assert trainer.run().step == 9
+    finally:
+        trainer.close()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_sampling_runs_where_the_model_is(fake_gpu, cell):
+    from charnn.sample import Clamp, SampleOptions, generate
+
+    model, vocab = tiny_model(fake_gpu, cell)
+    printed = []
+    for options, on_text in [
+        (SampleOptions(length=30, seed=1), None),  # ids stay on the device, read in blocks
+        (SampleOptions(length=30, seed=1, prime="abc\nd"), lambda s, t: printed.append(t)),  # streamed
+        (SampleOptions(length=30, seed=1, num_samples=20, top_k=3, top_p=0.9), None),  # many streams: nn.LSTM's own step
+        (SampleOptions(length=30, seed=1, num_samples=3, stop="\n", clamps=[Clamp(0, 1, 0.5)], prime="ab"), None),
+        (SampleOptions(length=30, temperature=0, seed=1), None),
+    ]:
+        texts = generate(model, vocab, options, on_text=on_text)
+        assert len(texts) == options.num_samples
+    assert printed
+
+
+def test_evaluation_and_every_probe_stage_run_where_the_model_is(fake_gpu):
+    from charnn.probe.ablate import ablate_layers
+    from charnn.probe.html import next_char_predictions
+    from charnn.probe.pipeline import untrained_copy
+    from charnn.probe.record import record
+    from charnn.train import evaluate_ids
+
+    model, vocab = tiny_model(fake_gpu, vocab="\nabcdef():{}\"' ")
+    text = 'def f(a):\n    "b"\n' * 20
+    ids = vocab.encode(text)
+    assert set(evaluate_ids(model, torch.from_numpy(ids.astype("int64")), fake_gpu)) >= {"bits_per_char", "chars"}
+    recording = record(model, ids, chunk=64)
+    assert recording.states["c"].shape == (len(ids), 2, 8)
+    masks = np.zeros((2, len(ids)), dtype=bool)
+    masks[0, ::7] = True
+    masks[1] = ~masks[0]
+    ablations = ablate_layers(model, ids, {1: [0], 2: [3]}, masks, random_count=4)
+    assert set(ablations) == {1, 2}
+    top_ids, top_probs, actual = next_char_predictions(model, ids)
+    assert top_ids.shape == (len(ids), 5)
+    assert next(untrained_copy(model, seed=1).parameters()).device == fake_gpu
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_train_resume_generate_eval_and_probe_make_no_tensor_off_the_models_device(tmp_path, code_file, cell, default_device_trap, capsys):
+    train(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
+    train(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
+    run = str(tmp_path / "run")
+    probe_text = tmp_path / "probe.py"
+    probe_text.write_text(code_file.read_text()[:3000])
+    assert main(["generate", "--run", run, "--length", "40", "--seed", "1"]) == 0  # one stream, printed as it comes
+    assert main(["generate", "--run", run, "--length", "40", "--seed", "1", "--num-samples", "20", "--top-k", "5", "--top-p", "0.9"]) == 0
+    assert main(["generate", "--run", run, "--length", "40", "--num-samples", "3", "--stop", "\n", "--clamp", "1:0=0.5"]) == 0
+    assert main(["eval", "--run", run, "--text", str(probe_text), "--json"]) == 0
+    assert main(["probe", "--run", run, "--text", str(probe_text), "--features", "code", "--random-units", "4",
+                 "--json", str(tmp_path / "p.json"), "--html", str(tmp_path / "p.html")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["features"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ----- which device ------------------------------------------------------------------------------------
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """A machine that says it has two CUDA GPUs (nothing here runs on them)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    for name in ("WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def under_torchrun(monkeypatch, world: int, local_rank: int, local_world: int | None = None) -> None:
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world or world))
+
+
+def test_one_process_takes_the_gpu_it_is_given(two_gpus):
+    assert pick_device("auto") == torch.device("cuda", 0)
+    assert pick_device("cuda") == torch.device("cuda", 0)
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(UsageError, match="only 2 CUDA device"):
+        pick_device("cuda:2")
+
+
+@pytest.mark.parametrize("requested", ["auto", "cuda"])
+def test_under_torchrun_each_rank_takes_the_gpu_of_its_local_rank(two_gpus, requested):
+    for rank in (0, 1):
+        under_torchrun(two_gpus, 2, rank)
+        assert pick_device(requested) == torch.device("cuda", rank)
+
+
+def test_under_torchrun_a_fixed_gpu_and_more_ranks_than_gpus_are_one_sentence(two_gpus):
+    under_torchrun(two_gpus, 2, 1)
+    with pytest.raises(UsageError, match="every process takes the GPU of its LOCAL_RANK; give --device cuda or auto"):
+        pick_device("cuda:0")  # every rank on GPU 0
+    under_torchrun(two_gpus, 4, 3)
+    for requested in ("auto", "cuda"):
+        with pytest.raises(CharnnError, match="started 4 processes on this machine, but it has 2 CUDA GPU.*--nproc_per_node 2"):
+            pick_device(requested)
+    # two machines of two GPUs: the local rank counts, not the global one
+    under_torchrun(two_gpus, 4, 1, local_world=2)
+    assert cuda_device(None, "cuda") == torch.device("cuda", 1)
+
+
+def test_without_cuda_the_cpu_and_clear_errors():
+    assert pick_device("auto") == torch.device("cpu")
+    with pytest.raises(UsageError, match="no CUDA GPU is available"):
+        pick_device("cuda")
+
+
+# ----- precision ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("capability, auto", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch, capability, auto):
+    # is_bf16_supported() says True on a Turing GPU too, which emulates bf16 more slowly than fp32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
+    gpu = torch.device("cuda", 0)
+    assert resolve_precision("auto", gpu) == auto
+    assert resolve_precision("fp32", gpu) == "fp32"
+    if auto == "bf16":
+        assert resolve_precision("bf16", gpu) == "bf16"
+    else:
+        with pytest.raises(UsageError, match=r"Some GPU \(compute capability 7\.\d\) only emulates bf16.*--precision fp32"):
+            resolve_precision("bf16", gpu)
+        with pytest.raises(UsageError, match="'runs/x' trained in bf16: continue it in fp32 with --resume --precision fp32"):
+            resolve_precision("bf16", gpu, resuming="runs/x")
+
+
+def test_exact_fp32_turns_tf32_off_inside_and_restores_it():
+    before = [getattr(owner, name) for owner, name, _ in tf32_switches()]
+    with exact_fp32():
+        assert [getattr(owner, name) for owner, name, _ in tf32_switches()] == [exact for _, _, exact in tf32_switches()]
+    assert [getattr(owner, name) for owner, name, _ in tf32_switches()] == before
+
+
+def test_sampling_evaluation_and_probing_run_in_exact_fp32(monkeypatch):
+    # the wrappers themselves: a stage that forgot exact_fp32 would sample in TF32 on an Ampere GPU
+    from charnn.probe.ablate import ablated_loss_sums
+    from charnn.probe.record import record
+    from charnn.sample import SampleOptions, generate
+    from charnn.train import evaluate_ids
+
+    vocab = Vocab(tuple("\nab"))
+    model = new_model(ModelConfig(vocab_size=vocab.size, layers=1, hidden=4, embed=2)).eval()
+    seen = []
+    real_step = charnn.model.FastStepper.step
+
+    def watching_step(self, *args, **kwargs):
+        seen.append([getattr(owner, name) == exact for owner, name, exact in tf32_switches()])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(charnn.model.FastStepper, "step", watching_step)
+    generate(model, vocab, SampleOptions(length=3, seed=1))
+    preview_sample(model, vocab, 3, seed=1)
+    assert seen and all(all(flags) for flags in seen)
+    real_forward = model.forward
+
+    def watching_forward(*args, **kwargs):
+        seen.append([getattr(owner, name) == exact for owner, name, exact in tf32_switches()])
+        return real_forward(*args, **kwargs)
+
+    seen.clear()
+    monkeypatch.setattr(model, "forward", watching_forward)
+    evaluate_ids(model, torch.tensor([0, 1, 2, 1]), "cpu")
+    assert seen and all(all(flags) for flags in seen)
+    real_matmul = torch.addmm
+    seen.clear()
+
+    def watching_addmm(*args, **kwargs):
+        seen.append([getattr(owner, name) == exact for owner, name, exact in tf32_switches()])
+        return real_matmul(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "addmm", watching_addmm)
+    record(model, np.array([0, 1, 2, 1]))
+    ablated_loss_sums(model, np.array([0, 1, 2, 1]), 1, [None, 0], np.ones((1, 4), dtype=bool))
+    assert seen and all(all(flags) for flags in seen)
+
+
+def test_deterministic_kernels_switch_on_and_restore():
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    with deterministic_kernels(True):
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+    assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
+    with deterministic_kernels(False):
+        assert torch.backends.cudnn.benchmark  # the fastest kernel per shape, chosen by timing
+
+
+def test_a_deterministic_run_trains_saves_the_flag_and_resumes_with_it(tmp_path, code_file):
+    assert main(["train", "--corpus", str(code_file), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+                 "--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "4", "--seq-len", "8", "--max-steps", "4",
+                 "--eval-every", "2", "--deterministic", "--quiet", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["deterministic"] is True
+    assert not torch.are_deterministic_algorithms_enabled()  # the run restored the process's settings
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "6", "--quiet"]) == 0
+
+
+# ----- random numbers ----------------------------------------------------------------------------------
+def test_rng_snapshot_carries_the_gpu_state_on_cuda(monkeypatch):
+    gpu_state = {"value": torch.tensor([7], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: gpu_state["value"].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: gpu_state.update(value=state.clone()))
+    gpu = torch.device("cuda", 0)
+    snapshot = rng_snapshot(gpu)
+    assert set(snapshot) == {"cpu", "cuda"}
+    expected = torch.rand(3)
+    gpu_state["value"] = torch.tensor([9], dtype=torch.uint8)
+    restore_rng(snapshot, gpu)
+    assert torch.equal(torch.rand(3), expected) and int(gpu_state["value"][0]) == 7
+    assert set(rng_snapshot(torch.device("cpu"))) == {"cpu"}
+    restore_rng({"cpu": snapshot["cpu"], "cuda": None}, gpu)  # a run saved on a CPU continues on a GPU
+
+
+def test_checkpoints_keep_a_random_state_per_rank_and_device(tmp_path, code_file):
+    train(tiny_config(tmp_path, str(code_file)), progress=False)
+    extra = load_checkpoint(tmp_path / "run" / "last.pt").extra
+    assert len(extra["rng_per_rank"]) == 1 and extra["cuda_rng_per_rank"] == [None]
+
+
+def test_resume_with_another_number_of_processes_starts_the_streams_afresh(tmp_path, code_file, capsys):
+    train(tiny_config(tmp_path, str(code_file)), progress=False)
+    last = tmp_path / "run" / "last.pt"
+    checkpoint = load_checkpoint(last)
+    meta = dict(checkpoint.meta, data_position={**checkpoint.meta["data_position"], "world": 2})
+    save_checkpoint(last, meta, checkpoint.model_state, checkpoint.extra)
+    capsys.readouterr()
+    trainer = Trainer(tiny_config(tmp_path, str(code_file), max_steps=9), resume=True, progress=False)
+    try:
+        assert trainer.state is None and trainer.step == 6
+    finally:
+        trainer.close()
+    assert "trained by 2 process(es), this run has 1" in capsys.readouterr().err
+
+
+# ----- the loop waits for the device once per block -----------------------------------------------------
+def test_the_tally_finds_the_first_step_that_was_not_finite():
+    tally = StepTally(torch.device("cpu"))
+    for step, (loss, norm) in enumerate([(2.0, 1.0), (3.0, float("inf")), (float("nan"), float("nan"))], start=11):
+        tally.add(torch.tensor(loss), torch.tensor(norm), step)
+    reading = tally.read()
+    assert reading.steps == 3 and reading.failed_step == 12 and reading.failed_norm == float("inf")
+    assert "at step 12" in reading.failure_text()
+    tally.add(torch.tensor(1.0), torch.tensor(0.5), 14)
+    tally.add(torch.tensor(2.0), torch.tensor(0.25), 15)
+    reading = tally.read()
+    assert not reading.failed and reading.mean_loss == 1.5 and reading.grad_norm == 0.25
+
+
+def test_training_steps_never_read_the_device(tmp_path, code_file, monkeypatch):
+    # .item() and .tolist() make the host wait for a GPU: a step may call neither (the tally is read per block)
+    trainer = Trainer(tiny_config(tmp_path, str(code_file)), progress=False)
+    try:
+        trainer.train_step()
+        reads = []
+        for name in ("item", "tolist"):
+            real = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name: reads.append(_name) or _real(self, *a))
+        for _ in range(3):
+            trainer.train_step()
+        assert reads == []
+    finally:
+        trainer.close()
+
+
+# ----- several processes -------------------------------------------------------------------------------
+def test_a_single_process_needs_no_process_group():
+    dist = Distributed()
+    assert dist.any(True, False) == (True, False)
+    assert dist.on_main(lambda: 5) == 5
+    with pytest.raises(CharnnError, match="disk full"):
+        dist.on_main(lambda: (_ for _ in ()).throw(CharnnError("disk full")))

@@ -1,0 +1,118 @@
+"""DDP as torchrun runs it, with two CPU processes over gloo: every rank stops, evaluates and fails together.
+
+A rank that waits in a collective another rank never reaches hangs until the process group's timeout
+(30 minutes for gloo, 10 for NCCL): each test here has a timeout far below that, so a hang fails it.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from charnn.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "16", "--quiet"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(TORCHRUN).exists(), reason="torchrun not installed"),
+]
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    import json.decoder
+
+    path = tmp_path / "code.py"
+    path.write_text(Path(json.decoder.__file__).read_text() * 3)
+    return path
+
+
+def torchrun(tmp_path: Path, code_file: Path, *flags: str) -> list[str]:
+    return [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "charnn.cli", "train", "--corpus", str(code_file),
+            "--out", "run", "--cache-dir", "cache", *TINY, *flags]
+
+
+def environment() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def charnn_lines(stderr: str) -> list[str]:
+    """What the ranks themselves said (torchrun adds its own report of a failed child)."""
+    return [line for line in stderr.splitlines() if line.startswith("charnn train: ")]
+
+
+def test_a_failure_on_rank_0_stops_every_rank_with_its_sentence(tmp_path, code_file):
+    # only rank 0 writes the run directory: a metrics file it cannot write fails there alone, after the
+    # checkpoints of the first evaluation; the other rank used to wait in a barrier for half an hour
+    (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
+    started = time.monotonic()
+    result = subprocess.run(torchrun(tmp_path, code_file, "--max-steps", "20", "--eval-every", "5"), cwd=tmp_path,
+                            capture_output=True, text=True, env=environment(), timeout=240)
+    assert result.returncode != 0
+    said = charnn_lines(result.stderr)
+    assert len(said) == 2 and said[0] == said[1], result.stderr[-3000:]
+    assert "could not write to" in said[0] and "checkpoints of step 5 are saved" in said[0]
+    assert time.monotonic() - started < 200
+    assert load_checkpoint(tmp_path / "run" / "last.pt").meta["step"] == 5
+
+
+def test_a_time_budget_is_decided_by_all_ranks_together(tmp_path, code_file):
+    # each rank's own clock would let one rank start evaluating while the other trains on (a hang)
+    result = subprocess.run(torchrun(tmp_path, code_file, "--max-minutes", "0.1", "--max-steps", "1000000",
+                                     "--eval-every", "1000000", "--log-every", "3"),
+                            cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert 0 < checkpoint.meta["step"] < 1000000
+    assert len(checkpoint.extra["state_per_rank"]) == 2 and all(checkpoint.extra["state_per_rank"])
+    assert "max-minutes" in result.stderr
+
+
+def rank_processes(parent: int) -> dict[int, int]:
+    """RANK -> pid of the processes torchrun started (read from /proc)."""
+    ranks = {}
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for entry in environ:
+                if entry.startswith(b"RANK="):
+                    ranks[int(entry[5:])] = int(child)
+    return ranks
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the ranks")
+def test_a_signal_to_one_rank_stops_both_at_the_same_step_with_a_checkpoint(tmp_path, code_file):
+    process = subprocess.Popen(torchrun(tmp_path, code_file, "--max-steps", "1000000", "--eval-every", "1000000",
+                                        "--log-every", "3"),
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "run" / "config.json").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # some steps
+        ranks = rank_processes(process.pid)
+        assert set(ranks) == {0, 1}, ranks
+        os.kill(ranks[1], signal.SIGTERM)  # rank 1 only: rank 0 hears of it at the next block of steps
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    said = charnn_lines(stderr)
+    assert len(said) == 2, stderr[-3000:]
+    assert any("stopped by SIGTERM" in line for line in said)
+    assert any("stopped by a signal to another process" in line for line in said)
+    steps = {line.split(" at step ")[1].split(";")[0] for line in said}
+    assert len(steps) == 1  # the same step on both ranks
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert str(checkpoint.meta["step"]) == steps.pop().replace(",", "")
