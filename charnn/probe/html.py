@@ -38,7 +38,7 @@ from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.features import Feature
-from charnn.probe.pipeline import ProbeResult
+from charnn.probe.result import ProbeResult
 from charnn.probe.record import Recording, torch_threads
 
 HTML_FORMAT = 1

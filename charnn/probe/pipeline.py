@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,68 +19,13 @@ from charnn.errors import CharnnError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
 from charnn.probe.features import Feature, features_for
-from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
+from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
-from charnn.probe.report import build_report
-from charnn.probe.score import FeatureScores, Labels, Split, gate_saturation, score_recording, split_text
+from charnn.probe.result import ProbeOptions, ProbeResult, build_report
+from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
 MIN_CHARS = 20
-
-
-@dataclass
-class ProbeOptions:
-    """How to probe; the CLI flags of charnn probe."""
-
-    feature_set: str = "code"  # code | tweets | task
-    task: str | None = None
-    language: str | None = None  # --features code: a key of features.SYNTAXES; None or "auto" guesses (languages.guess_language)
-    top: int = 5
-    heldout_fraction: float = 0.5
-    random_units: int = 100
-    ablate: str = "zero"  # zero | mean
-    ablation: bool = True
-    control: bool = True
-    seed: int = 0
-    threads: int | None = None  # intra-op threads while probing; None: torch's setting
-    progress: bool = False
-
-    def validate(self) -> None:
-        """Reject values outside what is allowed, naming the flag."""
-        from charnn.errors import UsageError
-
-        if not isinstance(self.top, int) or self.top < 1:
-            raise UsageError(f"--top must be a whole number >= 1, not {self.top!r}")
-        if not 0 < self.heldout_fraction < 1:
-            raise UsageError(f"--heldout-fraction must be between 0 and 1 (exclusive), not {self.heldout_fraction!r}")
-        if not isinstance(self.random_units, int) or self.random_units < 1:
-            raise UsageError(f"--random-units must be a whole number >= 1, not {self.random_units!r}")
-        if self.ablate not in ("zero", "mean"):
-            raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
-        if self.language not in (None, "auto", *SYNTAXES):
-            raise UsageError(f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise UsageError(f"--threads must be a whole number >= 1, not {self.threads!r}")
-
-
-@dataclass
-class ProbeResult:
-    """Everything a probe found: the JSON report plus the data an explorer draws from."""
-
-    report: dict
-    text: str
-    features: dict[str, Feature]
-    recording: Recording
-    split: Split
-    scores: dict[str, FeatureScores]
-    notes: list[str] = field(default_factory=list)
-    workdir: tempfile.TemporaryDirectory | None = None  # holds the recording's files when it is memory-mapped
-
-    def close(self) -> None:
-        """Remove the memory-mapped recording files, if any."""
-        if self.workdir is not None:
-            self.workdir.cleanup()
-            self.workdir = None
 
 
 def valid_positions(feature_set: str, text: str, task: str | None, features: dict[str, Feature]) -> dict[str, np.ndarray]:
