@@ -13,17 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charnn.errors import CharnnError
-from charnn.probe.features import (
-    FEATURE_SETS,
-    SYNTAXES,
-    Feature,
-    code_features,
-    features_for,
-    language_for_path,
-    resolve_language,
-    task_features,
-    tweet_features,
-)
+from charnn.probe.labels import FEATURE_SETS, Feature, code_features, features_for, task_features, tweet_features
+from charnn.probe.languages import SYNTAXES, language_for_path, resolve_language
 
 
 def marks(mask: np.ndarray) -> str:
@@ -556,7 +547,7 @@ def test_ab_memory_targets_the_answer():
 def test_regex_and_perl_scans_are_bounded_per_character(monkeypatch):
     """The property that keeps the lexer linear, counted rather than timed: a /regex/ body is matched within a
     window of REGEX_MAX_CHARS, and Perl's delimiter scans read each character a bounded number of times."""
-    import charnn.probe.features as features_module
+    import charnn.probe.labels.lexer as features_module
 
     windows = []
     body = features_module._SLASH_BODY

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from charnn.cli import main
-from charnn.probe.features import code_features
+from charnn.probe.labels import code_features
 from charnn.probe.record import torch_threads
 from charnn.tasks import make_task_text
 from charnn.train import TrainConfig, train

@@ -9,7 +9,7 @@ from charnn.corpus import Vocab
 from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
 from charnn.probe.pipeline import ProbeOptions, run_probe, valid_positions
-from charnn.probe.features import task_features
+from charnn.probe.labels import task_features
 from charnn.probe.record import Recording, UnitRef, record, torch_threads
 from charnn.probe.score import (
     Labels,

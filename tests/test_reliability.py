@@ -36,7 +36,7 @@ from charnn.checkpoint import FORMAT_NAME, FORMAT_VERSION, load_checkpoint, save
 from charnn.cli import build_parser, main
 from charnn.corpus import load_corpus
 from charnn.errors import CharnnError
-from charnn.probe.features import code_features, features_for, task_features, tweet_features
+from charnn.probe.labels import code_features, features_for, task_features, tweet_features
 from charnn.tasks import TASK_NAMES
 from charnn.train import TrainConfig, Trainer, train
 

@@ -37,7 +37,7 @@ from charnn.corpus import UNKNOWN_DISPLAY, Vocab, atomic_write_bytes
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
-from charnn.probe.features import Feature
+from charnn.probe.labels import Feature
 from charnn.probe.result import ProbeResult
 from charnn.probe.record import Recording, torch_threads
 

@@ -1,7 +1,7 @@
 """Which lexical rules label a code text's strings and comments: one Syntax per language, and how a
 probe text's language is chosen (the --language flag, else the file name, else a guess from the text).
 
-Kept apart from features.py, which compiles the rules, so that building the command line reads this
+Kept apart from labels/lexer.py, which compiles the rules, so that building the command line reads this
 table without importing numpy or compiling any lexer.
 """
 

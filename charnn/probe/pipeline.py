@@ -18,7 +18,7 @@ import torch
 from charnn.errors import CharnnError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
-from charnn.probe.features import Feature, features_for
+from charnn.probe.labels import Feature, features_for
 from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.result import ProbeOptions, ProbeResult, build_report

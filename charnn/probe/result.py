@@ -23,7 +23,7 @@ import numpy as np
 from charnn.errors import UsageError
 from charnn.model import CharRNN
 from charnn.probe.ablate import LayerAblation, percentile_among
-from charnn.probe.features import Feature
+from charnn.probe.labels import Feature
 from charnn.probe.languages import LANGUAGES, SYNTAXES
 from charnn.probe.record import Recording
 from charnn.probe.score import CHANCE, PASS_THRESHOLDS, FeatureScores, Split
