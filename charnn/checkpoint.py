@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from typing import Any
 
 import torch
 
+from charnn.atomic import atomic_write_bytes
 from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, ModelConfig, new_model
@@ -69,7 +68,7 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
 
 
 def save_checkpoint(path: str | Path, meta: dict, model_state: dict, extra: dict | None = None) -> None:
-    """Write a checkpoint atomically: temp file, fsync, rename, fsync the directory."""
+    """Write a checkpoint atomically (charnn.atomic: temp file, fsync, rename, fsync the directory)."""
     path = Path(path)
     payload = {
         "format": FORMAT_NAME,
@@ -82,40 +81,12 @@ def save_checkpoint(path: str | Path, meta: dict, model_state: dict, extra: dict
     # a plain file write reports it as OSError(ENOSPC).
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     existed = path.is_file()
     try:
-        with open(temp, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            pause = os.environ.get("CHARNN_TEST_PAUSE_IN_SAVE")  # lets tests kill a run mid-save
-            if pause:
-                time.sleep(float(pause))
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        sync_directory(path.parent)
+        atomic_write_bytes(path, buffer.getbuffer())
     except OSError as err:
         kept = "the previous checkpoint there is intact" if existed else "no checkpoint was written there"
         raise CharnnError(f"could not write checkpoint '{path}' ({err.strerror or err}); {kept}") from None
-    finally:
-        try:
-            temp.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only directory: the error above already says what happened
-
-
-def sync_directory(directory: Path) -> None:
-    """Make a rename inside directory durable."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -206,7 +177,7 @@ def check_weights(checkpoint: Checkpoint) -> None:
 
 
 def find_run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
-    """The checkpoint file of a run directory, falling back from best to last; a clear error when there is none."""
+    """The checkpoint file `which` (best or last) of a run directory, else the other one; a clear error when there is neither."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CharnnError(f"run directory '{run_dir}' does not exist; train one with: python train.py --out {run_dir}")

@@ -12,16 +12,17 @@ import errno
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from rich.table import Table
 from tqdm import tqdm
 
+from charnn.atomic import TEMP_NAME, atomic_file, atomic_write_bytes
 from charnn.errors import CharnnError, UsageError
 from charnn.sources import Source, open_source
 
@@ -31,7 +32,6 @@ UNKNOWN_POLICIES = ("error", "replace")
 UNKNOWN_DISPLAY = "\ufffd"  # what the reserved unknown id decodes to
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 SPLIT_NAMES = ("train", "val", "test")
-TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npy)?$")  # what encode_source and atomic_write_bytes write before renaming
 
 
 def smallest_dtype(size: int) -> np.dtype:
@@ -301,18 +301,18 @@ def count_characters(source: Source, progress: bool) -> tuple[np.ndarray, list[i
 
 
 def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: bool) -> None:
-    """Second pass: encode every chunk and append it to a .npy file at path.
+    """Second pass: encode every chunk and append it to a .npy file at path (written atomically).
 
     Plain writes rather than a writable memory map: the written pages are then page cache, not this
     process's resident memory, so peak RSS stays at a few chunks whatever the corpus size.
     """
     table = vocab.lookup_table().astype(vocab.dtype)
     offset = 0
-    with open(path, "wb") as handle:
+    with atomic_file(path) as handle:
         header = {"descr": np.lib.format.dtype_to_descr(vocab.dtype), "fortran_order": False, "shape": (length,)}
         np.lib.format.write_array_header_1_0(handle, header)
         handle.flush()
-        reserve_space(path, handle.tell() + length * vocab.dtype.itemsize)
+        reserve_space(handle, handle.tell() + length * vocab.dtype.itemsize)
         with tqdm(desc=f"encoding {source.name}", total=length, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
             for chunk, _ in chunks_trimmed(source):
                 if offset + len(chunk) > length:
@@ -323,20 +323,17 @@ def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: b
                 bar.update(len(chunk))
         if offset != length:
             raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
-def reserve_space(path: Path, size: int) -> None:
-    """Allocate the file's blocks up front, so a full disk stops the encoding at once with an OSError."""
+def reserve_space(handle: BinaryIO, size: int) -> None:
+    """Allocate an open file's blocks up front, so a full disk stops the encoding at once with an OSError."""
     if not hasattr(os, "posix_fallocate"):  # macOS
         return
-    with open(path, "r+b") as handle:
-        try:
-            os.posix_fallocate(handle.fileno(), 0, size)
-        except OSError as err:
-            if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: write and see
-                raise
+    try:
+        os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: write and see
+            raise
 
 
 def remove_stale_temps(directory: Path) -> None:
@@ -385,20 +382,16 @@ def encode_source(source: Source, cache_dir: Path | None, errors: str, progress:
             raise CharnnError(f"--cache-dir '{cache_dir}' is a file, not a directory")
         ids_path = cache_dir / f"{key}.npy"
         where, remedy = f"the corpus cache '{cache_dir}'", "free some space or choose another --cache-dir"
-    temp = ids_path.with_name(f".{ids_path.stem}.{os.getpid()}.tmp.npy")
     ends = np.asarray(document_ends, dtype=np.int64)
     try:
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temps(cache_dir)
-        write_ids(source, vocab, length, temp, progress)
-        os.replace(temp, ids_path)
+        write_ids(source, vocab, length, ids_path, progress)
         if cache_dir is not None:
             write_cache_meta(source, cache_dir, key, vocab, length, char_counts, ends)
     except OSError as err:
         raise CharnnError(f"cannot write {where} ({err.strerror or err}); {remedy}") from None
-    finally:
-        temp.unlink(missing_ok=True)
     ids = np.load(ids_path, mmap_mode="r")
     if cache_dir is None:
         ids_path.unlink()  # the open map keeps the data alive; nothing is left behind
@@ -430,19 +423,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file and a rename, so path is never half-written."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def load_cached(source: Source, cache_dir: Path, key: str) -> Corpus | None:

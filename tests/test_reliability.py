@@ -56,6 +56,30 @@ def start(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**ENV, **(env or {})})
 
 
+# charnn.cli with every checkpoint save paused after its temporary file is written, before it is synced and
+# renamed: a kill in the pause is a kill mid-save
+PAUSED_SAVES = r"""
+import sys, time
+import charnn.checkpoint
+from charnn.atomic import atomic_file
+
+def paused_write(path, data):
+    with atomic_file(path) as handle:
+        handle.write(data)
+        handle.flush()
+        time.sleep(float(sys.argv[1]))
+
+charnn.checkpoint.atomic_write_bytes = paused_write
+from charnn.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_pausing_in_saves(seconds: float, *args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PAUSED_SAVES, str(seconds), *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+
+
 def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -110,7 +134,7 @@ def tiny_config(tmp_path: Path, corpus: Path, **overrides) -> TrainConfig:
 
 
 def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file):
-    """14 kills: half while a checkpoint is half-written (the test hook pauses there), half at random times."""
+    """14 kills: half while a checkpoint is half-written (PAUSED_SAVES pauses there), half at random times."""
     run = tmp_path / "run"
     args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "100000", "--decay-steps", "100000",
             "--eval-every", "3", "--lr", "1e-2", "--cache-dir", "cache", *TINY]
@@ -118,7 +142,7 @@ def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file)
     inside_a_save = 0
     for kill in range(14):
         resume = ["--resume"] if (run / "config.json").exists() else []
-        process = start(*args, *resume, cwd=tmp_path, env={"CHARNN_TEST_PAUSE_IN_SAVE": "0.2"})
+        process = start_pausing_in_saves(0.2, *args, *resume, cwd=tmp_path)
         if kill % 2 == 0:
             temps = [run / f".{name}.pt.{process.pid}.tmp" for name in ("best", "last")]
             wait_for(lambda: any(t.exists() for t in temps), process)
@@ -154,7 +178,7 @@ def test_a_kill_between_the_best_and_last_writes_loses_no_best_model(tmp_path, c
     args = ["train", "--corpus", str(code_file), "--out", "run", "--decay-steps", "1000", "--eval-every", "3",
             "--lr", "2e-2", "--warmup-steps", "0", "--cache-dir", "cache", *TINY]
     assert cli(*args, "--max-steps", "3", cwd=tmp_path).returncode == 0
-    process = start(*args, "--resume", "--max-steps", "1000", cwd=tmp_path, env={"CHARNN_TEST_PAUSE_IN_SAVE": "3"})
+    process = start_pausing_in_saves(3, *args, "--resume", "--max-steps", "1000", cwd=tmp_path)
     wait_for(lambda: (run / f".last.pt.{process.pid}.tmp").exists(), process)  # best.pt is already renamed
     process.kill()
     process.wait()

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from charnn.corpus import UNKNOWN_DISPLAY, Vocab, atomic_write_bytes
+from charnn.atomic import atomic_write_bytes
+from charnn.corpus import UNKNOWN_DISPLAY, Vocab
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN

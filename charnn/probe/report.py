@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from charnn.corpus import atomic_write_bytes
+from charnn.atomic import atomic_write_bytes
 from charnn.errors import CharnnError
 
 
