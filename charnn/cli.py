@@ -18,7 +18,7 @@ from pathlib import Path
 from charnn.argtypes import whole_number
 from charnn.errors import CharnnError, UsageError
 
-TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (5-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (3-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
 
 
 class Parser(argparse.ArgumentParser):
@@ -344,7 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CharnnError as err:
         print(f"charnn {args.command}: {err}", file=sys.stderr)
-        leave_process_group()
+        if err.every_rank:
+            leave_process_group()
         return err.exit_code
     except KeyboardInterrupt:
         print(f"charnn {args.command}: interrupted", file=sys.stderr)
@@ -359,8 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def leave_process_group() -> None:
-    """Under torchrun, wait until every rank has said why it stops before this one exits: torchrun ends the
-    other ranks as soon as one exits with an error, and one would go without a word."""
+    """Under torchrun, after an error every rank raised at the same point, wait until every rank has said it
+    before this one exits: torchrun ends the others as soon as one exits with an error, and one would go
+    without a word. (An error of one rank alone exits at once: the others are elsewhere, and torchrun ends them.)"""
     if "torch.distributed" not in sys.modules:
         return
     import torch.distributed as dist

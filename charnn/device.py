@@ -185,8 +185,10 @@ def deterministic_kernels(enabled: bool) -> Iterator[None]:
     fastest algorithm per shape (cudnn.benchmark), which can differ between runs."""
     saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts; CUDA >= 10.2 needs it
+        # read when cuBLAS makes its first handle (CUDA >= 10.2 needs it): a run's first cuBLAS call comes after this
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -197,6 +199,8 @@ def deterministic_kernels(enabled: bool) -> Iterator[None]:
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
         torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def rng_snapshot(device: torch.device) -> dict[str, torch.Tensor]:
@@ -288,13 +292,21 @@ class Distributed:
                 outcome = [(str(err), getattr(err, "exit_code", 1), isinstance(err, CharnnError))]
         dist.broadcast_object_list(outcome, src=0)
         if failure is not None:
+            if isinstance(failure, CharnnError):
+                failure.every_rank = True
             raise failure
         if outcome[0] is not None:
             message, exit_code, is_charnn = outcome[0]
             error = CharnnError(message if is_charnn else f"rank 0 failed: {message}")
-            error.exit_code = exit_code
+            error.exit_code, error.every_rank = exit_code, True
             raise error
         return result
+
+    def everyone(self, error: CharnnError) -> CharnnError:
+        """error, marked as one that every rank raises at this point (decided by a collective), so that the
+        command line may wait for all of them to say it before exiting."""
+        error.every_rank = self.active
+        return error
 
     def close(self) -> None:
         if self.active:

@@ -5,6 +5,7 @@ class CharnnError(Exception):
     """Bad input or a state charnn cannot continue from; the CLI prints it as one line and exits 1."""
 
     exit_code = 1
+    every_rank = False  # under torchrun: every process raised it at the same point (charnn.device.Distributed)
 
 
 class UsageError(CharnnError):

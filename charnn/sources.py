@@ -675,7 +675,8 @@ def _describe_fields(record: dict[str, Any]) -> str:
 def _describe_names(names: Sequence[str], limit: int = 12) -> str:
     if not names:
         return "(none)"
-    shown = ", ".join(str(name) for name in names[:limit])
+    # a name that is blank or holds a line break or another control character is quoted: the sentence stays one line
+    shown = ", ".join(str(name) if str(name).isprintable() and str(name).strip() else repr(str(name)) for name in names[:limit])
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 

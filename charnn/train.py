@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from charnn.atomic import atomic_write_bytes
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, Vocab, load_corpus, parse_fractions
@@ -334,9 +335,10 @@ class TallyReading:
         return self.failed_step is not None
 
     def failure_text(self) -> str:
-        loss = self.failed_loss
-        what = "NaN" if math.isnan(loss) else "infinite" if math.isinf(loss) else f"{loss:g} while the gradient norm became {self.failed_norm}"
-        return f"the loss became {what} at step {self.failed_step:,} (gradient norm {self.failed_norm})"
+        loss, norm = self.failed_loss, self.failed_norm
+        if math.isfinite(loss):
+            return f"the gradient norm became {'NaN' if math.isnan(norm) else 'infinite'} at step {self.failed_step:,} (loss {loss:.4g})"
+        return f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.failed_step:,} (gradient norm {norm})"
 
 
 class StepTally:
@@ -365,10 +367,11 @@ class StepTally:
         self.steps += 1
 
     def read(self) -> TallyReading:
-        """The block so far, then a fresh block."""
-        loss_sum, norm, failed_loss, failed_norm = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).tolist()
-        failed_step = int(self.failed_step)
-        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, failed_step or None, failed_loss, failed_norm)
+        """The block so far (one copy from the device), then a fresh block."""
+        exact = sum_dtype(self.device)  # float64 holds any step number exactly
+        values = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).to(exact)
+        loss_sum, norm, failed_loss, failed_norm, failed_step = torch.cat([values, self.failed_step.to(exact).reshape(1)]).tolist()
+        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, int(failed_step) or None, failed_loss, failed_norm)
         self.reset()
         return reading
 
@@ -486,10 +489,9 @@ class Trainer:
             self.train_seconds = float(meta.get("train_seconds", 0.0))
             self.history = [dict(record) for record in meta.get("history", [])]
             rngs = extra.get("rng_per_rank", [])
-            cuda_rngs = extra.get("cuda_rng_per_rank", [])
             if self.dist.rank < len(rngs):
-                cuda_rng = cuda_rngs[self.dist.rank] if self.dist.rank < len(cuda_rngs) else None
-                restore_rng({"cpu": rngs[self.dist.rank], "cuda": cuda_rng}, self.device)
+                saved = rngs[self.dist.rank]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
+                restore_rng(saved if isinstance(saved, dict) else {"cpu": saved}, self.device)
             states = extra.get("state_per_rank", [])
             saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
             if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
@@ -527,8 +529,6 @@ class Trainer:
 
     def rewrite_metrics(self) -> None:
         """metrics.jsonl as the resumed history says: drops records after last.pt and a line cut by a crash (rank 0)."""
-        from charnn.corpus import atomic_write_bytes
-
         def write() -> None:
             lines = "".join(json.dumps(record) + "\n" for record in self.history)
             try:
@@ -645,7 +645,8 @@ class Trainer:
                     signalled, out_of_time, failed = self.dist.any(
                         stop.signal is not None, deadline is not None and time.monotonic() > deadline, reading.failed)
                     if failed:
-                        raise self.numeric_failure(reading.failure_text() if reading.failed else "the loss or the gradient became NaN or infinite in another process")
+                        raise self.dist.everyone(self.numeric_failure(
+                            reading.failure_text() if reading.failed else "the loss or the gradient became NaN or infinite in another process"))
                     now = time.monotonic()
                     chars_per_second = reading.steps * chars_per_step / max(now - recent_start, 1e-9)
                     recent_start = now
@@ -664,10 +665,10 @@ class Trainer:
                         recent_start = time.monotonic()  # chars/s counts training, not evaluation
                     if signalled:
                         name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
-                        raise TrainingStopped(
+                        raise self.dist.everyone(TrainingStopped(
                             f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' is saved; "
                             f"continue with: python train.py --out {self.run_dir} --resume", stop.signal or signal.SIGTERM,
-                        )
+                        ))
                     if out_of_time:
                         stopped_by = "max-minutes"
                         break
@@ -700,10 +701,15 @@ class Trainer:
     def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
         """Validate, write metrics and samples, save best (if better) then last; returns val bpc (None but on rank 0).
         Every rank joins; a failure on rank 0 (NaN weights, a full disk) stops every rank with its sentence."""
-        # every rank must join the gathers; only rank 0 evaluates and writes
-        rngs = self.dist.gather(rng_snapshot(self.device))
-        states = self.dist.gather([s.detach().cpu() for s in self.state] if self.state is not None else [])
-        return self.dist.on_main(lambda: self.save_evaluated(writer, bar, rngs, states))
+        # every rank must join the gather; only rank 0 evaluates and writes
+        rng = rng_snapshot(self.device)
+        # Put the generators back as saved: on CUDA that also makes cuDNN rebuild its dropout state from them, as a
+        # resumed run does after restoring them, so a run and its resume draw the same dropout masks from here on.
+        restore_rng(rng, self.device)
+        ranks = self.dist.gather((rng, [s.detach().cpu() for s in self.state] if self.state is not None else []))
+        val_bpc = self.dist.on_main(lambda: self.save_evaluated(writer, bar, [r for r, _ in ranks], [s for _, s in ranks]))
+        self.saved_step = self.step  # on every rank: each names it if the run fails later
+        return val_bpc
 
     def save_evaluated(self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]) -> float | None:
         """evaluate_and_save's work on rank 0."""
@@ -725,14 +731,12 @@ class Trainer:
         if improved:
             self.best_val_bpc = val_bpc
         meta = self.checkpoint_meta()
-        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": [r["cpu"] for r in rngs],
-                 "cuda_rng_per_rank": [r.get("cuda") for r in rngs], "state_per_rank": states}
+        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
         # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
         # accounts for (best_on_disk), rather than losing the best model
         if improved:
             save_checkpoint(checkpoint_path(self.run_dir, "best"), meta, self.model.state_dict(), extra)
         save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
-        self.saved_step = self.step
         try:
             with open(self.run_dir / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -771,8 +775,6 @@ class Trainer:
 
     def write_config(self) -> None:
         """config.json in the run directory, written atomically."""
-        from charnn.corpus import atomic_write_bytes
-
         data = {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
         try:
             atomic_write_bytes(self.run_dir / "config.json", json.dumps(data, indent=2).encode())
@@ -787,7 +789,7 @@ class Trainer:
 
     def summary_table(self, result: TrainResult) -> Table:
         """The rich table shown at the end."""
-        table = Table(title="charnn: training finished" if result.stopped_by != "signal" else "charnn: stopped", show_header=False)
+        table = Table(title="charnn: training finished", show_header=False)  # a signal raises TrainingStopped instead
         table.add_column("what", style="bold")
         table.add_column("value")
         table.add_row("steps", f"{result.step:,} (stopped by {result.stopped_by})")

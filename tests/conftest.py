@@ -5,21 +5,45 @@ runs with CUDA (and MPS) hidden, in this process and in the processes it starts,
 marked `gpu`, which run only where a CUDA GPU is present and are skipped elsewhere.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 
-GPU_PRESENT = torch.cuda.is_available()  # read before any test hides it
+GPU_PRESENT = torch.cuda.is_available()  # read before any test hides it (and before CUDA_VISIBLE_DEVICES changes)
+REAL = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cuda_hidden():
+    """CUDA and MPS are not there, for the whole session: module-wide fixtures that train a model train on the CPU."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CUDA_VISIBLE_DEVICES", "")  # for the CLI processes a test starts
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        patch.setattr(torch.backends.mps, "is_available", lambda: False)
+        yield
 
 
 @pytest.fixture(autouse=True)
-def cpu_unless_marked_gpu(request, monkeypatch):
-    if request.node.get_closest_marker("gpu"):
-        if not GPU_PRESENT:
-            pytest.skip("needs a CUDA GPU")
+def gpu_tests_see_the_gpu(request, monkeypatch):
+    """A test marked gpu runs with the real GPU, and only where there is one."""
+    if not request.node.get_closest_marker("gpu"):
         return
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # for the CLI processes a test starts
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    if not GPU_PRESENT:
+        pytest.skip("needs a CUDA GPU")
+    monkeypatch.setattr(torch.cuda, "is_available", REAL["cuda"])
+    monkeypatch.setattr(torch.backends.mps, "is_available", REAL["mps"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    """About 36,000 characters of real Python (a stdlib module, three times)."""
+    import json.decoder
+
+    path = tmp_path / "code.py"
+    path.write_text(Path(json.decoder.__file__).read_text() * 3)
+    return path
 
 
 @pytest.fixture
@@ -30,7 +54,8 @@ def fake_gpu(monkeypatch):
     it would on a GPU, so code that makes a tensor on the CPU (by default or by name) instead of on the
     model's device fails here. Reading one back (.cpu(), .tolist(), .item(), ...) gives zeros (True for
     booleans), where a GPU would give numbers: the numbers mean nothing, the devices do. A generator asked
-    for on "meta" is a CPU one, since torch makes generators only for real devices.
+    for on "meta" is a CPU one, since torch makes generators only for real devices, and torch.multinomial
+    refuses a generator of the other device, as CUDA does.
     """
     real = {name: getattr(torch.Tensor, name) for name in ("cpu", "to", "tolist", "item", "numpy", "__int__", "__float__", "__bool__", "__index__")}
     real_generator = torch.Generator
@@ -53,13 +78,27 @@ def fake_gpu(monkeypatch):
     def reader(name):
         return lambda self, *args, **kwargs: real[name](host_copy(self) if self.is_meta else self, *args, **kwargs)
 
+    made_for_meta = []  # the CPU generators handed out for "meta" (kept alive, so that their ids stay theirs)
+    real_multinomial = torch.multinomial
+
     class Generator:
         def __new__(cls, device="cpu"):
-            return real_generator("cpu" if torch.device(device).type == "meta" else device)
+            if torch.device(device).type != "meta":
+                return real_generator(device)
+            made_for_meta.append(real_generator("cpu"))
+            return made_for_meta[-1]
+
+    def multinomial(input, *args, generator=None, **kwargs):
+        # as on a GPU: a generator of another device than the probabilities' is an error
+        if generator is not None and input.is_meta != any(generator is g for g in made_for_meta):
+            found = "cpu" if input.is_meta else "meta"
+            raise RuntimeError(f"Expected a '{input.device.type}' device type for generator but found '{found}'")
+        return real_multinomial(input, *args, generator=generator, **kwargs)
 
     monkeypatch.setattr(torch.Tensor, "cpu", cpu)
     monkeypatch.setattr(torch.Tensor, "to", to)
     for name in ("tolist", "item", "numpy", "__int__", "__float__", "__bool__", "__index__"):
         monkeypatch.setattr(torch.Tensor, name, reader(name))
     monkeypatch.setattr(torch, "Generator", Generator)
+    monkeypatch.setattr(torch, "multinomial", multinomial)
     return torch.device("meta")

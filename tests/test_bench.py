@@ -128,7 +128,7 @@ def test_goals_say_met_or_not_and_the_table_renders(report):
 
 
 def test_flops_per_char_matches_the_measured_ceilings_note():
-    # cpu-performance.md: 2 × 128 is 1.45 MFLOP/char and 3 × 512 is 32.55 with embed 64 and ~100 characters
+    # docs/benchmarks.md's baselines from before charnn: 2 × 128 is 1.45 MFLOP/char and 3 × 512 is 32.55 with embed 64 and ~100 characters
     assert flops_per_char(2, 128, 64, 100) / 1e6 == pytest.approx(1.45, abs=0.01)
     assert flops_per_char(3, 512, 64, 100) / 1e6 == pytest.approx(32.55, abs=0.01)
 

@@ -25,13 +25,6 @@ from charnn.model import ModelConfig, new_model
 from charnn.train import StepTally, TrainConfig, Trainer, preview_sample, train
 
 
-@pytest.fixture
-def code_file(tmp_path: Path) -> Path:
-    import json.decoder
-
-    path = tmp_path / "code.py"
-    path.write_text(Path(json.decoder.__file__).read_text() * 3)
-    return path
 
 
 @pytest.fixture
@@ -301,7 +294,7 @@ def test_rng_snapshot_carries_the_gpu_state_on_cuda(monkeypatch):
 def test_checkpoints_keep_a_random_state_per_rank_and_device(tmp_path, code_file):
     train(tiny_config(tmp_path, str(code_file)), progress=False)
     extra = load_checkpoint(tmp_path / "run" / "last.pt").extra
-    assert len(extra["rng_per_rank"]) == 1 and extra["cuda_rng_per_rank"] == [None]
+    assert len(extra["rng_per_rank"]) == 1 and set(extra["rng_per_rank"][0]) == {"cpu"}  # and "cuda" on a GPU
 
 
 def test_resume_with_another_number_of_processes_starts_the_streams_afresh(tmp_path, code_file, capsys):
@@ -334,12 +327,13 @@ def test_the_tally_finds_the_first_step_that_was_not_finite():
 
 
 def test_training_steps_never_read_the_device(tmp_path, code_file, monkeypatch):
-    # .item() and .tolist() make the host wait for a GPU: a step may call neither (the tally is read per block)
+    # reading a tensor's value (.item(), .tolist(), bool(), ...) makes the host wait for a GPU: a step reads none
+    # (the tally is read once per block); tests/test_gpu.py checks the same with CUDA's own sync detector
     trainer = Trainer(tiny_config(tmp_path, str(code_file)), progress=False)
     try:
         trainer.train_step()
         reads = []
-        for name in ("item", "tolist"):
+        for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
             real = getattr(torch.Tensor, name)
             monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name: reads.append(_name) or _real(self, *a))
         for _ in range(3):
@@ -356,3 +350,13 @@ def test_a_single_process_needs_no_process_group():
     assert dist.on_main(lambda: 5) == 5
     with pytest.raises(CharnnError, match="disk full"):
         dist.on_main(lambda: (_ for _ in ()).throw(CharnnError("disk full")))
+
+
+def test_the_fake_gpu_fails_what_a_gpu_would(fake_gpu):
+    probs = torch.ones(2, 3, device=fake_gpu)
+    with pytest.raises(RuntimeError, match="device type for generator"):
+        torch.multinomial(probs, 1, generator=torch.Generator())  # a CPU generator for GPU probabilities
+    assert torch.multinomial(probs, 1, generator=torch.Generator(device=fake_gpu)).shape == (2, 1)
+    with pytest.raises(RuntimeError, match="device"):
+        torch.zeros(3) + torch.zeros(3, device=fake_gpu)
+    assert torch.zeros(3, device=fake_gpu).cpu().tolist() == [0.0, 0.0, 0.0]  # a copy to the host reads zeros

@@ -26,13 +26,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def code_file(tmp_path: Path) -> Path:
-    import json.decoder
-
-    path = tmp_path / "code.py"
-    path.write_text(Path(json.decoder.__file__).read_text() * 3)
-    return path
 
 
 def torchrun(tmp_path: Path, code_file: Path, *flags: str) -> list[str]:

@@ -4,6 +4,9 @@ The numbers a GPU computes differ from a CPU's, so these compare a GPU with itse
 with cuDNN's LSTM under exact fp32, a deterministic run with its resume, sampling and probing end to end.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +20,26 @@ from charnn.model import FastStepper, ModelConfig, new_model
 from charnn.probe.record import record
 
 pytestmark = pytest.mark.gpu
+ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def code_file(tmp_path: Path) -> Path:
-    import json.decoder
+def test_a_training_step_never_waits_for_the_gpu(tmp_path, code_file):
+    from charnn.train import TrainConfig, Trainer
 
-    path = tmp_path / "code.py"
-    path.write_text(Path(json.decoder.__file__).read_text() * 3)
-    return path
+    trainer = Trainer(TrainConfig(corpus=str(code_file), out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), layers=2,
+                                  hidden=32, embed=8, batch_size=8, seq_len=32, device="cuda"), progress=False)
+    try:
+        trainer.train_step()
+        torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
+        try:
+            for _ in range(3):
+                trainer.train_step()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    finally:
+        trainer.close()
+
+
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -45,13 +59,21 @@ def test_hand_written_steps_match_cudnn_in_exact_fp32(cell):
         np.testing.assert_allclose(recording.states["h"][:, -1], out[0].cpu().numpy(), atol=1e-4)
 
 
+def charnn(*args: str, cwd: Path) -> None:
+    """A CLI command in a fresh process (cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, at its first call in a process)."""
+    result = subprocess.run([sys.executable, "-m", "charnn.cli", *args], cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_a_deterministic_run_resumes_bit_for_bit_on_one_gpu(tmp_path, code_file):
+    # two layers with dropout: cuDNN's dropout state must follow the restored generator too
     common = ["train", "--corpus", str(code_file), "--cache-dir", str(tmp_path / "cache"), "--layers", "2", "--hidden", "32",
               "--embed", "8", "--batch-size", "8", "--seq-len", "32", "--eval-every", "10", "--decay-steps", "20",
-              "--device", "cuda", "--deterministic", "--quiet"]
-    assert main([*common, "--out", str(tmp_path / "whole"), "--max-steps", "20"]) == 0
-    assert main([*common, "--out", str(tmp_path / "parts"), "--max-steps", "10"]) == 0
-    assert main(["train", "--out", str(tmp_path / "parts"), "--resume", "--max-steps", "20", "--quiet"]) == 0
+              "--dropout", "0.2", "--device", "cuda", "--deterministic", "--quiet"]
+    charnn(*common, "--out", "whole", "--max-steps", "20", cwd=tmp_path)
+    charnn(*common, "--out", "parts", "--max-steps", "10", cwd=tmp_path)
+    charnn("train", "--out", "parts", "--resume", "--max-steps", "20", "--quiet", cwd=tmp_path)
     whole = load_checkpoint(tmp_path / "whole" / "last.pt").model_state
     parts = load_checkpoint(tmp_path / "parts" / "last.pt").model_state
     assert all(torch.equal(whole[name], parts[name]) for name in whole)

@@ -34,14 +34,6 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
 
-@pytest.fixture
-def code_file(tmp_path: Path) -> Path:
-    """A few thousand characters of real Python (a stdlib module)."""
-    import json.decoder
-
-    path = tmp_path / "code.py"
-    path.write_text(Path(json.decoder.__file__).read_text() * 3)
-    return path
 
 
 def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:

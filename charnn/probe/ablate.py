@@ -86,15 +86,17 @@ def _loss_sums(recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: in
     ids = as_id_tensor(ids).to(recurrence.device)
     masks = np.asarray(masks, dtype=bool).reshape(-1, len(ids))
     # the last position has no next character to predict
-    mask_tensor = torch.from_numpy(masks[:, : len(ids) - 1].T.astype(np.float32)).to(recurrence.device)  # (N - 1, M)
+    # each chunk's sums in float64 on a CPU; in fp32 elsewhere (a float64 matmul is slow on most GPUs), added up
+    # across chunks in float64 (float32 on MPS, which has none)
+    total_dtype = sum_dtype(recurrence.device)
+    chunk_dtype = total_dtype if recurrence.device.type == "cpu" else torch.float32
+    mask_tensor = torch.from_numpy(masks[:, : len(ids) - 1].T.copy()).to(recurrence.device, chunk_dtype)  # (N - 1, M)
     batch = len(units)
     replacement = _replacement(recurrence, layer - 1, units, method, means)
     if chunk is None:
         width = recurrence.input_table.size(1)
         chunk = int(min(512, max(16, CHUNK_ELEMENTS // (batch * width))))
     states = recurrence.initial_state(batch, first_batched_layer=layer - 1)
-    # each chunk's sums in fp32 (a float64 matmul is slow on most GPUs), added up across chunks in float64
-    total_dtype = sum_dtype(recurrence.device)
     sums = torch.zeros(batch, masks.shape[0], dtype=total_dtype, device=recurrence.device)
     positions = len(ids) - 1
     with tqdm(total=positions, desc=f"ablating layer {layer} ×{batch}", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
@@ -104,7 +106,7 @@ def _loss_sums(recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: in
             log_probs = torch.log_softmax(recurrence.logits(output.top), dim=-1)  # (T, B, V)
             targets = ids[start + 1 : stop + 1].view(-1, 1, 1).expand(-1, batch, 1)
             losses = -log_probs.gather(2, targets).squeeze(2)  # (T, B)
-            sums += (losses.T @ mask_tensor[start:stop]).to(total_dtype)
+            sums += (losses.T.to(chunk_dtype) @ mask_tensor[start:stop]).to(total_dtype)
             bar.update(stop - start)
     return sums.cpu().numpy()
 

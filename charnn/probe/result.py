@@ -35,7 +35,7 @@ class ProbeOptions:
 
     feature_set: str = "code"  # code | tweets | task
     task: str | None = None
-    language: str | None = None  # --features code: a key of features.SYNTAXES; None or "auto" guesses (languages.guess_language)
+    language: str | None = None  # --features code: a key of languages.SYNTAXES; None or "auto" guesses (languages.guess_language)
     top: int = 5
     heldout_fraction: float = 0.5
     random_units: int = 100
