@@ -31,6 +31,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import charnn.atomic
 import charnn.checkpoint
 from charnn.checkpoint import FORMAT_NAME, FORMAT_VERSION, load_checkpoint, save_checkpoint
 from charnn.cli import build_parser, main
@@ -535,14 +536,14 @@ def test_labellers_stay_linear_on_pathological_text():
 
 
 class FailingDisk:
-    """Makes writes to temp files fail with an errno after `allow` successful saves, part-way through."""
+    """Makes writes to checkpoints' temp files fail with an errno after `allow` successful saves, part-way through."""
 
     def __init__(self, error: int, allow: int):
         self.error, self.allow, self.opened = error, allow, 0
 
     def open(self, path, mode="r", *args, **kwargs):
         handle = open(path, mode, *args, **kwargs)
-        if "w" not in mode or not str(path).endswith(".tmp"):
+        if "w" not in mode or not (str(path).endswith(".tmp") and ".pt." in Path(path).name):
             return handle
         self.opened += 1
         if self.opened <= self.allow:
@@ -561,7 +562,7 @@ class FailingDisk:
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS, errno.EIO])
 def test_a_failing_disk_mid_run_keeps_the_previous_checkpoint(tmp_path, code_file, monkeypatch, error):
     disk = FailingDisk(error, allow=2)  # step 5 saves best and last, then the disk fails
-    monkeypatch.setattr(charnn.checkpoint, "open", disk.open, raising=False)
+    monkeypatch.setattr(charnn.atomic, "open", disk.open, raising=False)  # the one writer of every file
     run = tmp_path / "run"
     with pytest.raises(CharnnError) as stopped:
         train(tiny_config(tmp_path, code_file, max_steps=20), progress=False)
