@@ -116,7 +116,7 @@ class BenchSettings:
 
 def recommended_cpu_config(corpus: str, out: str, cache_dir: str) -> Any:
     """The training settings recommended for a 2-core CPU and a ~10-minute budget (the quality run)."""
-    from charnn.train import TrainConfig
+    from charnn.config import TrainConfig
 
     # 2 × 256 sees enough characters in 10 minutes to win; bigger models see too few (docs/benchmarks.md, "Baselines from before charnn")
     return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", layers=2, hidden=256, embed=64,

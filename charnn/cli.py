@@ -98,7 +98,7 @@ def build_parser() -> Parser:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Training flags; defaults are None here so that --resume can tell which flags were given."""
-    from charnn.train import TrainConfig
+    from charnn.config import TrainConfig
 
     d = TrainConfig()
     parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
@@ -201,7 +201,7 @@ def write_text_file(path: Path, corpus, start: int, stop: int, block: int = 1 <<
 
 def train_config_from_args(args: argparse.Namespace):
     """Defaults, then (with --resume) the saved config, then the flags given."""
-    from charnn.train import TrainConfig
+    from charnn.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
     base = TrainConfig().to_json()
@@ -287,7 +287,7 @@ def command_generate(args: argparse.Namespace) -> int:
 def check_generate_numbers(args: argparse.Namespace) -> None:
     """What SampleOptions does not check: infinities, seeds torch cannot take, clamp values that are not numbers."""
     from charnn.sample import Clamp
-    from charnn.train import MAX_SEED
+    from charnn.config import MAX_SEED
 
     if not math.isfinite(args.temperature):
         raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {args.temperature!r}")
@@ -307,7 +307,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from charnn.sample import resolve_checkpoint
     from charnn.sources import open_source
     from charnn.device import pick_device
-    from charnn.train import evaluate_ids
+    from charnn.evaluate import evaluate_ids
 
     device = pick_device(args.device)
     checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)

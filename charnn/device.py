@@ -18,7 +18,6 @@ import torch
 
 from charnn.errors import CharnnError, UsageError
 
-PRECISIONS = ("auto", "fp32", "bf16")
 T = TypeVar("T")
 
 

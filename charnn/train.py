@@ -5,14 +5,11 @@ tqdm, rich summaries, a NaN guard, SIGINT/SIGTERM handling and DDP when launched
 
 from __future__ import annotations
 
-import fcntl
-import json
 import math
-import os
 import signal
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,162 +19,16 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from charnn.atomic import atomic_write_bytes
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from charnn.corpus import Corpus, Vocab, load_corpus, parse_fractions
-from charnn.device import (PRECISIONS, Distributed, autocast_for, deterministic_kernels, exact_fp32, pick_device, resolve_precision,
+from charnn.corpus import Corpus, load_corpus, parse_fractions
+from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
                            restore_rng, rng_snapshot, sum_dtype)
-from charnn.errors import CharnnError, UsageError
-from charnn.model import CharRNN, FastStepper, ModelConfig, State, detach_state, new_model, next_ids
-
-LN2 = math.log(2)
-MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
-MAX_SEED = 2**32 - 1
-MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
-MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run is made of; saved as config.json and inside every checkpoint."""
-
-    corpus: str = "stdlib"
-    out: str = "runs/stdlib"
-    ext: list[str] | None = None
-    text_field: str | None = None
-    errors: str = "strict"
-    tweet_format: str = "auto"
-    task_sequences: int = 20000
-    task_seed: int = 0
-    shuffle_files: int | None = None
-    split: str = "0.9,0.05,0.05"
-    cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64
-    dropout: float = 0.1
-    seq_len: int = 128
-    batch_size: int = 64
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    max_steps: int = 1000
-    decay_steps: int | None = None  # the cosine horizon; None means max_steps
-    max_minutes: float | None = None
-    epochs: float | None = None
-    eval_every: int = 200
-    eval_chars: int = 250_000
-    sample_chars: int = 300
-    log_every: int = 10
-    seed: int = 1337
-    carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
-    deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
-    device: str = "auto"
-    precision: str = "auto"  # auto, fp32 or bf16 (autocast); a run records the precision it resolved to
-    cache_dir: str = "runs/.cache"
-
-    def validate(self) -> None:
-        """Reject values outside what is allowed, naming the flag."""
-        positive_ints = ("layers", "hidden", "embed", "seq_len", "batch_size", "max_steps", "eval_every", "log_every", "task_sequences")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UsageError(f"--{flag(name)} must be a whole number >= 1, not {value!r}")
-        for name in ("warmup_steps", "eval_chars", "sample_chars"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--{flag(name)} must be >= 0, not {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UsageError(f"--lr must be a positive number, not {self.lr!r}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise UsageError(f"--min-lr-ratio must be in [0, 1], not {self.min_lr_ratio!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise UsageError(f"--weight-decay must be a finite number >= 0, not {self.weight_decay!r}")
-        if not self.grad_clip > 0:
-            raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip!r}")
-        if self.decay_steps is not None and (not isinstance(self.decay_steps, int) or self.decay_steps < 1):
-            raise UsageError(f"--decay-steps must be a whole number >= 1, not {self.decay_steps!r}")
-        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
-            raise UsageError(f"--max-minutes must be a finite number > 0, not {self.max_minutes!r}")
-        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise UsageError(f"--epochs must be a finite number > 0, not {self.epochs!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.sample_chars > MAX_SAMPLE_CHARS:
-            raise UsageError(f"--sample-chars must be at most {MAX_SAMPLE_CHARS:,}, not {self.sample_chars!r}")
-        parse_fractions(self.split)
-        ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
-        gates = GATES[self.cell] * self.hidden
-        recurrent = gates * (self.embed + self.hidden + 2) + (self.layers - 1) * gates * (2 * self.hidden + 2)
-        if recurrent > MAX_PARAMETERS:
-            raise UsageError(
-                f"--layers {self.layers} --hidden {self.hidden} --embed {self.embed} make a model of over "
-                f"{recurrent:,} parameters; charnn allows up to {MAX_PARAMETERS:,}"
-            )
-
-    def to_json(self) -> dict:
-        """JSON-able dict of the config."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainConfig:
-        """Rebuild a saved config, ignoring keys this version does not know."""
-        known = {f.name for f in fields(cls)}
-        data = {"precision": "fp32", **data}  # runs saved before --precision existed trained in fp32
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def flag(name: str) -> str:
-    """The command-line spelling of a config field."""
-    return name.replace("_", "-")
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up to --lr, then cosine decay to lr × min-lr-ratio at max-steps."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    span = max((config.decay_steps or config.max_steps) - config.warmup_steps, 1)
-    progress = min((step - config.warmup_steps) / span, 1.0)
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
-
-
-class RunLock:
-    """An exclusive lock on a run directory, so two trainings never write into one run."""
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self.handle = None
-
-    def __enter__(self) -> RunLock:
-        try:
-            self.handle = open(self.path, "a+")  # not "w": that would erase the holder's pid before we know we hold it
-        except OSError as err:
-            raise CharnnError(f"cannot lock run directory '{self.path.parent}' ({err.strerror or err})") from None
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            self.handle = None
-            raise CharnnError(f"another charnn process is training into '{self.path.parent}'; wait for it or choose another --out") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-
+from charnn.config import MODEL_FLAGS, TrainConfig, flag, learning_rate
+from charnn.errors import CharnnError
+from charnn.evaluate import LN2, evaluate, preview_sample
+from charnn.model import ModelConfig, State, detach_state, new_model
+from charnn.rundir import RunDirectory
 
 class StopRequested:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
@@ -253,72 +104,6 @@ def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
     )
 
 
-@torch.no_grad()
-@exact_fp32()
-def evaluate(model: CharRNN, batches: StreamBatches, device: torch.device, max_chars: int | None = None) -> dict:
-    """Nats and bits per character over (a prefix of) a split, on its own streams and its own state."""
-    was_training = model.training
-    model.eval()
-    state = None
-    total_nats = torch.zeros((), dtype=sum_dtype(device), device=device)
-    total_chars = 0
-    steps = batches.steps_per_epoch
-    if max_chars:
-        steps = max(1, min(steps, max_chars // batches.chars_per_step))
-    for step in range(steps):
-        x, y = batches.batch(step)
-        x, y = x.to(device), y.to(device)
-        logits, state = model(x, state)
-        total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
-        total_chars += y.numel()
-    model.train(was_training)
-    nats = total_nats.item() / total_chars  # the one wait for the device
-    return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": total_chars}
-
-
-@torch.no_grad()
-@exact_fp32()
-def evaluate_ids(model: CharRNN, ids: torch.Tensor, device: torch.device, chunk: int = 4096, progress: bool = False) -> dict:
-    """Nats and bits per character of a whole text (ids (N,)) read as one stream, state carried across chunks."""
-    model.eval()
-    state = None
-    total_nats = torch.zeros((), dtype=sum_dtype(device), device=device)
-    targets = len(ids) - 1
-    with tqdm(total=targets, desc="evaluating", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
-        for start in range(0, targets, chunk):
-            stop = min(start + chunk, targets)
-            x = ids[start:stop].unsqueeze(0).to(device)
-            y = ids[start + 1 : stop + 1].unsqueeze(0).to(device)
-            logits, state = model(x, state)
-            total_nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
-            bar.update(stop - start)
-    nats = total_nats.item() / max(targets, 1)
-    return {"nats_per_char": nats, "bits_per_char": nats / LN2, "chars": targets}
-
-
-@torch.no_grad()
-@exact_fp32()
-def preview_sample(model: CharRNN, vocab: Vocab, length: int, seed: int, temperature: float = 0.8) -> str:
-    """A short sample from the model, on the model's device (its own generator: the training RNG is not touched)."""
-    if length <= 0:
-        return ""
-    was_training = model.training
-    model.eval()
-    device = model.decoder.weight.device
-    stepper = FastStepper(model)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    state = model.init_state(1)
-    newline = vocab.chars.index("\n") if "\n" in vocab.chars else 0
-    ids = torch.full((1,), newline, dtype=torch.long, device=device)
-    out = torch.empty(length, dtype=torch.long, device=device)  # read once at the end, not once per character
-    for position in range(length):
-        logits, state = stepper.step(ids, state)
-        ids = next_ids(logits, temperature, None, None, generator, banned=vocab.unknown_id)
-        out[position] = ids[0]
-    model.train(was_training)
-    return vocab.decode(out.tolist())
-
-
 @dataclass
 class TallyReading:
     """What a block of training steps left in the tally, read on the host."""
@@ -387,7 +172,7 @@ class Trainer:
         self.progress = progress
         self.console = console or Console(stderr=True)
         self.run_dir = Path(config.out)
-        self.lock: RunLock | None = None
+        self.directory = RunDirectory(self.run_dir)
         self.settings = ExitStack()  # process-wide torch settings this run changes, restored by close()
         try:
             self.set_up(resume, overwrite)
@@ -403,7 +188,7 @@ class Trainer:
         # before any work; saved resolved, so that a resume computes the same way
         config.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
         self.settings.enter_context(deterministic_kernels(config.deterministic))
-        self.dist.on_main(lambda: self.check_run_dir(resume, overwrite))
+        self.dist.on_main(lambda: self.directory.claim(resume, overwrite, self.console))
         torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
         self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)
         self.vocab = self.corpus.vocab
@@ -433,38 +218,12 @@ class Trainer:
         if resume and checkpoint_path(self.run_dir, "last").is_file():
             self.load_resume_state()
         elif resume:  # stopped before its first checkpoint: nothing to restore, so the run starts again
-            self.best_val_bpc = self.best_on_disk()
-            self.rewrite_metrics()
+            self.best_val_bpc = self.directory.best_score()
+            self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
         self.ddp_model = self.wrap_distributed()
         self.autocast = autocast_for(config.precision, self.device)
 
     # ----- set-up -------------------------------------------------------------------------
-    def check_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Lock the run directory; refuse one that holds another run, unless resuming or overwriting (rank 0 only)."""
-        if self.run_dir.is_dir():
-            self.lock = RunLock(self.run_dir).__enter__()
-        has_run = any((self.run_dir / name).exists() for name in ("config.json", "last.pt", "best.pt"))
-        if resume:
-            if not has_run:
-                raise CharnnError(f"--resume: '{self.run_dir}' holds no run to resume (no last.pt or config.json)")
-            if not checkpoint_path(self.run_dir, "last").is_file():
-                self.console.print(f"[yellow]note:[/] '{self.run_dir}' stopped before its first checkpoint (no last.pt); starting it again from step 0")
-        elif has_run and not overwrite:
-            raise CharnnError(f"'{self.run_dir}' already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise CharnnError(f"cannot create run directory '{self.run_dir}': {err.strerror}") from None
-        if self.lock is None:
-            self.lock = RunLock(self.run_dir).__enter__()
-        for temp in self.run_dir.glob(".*.tmp"):  # left by a killed run; we hold the lock, so no writer is alive
-            temp.unlink(missing_ok=True)
-        if overwrite and not resume:
-            for name in ("best.pt", "last.pt", "metrics.jsonl", "samples.txt", "config.json"):
-                (self.run_dir / name).unlink(missing_ok=True)
-            for events in self.run_dir.glob("events.out.tfevents.*"):
-                events.unlink()
-
     def load_resume_state(self) -> None:
         """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
         checkpoint = load_checkpoint(checkpoint_path(self.run_dir, "last"))
@@ -509,34 +268,8 @@ class Trainer:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise CharnnError(f"--resume: '{checkpoint.path}' is damaged and cannot be resumed ({first})") from None
         self.saved_step = self.step
-        self.best_val_bpc = self.best_on_disk()
-        self.rewrite_metrics()
-
-    def best_on_disk(self) -> float | None:
-        """The score best.pt was saved with; None when there is no readable best.pt (the next evaluation writes one).
-
-        best.pt is written before last.pt, so after a crash between the two it can be newer than last.pt;
-        its own score, not the one last.pt remembers, is what a new best has to beat.
-        """
-        path = checkpoint_path(self.run_dir, "best")
-        if not path.is_file():
-            return None
-        try:
-            value = load_checkpoint(path).meta.get("best_val_bpc")
-        except CharnnError:
-            return None
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-    def rewrite_metrics(self) -> None:
-        """metrics.jsonl as the resumed history says: drops records after last.pt and a line cut by a crash (rank 0)."""
-        def write() -> None:
-            lines = "".join(json.dumps(record) + "\n" for record in self.history)
-            try:
-                atomic_write_bytes(self.run_dir / "metrics.jsonl", lines.encode())
-            except OSError as err:
-                raise CharnnError(f"cannot write '{self.run_dir / 'metrics.jsonl'}' ({err.strerror or err})") from None
-
-        self.dist.on_main(write)
+        self.best_val_bpc = self.directory.best_score()
+        self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
 
     def wrap_distributed(self) -> torch.nn.Module:
         """The model DDP-wrapped when running under torchrun, else the model itself."""
@@ -620,7 +353,8 @@ class Trainer:
         if main:
             self.console.print(self.start_table())
             self.warn_about_setup()
-        self.dist.on_main(self.write_config)
+        self.dist.on_main(lambda: self.directory.write_config(
+            {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}))
         writer = self.dist.on_main(self.open_writer)
         target = self.plan_steps()
         chars_per_step = self.train_batches.chars_per_step * self.dist.world
@@ -684,9 +418,7 @@ class Trainer:
 
     def close(self) -> None:
         """Release the run directory and restore the torch settings the run changed."""
-        if self.lock is not None:
-            self.lock.__exit__(None, None, None)
-            self.lock = None
+        self.directory.release()
         self.settings.close()
 
     def numeric_failure(self, what: str) -> CharnnError:
@@ -733,20 +465,11 @@ class Trainer:
         meta = self.checkpoint_meta()
         extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
         # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
-        # accounts for (best_on_disk), rather than losing the best model
+        # accounts for (RunDirectory.best_score), rather than losing the best model
         if improved:
             save_checkpoint(checkpoint_path(self.run_dir, "best"), meta, self.model.state_dict(), extra)
         save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
-        try:
-            with open(self.run_dir / "metrics.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as handle:
-                handle.write(f"=== step {self.step} (val bpc {val_bpc:.4f}) ===\n{sample}\n\n")
-        except OSError as err:
-            raise CharnnError(
-                f"could not write to '{self.run_dir}' ({err.strerror or err}); the checkpoints of step {self.step:,} are saved; "
-                f"make room and continue with: python train.py --out {self.run_dir} --resume"
-            ) from None
+        self.directory.append_evaluation(record, sample, val_bpc)
         if writer:
             if val:
                 writer.add_scalar("val/bits_per_char", val["bits_per_char"], self.step)
@@ -772,14 +495,6 @@ class Trainer:
             "corpus": {"name": self.corpus.name, "kind": self.corpus.kind, "chars": len(self.corpus)},
             "torch": torch.__version__,
         }
-
-    def write_config(self) -> None:
-        """config.json in the run directory, written atomically."""
-        data = {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
-        try:
-            atomic_write_bytes(self.run_dir / "config.json", json.dumps(data, indent=2).encode())
-        except OSError as err:
-            raise CharnnError(f"cannot write '{self.run_dir / 'config.json'}' ({err.strerror or err})") from None
 
     def open_writer(self) -> Any:
         """A TensorBoard writer on the run directory."""

@@ -22,7 +22,8 @@ from charnn.device import (Distributed, cuda_device, deterministic_kernels, exac
                            restore_rng, rng_snapshot, tf32_switches)
 from charnn.errors import CharnnError, UsageError
 from charnn.model import ModelConfig, new_model
-from charnn.train import StepTally, TrainConfig, Trainer, preview_sample, train
+from charnn.evaluate import preview_sample
+from charnn.train import StepTally, TrainConfig, Trainer, train
 
 
 
@@ -100,7 +101,7 @@ def test_evaluation_and_every_probe_stage_run_where_the_model_is(fake_gpu):
     from charnn.probe.html import next_char_predictions
     from charnn.probe.pipeline import untrained_copy
     from charnn.probe.record import record
-    from charnn.train import evaluate_ids
+    from charnn.evaluate import evaluate_ids
 
     model, vocab = tiny_model(fake_gpu, vocab="\nabcdef():{}\"' ")
     text = 'def f(a):\n    "b"\n' * 20
@@ -218,7 +219,7 @@ def test_sampling_evaluation_and_probing_run_in_exact_fp32(monkeypatch):
     from charnn.probe.ablate import ablated_loss_sums
     from charnn.probe.record import record
     from charnn.sample import SampleOptions, generate
-    from charnn.train import evaluate_ids
+    from charnn.evaluate import evaluate_ids
 
     vocab = Vocab(tuple("\nab"))
     model = new_model(ModelConfig(vocab_size=vocab.size, layers=1, hidden=4, embed=2)).eval()

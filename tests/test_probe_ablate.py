@@ -15,7 +15,7 @@ from charnn.probe.ablate import (
     percentile_among,
 )
 from charnn.probe.record import record, torch_threads
-from charnn.train import evaluate_ids
+from charnn.evaluate import evaluate_ids
 
 VOCAB = 11
 HIDDEN = 12

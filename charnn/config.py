@@ -1,0 +1,132 @@
+"""What a training run is made of (TrainConfig: every flag of charnn train, saved as config.json and in every
+checkpoint) and its learning-rate schedule. Importing it imports no torch, so the command line can show
+the defaults without loading one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from charnn.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
+
+MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
+MAX_SEED = 2**32 - 1
+MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
+MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run is made of; saved as config.json and inside every checkpoint."""
+
+    corpus: str = "stdlib"
+    out: str = "runs/stdlib"
+    ext: list[str] | None = None
+    text_field: str | None = None
+    errors: str = "strict"
+    tweet_format: str = "auto"
+    task_sequences: int = 20000
+    task_seed: int = 0
+    shuffle_files: int | None = None
+    split: str = "0.9,0.05,0.05"
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    dropout: float = 0.1
+    seq_len: int = 128
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    decay_steps: int | None = None  # the cosine horizon; None means max_steps
+    max_minutes: float | None = None
+    epochs: float | None = None
+    eval_every: int = 200
+    eval_chars: int = 250_000
+    sample_chars: int = 300
+    log_every: int = 10
+    seed: int = 1337
+    carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
+    deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
+    device: str = "auto"
+    precision: str = "auto"  # auto, fp32 or bf16 (autocast); a run records the precision it resolved to
+    cache_dir: str = "runs/.cache"
+
+    def validate(self) -> None:
+        """Reject values outside what is allowed, naming the flag."""
+        positive_ints = ("layers", "hidden", "embed", "seq_len", "batch_size", "max_steps", "eval_every", "log_every", "task_sequences")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"--{flag(name)} must be a whole number >= 1, not {value!r}")
+        for name in ("warmup_steps", "eval_chars", "sample_chars"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{flag(name)} must be >= 0, not {getattr(self, name)!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr must be a positive number, not {self.lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise UsageError(f"--min-lr-ratio must be in [0, 1], not {self.min_lr_ratio!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UsageError(f"--weight-decay must be a finite number >= 0, not {self.weight_decay!r}")
+        if not self.grad_clip > 0:
+            raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip!r}")
+        if self.decay_steps is not None and (not isinstance(self.decay_steps, int) or self.decay_steps < 1):
+            raise UsageError(f"--decay-steps must be a whole number >= 1, not {self.decay_steps!r}")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise UsageError(f"--max-minutes must be a finite number > 0, not {self.max_minutes!r}")
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise UsageError(f"--epochs must be a finite number > 0, not {self.epochs!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.sample_chars > MAX_SAMPLE_CHARS:
+            raise UsageError(f"--sample-chars must be at most {MAX_SAMPLE_CHARS:,}, not {self.sample_chars!r}")
+        from charnn.corpus import parse_fractions
+        from charnn.model import ModelConfig
+
+        parse_fractions(self.split)
+        ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
+        gates = GATES[self.cell] * self.hidden
+        recurrent = gates * (self.embed + self.hidden + 2) + (self.layers - 1) * gates * (2 * self.hidden + 2)
+        if recurrent > MAX_PARAMETERS:
+            raise UsageError(
+                f"--layers {self.layers} --hidden {self.hidden} --embed {self.embed} make a model of over "
+                f"{recurrent:,} parameters; charnn allows up to {MAX_PARAMETERS:,}"
+            )
+
+    def to_json(self) -> dict:
+        """JSON-able dict of the config."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        """Rebuild a saved config, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        data = {"precision": "fp32", **data}  # runs saved before --precision existed trained in fp32
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a config field."""
+    return name.replace("_", "-")
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to --lr, then cosine decay to lr × min-lr-ratio at max-steps."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max((config.decay_steps or config.max_steps) - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
