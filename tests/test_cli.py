@@ -1,0 +1,62 @@
+"""charnn.cli on its own: how the train flags combine with defaults and a saved run, run names, and the
+one-line errors of the parser (the commands themselves are tested with their stages)."""
+
+import json
+
+import pytest
+
+from charnn.cli import build_parser, default_run_dir, main, train_config_from_args
+from charnn.config import TrainConfig
+from charnn.errors import CharnnError, UsageError
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["train", *argv])
+
+
+def test_defaults_then_the_saved_config_then_the_flags_given(tmp_path):
+    fresh = train_config_from_args(parse("--corpus", "x.txt", "--hidden", "32"))
+    assert fresh.hidden == 32 and fresh.layers == TrainConfig().layers and fresh.out == "runs/x"
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(corpus="x.txt", out=str(run), hidden=32, lr=0.01, max_steps=50).to_json()
+    del saved["precision"]  # a run from before --precision existed trained in fp32
+    (run / "config.json").write_text(json.dumps({"train": saved}))
+    resumed = train_config_from_args(parse("--out", str(run), "--resume", "--max-steps", "80"))
+    assert (resumed.hidden, resumed.lr, resumed.max_steps, resumed.precision) == (32, 0.01, 80, "fp32")
+
+
+def test_resume_refuses_what_cannot_be_resumed(tmp_path):
+    with pytest.raises(UsageError, match="--resume needs --out"):
+        train_config_from_args(parse("--resume"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": TrainConfig(out=str(run), hidden=32).to_json()}))
+    with pytest.raises(CharnnError, match=r"flags contradict the saved model.*--hidden 64 \(saved: 32\)"):
+        train_config_from_args(parse("--out", str(run), "--resume", "--hidden", "64"))
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(CharnnError, match="is damaged; it is not the config.json charnn writes"):
+        train_config_from_args(parse("--out", str(run), "--resume"))
+
+
+@pytest.mark.parametrize("corpus, name", [("stdlib", "runs/stdlib"), ("task:ab-memory", "runs/task-ab-memory"),
+                                           ("../data/my tweets.jsonl", "runs/my_tweets"), ("/", "runs/run")])
+def test_a_run_is_named_after_its_corpus(corpus, name):
+    assert default_run_dir(corpus) == name
+
+
+def test_the_parser_says_what_is_wrong_in_one_line_and_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--layers", "two"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--layers" in err and "(see --help)" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["nosuch"])
+    assert exit_.value.code == 2
+
+
+def test_every_subcommand_is_there():
+    # a failing import must not drop a subcommand silently
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"corpus", "train", "generate", "eval", "probe", "bench"}
