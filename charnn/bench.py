@@ -20,7 +20,6 @@ Sections:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -33,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,85 +43,9 @@ from rich.markup import escape
 from rich.table import Table
 from torch import nn
 
-from charnn.argtypes import positive_number, whole_number
+from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, QUALITY_CORPUS, REPO_ROOT,  # noqa: F401
+                                   SAMPLE_VOCAB, SECTIONS, SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
 from charnn.errors import CharnnError, UsageError
-
-SECTIONS = ("train", "sample", "encode", "quality", "cuda")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
-QUALITY_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
-NANOGPT_CPU_NATS = 1.88  # nanoGPT's published CPU recipe on tinyshakespeare (~3 min); the reference to beat
-SAMPLE_VOCAB = tuple(sorted("\n\t" + "".join(chr(c) for c in range(32, 127))))  # 97 characters, like code
-LINUX_FULL_MIN_BYTES = 10**9  # a file this large in the shared corpora is the full Linux concatenation
-MB = 1e6
-DISTURBED_SHARE = 0.10  # other processes above this share of the CPUs mark a figure as disturbed
-
-
-# ----- settings ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainShape:
-    """One training configuration to measure."""
-
-    layers: int
-    hidden: int
-    batch_size: int
-    seq_len: int
-    embed: int = 64
-    dropout: float = 0.1
-
-    @property
-    def name(self) -> str:
-        return f"{self.layers}×{self.hidden}"
-
-
-@dataclass
-class BenchSettings:
-    """How much of everything to measure; --quick and the tests shrink it."""
-
-    repeats: int = 5
-    train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 128, 50, 50), TrainShape(3, 512, 50, 100))
-    train_steps: tuple[int, ...] = (40, 8)  # timed steps per repeat, one per shape
-    train_warmup_steps: int = 3
-    matmul_shape: tuple[int, int, int] = (5000, 512, 2048)  # (M, K, N): the input projection of a whole sequence
-    matmul_calls: int = 20
-    sample_layers: int = 3
-    sample_hidden: int = 512
-    sample_chars: int = 2000  # single stream
-    sample_streams: int = 64
-    sample_steps_batched: int = 300  # characters per stream with sample_streams streams
-    encode_sizes_mb: tuple[float, float] = (50, 200)
-    encode_repeats: int = 2
-    encode_file: str | None = None  # a large text file to encode instead of the repeated stdlib
-    corpus: str = "stdlib"
-    cache_dir: str = "runs/.cache"
-    budget_minutes: float = 10.0
-    quality_corpus: str = str(QUALITY_CORPUS)
-    quality_out: str = "runs/bench-quality"
-    quality_overrides: dict[str, Any] = field(default_factory=dict)
-    threads: int | None = None
-    cuda_train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 256, 64, 128), TrainShape(3, 512, 64, 100))
-    cuda_train_steps: tuple[int, ...] = (40, 20)
-    wait_quiet: float = 0.0  # seconds each repeat may wait for other processes to leave the CPUs alone
-    precision: str = "auto"  # the trainer's --precision; the bare loop computes in whatever it resolves to
-
-    @classmethod
-    def quick(cls, **changes: Any) -> BenchSettings:
-        """About a minute: fewer repeats, fewer steps and characters, smaller files."""
-        values = dict(repeats=3, train_steps=(15, 2), train_warmup_steps=2, matmul_calls=8, sample_chars=300,
-                      sample_steps_batched=60, encode_sizes_mb=(20, 50), encode_repeats=1)
-        values.update(changes)
-        return cls(**values)
-
-
-def recommended_cpu_config(corpus: str, out: str, cache_dir: str) -> Any:
-    """The training settings recommended for a 2-core CPU and a ~10-minute budget (the quality run)."""
-    from charnn.config import TrainConfig
-
-    # 2 × 256 sees enough characters in 10 minutes to win; bigger models see too few (docs/benchmarks.md, "Baselines from before charnn")
-    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", layers=2, hidden=256, embed=64,
-                       dropout=0.1, batch_size=64, seq_len=128, lr=2e-3, warmup_steps=50, min_lr_ratio=0.1,
-                       weight_decay=0.01, grad_clip=1.0, eval_chars=0, sample_chars=200, device="cpu")
-
 
 # ----- statistics --------------------------------------------------------------------------------
 def spread(values: Sequence[float]) -> dict:
@@ -876,85 +799,3 @@ def render_table(report: dict) -> Table:
     return table
 
 
-# ----- command line ------------------------------------------------------------------------------
-def section_list(text: str) -> list[str]:
-    """argparse type: comma-separated section names."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    bad = [name for name in names if name not in SECTIONS]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(f"takes one or more of {', '.join(SECTIONS)} separated by commas, not '{text}'")
-    return names
-
-
-def key_value(text: str) -> tuple[str, str]:
-    """argparse type: KEY=VALUE."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"takes KEY=VALUE (e.g. hidden=384), not '{text}'")
-    return key, value
-
-
-def add_bench_options(parser: argparse.ArgumentParser) -> None:
-    """The flags of `charnn bench`."""
-    parser.description = ("Measure training, sampling and encoding throughput, each beside a baseline measured in the same run "
-                          "(medians of interleaved repeats, min and max shown); --quality adds val loss after a fixed budget.")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, steps and characters: about a minute")
-    parser.add_argument("--quality", action="store_true",
-                        help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)")
-    parser.add_argument("--budget-minutes", type=positive_number, default=10.0, help="wall-clock budget of --quality (default: 10)")
-    parser.add_argument("--only", type=section_list, metavar="SECTIONS",
-                        help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
-    parser.add_argument("--repeats", type=whole_number(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
-    parser.add_argument("--threads", type=whole_number(1), help="torch threads (default: torch's own choice)")
-    parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
-                        help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
-                             "idle, and measure a pair they disturbed again")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="the trainer's --precision (default: auto, as charnn train); the bare loop computes the same way")
-    parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
-                                                               "../shared/corpora when present, else the stdlib repeated)")
-    parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")
-    parser.add_argument("--quality-corpus", default=str(QUALITY_CORPUS), help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)")
-    parser.add_argument("--quality-out", default="runs/bench-quality", help="run directory of --quality, replaced each time (default: runs/bench-quality)")
-    parser.add_argument("--quality-set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="change a recommended --quality setting, e.g. hidden=384 or seq_len=256; repeatable")
-    parser.set_defaults(handler=command_bench)
-
-
-def command_bench(args: argparse.Namespace) -> int:
-    """charnn bench: run, then print the table or the JSON."""
-    if args.only:
-        sections = list(dict.fromkeys(args.only))
-        if "cuda" in sections and not torch.cuda.is_available():
-            raise CharnnError("--only cuda: no CUDA GPU is available here")
-    else:
-        sections = ["train", "sample", "encode"] + (["cuda"] if torch.cuda.is_available() else []) + (["quality"] if args.quality else [])
-    changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
-                               "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
-                               "quality_overrides": dict(args.quality_set), "threads": args.threads,
-                               "wait_quiet": args.wait_quiet or 0.0, "precision": args.precision}
-    if args.repeats:
-        changes["repeats"] = args.repeats
-    settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
-    if "train" in sections:  # a bf16 this CPU cannot compute fails now, not after the ceiling measurements
-        from charnn.device import resolve_precision
-
-        resolve_precision(settings.precision, torch.device("cpu"))
-    if "quality" in sections:
-        # fail before the long parts, not after: a bad flag first, then a missing file
-        apply_overrides(recommended_cpu_config("x", "x", "x"), settings.quality_overrides)
-        resolve_quality_corpus(settings.quality_corpus)
-    if settings.encode_file and "encode" in sections and not Path(settings.encode_file).is_file():
-        raise CharnnError(f"--encode-file '{settings.encode_file}' does not exist")
-    console = Console(stderr=True)
-    report = run_bench(settings, sections, progress=console.is_terminal, console=console)
-    report["command"] = "charnn bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "charnn bench"
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=160)  # a file or a pipe: do not fold the table into 80 columns
-        console.print(render_table(report))
-    return 0

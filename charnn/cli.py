@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from charnn.argtypes import whole_number
+from charnn.bench_command import add_bench_options
 from charnn.errors import CharnnError, UsageError
+from charnn.probe.command import add_probe_options
 
 TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (3-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
 
@@ -80,19 +81,9 @@ def build_parser() -> Parser:
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
-    try:
-        from charnn.probe.command import add_probe_options
-    except ImportError:  # the probe stage is optional while it is being built
-        add_probe_options = None
-    if add_probe_options:
-        add_probe_options(commands.add_parser("probe", help="find and test interpretable units",
-                                              description="Record every state of a model over a text, label the text, rank units on held-out text and ablate the best."))
-    try:
-        from charnn.bench import add_bench_options
-    except ImportError:
-        add_bench_options = None
-    if add_bench_options:
-        add_bench_options(commands.add_parser("bench", help="throughput and quality benchmarks beside their baselines"))
+    add_probe_options(commands.add_parser("probe", help="find and test interpretable units",
+                                          description="Record every state of a model over a text, label the text, rank units on held-out text and ablate the best."))
+    add_bench_options(commands.add_parser("bench", help="throughput and quality benchmarks beside their baselines"))
     return parser
 
 
@@ -245,7 +236,6 @@ def command_generate(args: argparse.Namespace) -> int:
     from charnn.sample import Clamp, SampleOptions, generate, resolve_checkpoint
     from charnn.device import pick_device
 
-    check_generate_numbers(args)
     prime = args.prime
     if args.prime_file:
         try:
@@ -282,20 +272,6 @@ def command_generate(args: argparse.Namespace) -> int:
         except OSError as err:
             raise CharnnError(f"cannot write --out '{args.out}': {err.strerror}") from None
     return 0
-
-
-def check_generate_numbers(args: argparse.Namespace) -> None:
-    """What SampleOptions does not check: infinities, seeds torch cannot take, clamp values that are not numbers."""
-    from charnn.sample import Clamp
-    from charnn.config import MAX_SEED
-
-    if not math.isfinite(args.temperature):
-        raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {args.temperature!r}")
-    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
-        raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {args.seed!r}")
-    for text in args.clamp:
-        if not math.isfinite(Clamp.parse(text).value):
-            raise UsageError(f"--clamp needs a finite VALUE in LAYER:UNIT=VALUE, not '{text}'")
 
 
 def command_eval(args: argparse.Namespace) -> int:

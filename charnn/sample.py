@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
+from charnn.config import MAX_SEED
 from charnn.corpus import Vocab
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError, UsageError
@@ -85,10 +86,11 @@ class SampleOptions:
             raise UsageError(f"--length must be a whole number >= 0, not {self.length!r}")
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
             raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {self.temperature!r}")
-        if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise UsageError(f"--seed must be in 0..2**63-1, not {self.seed!r}")
-        if any(not math.isfinite(clamp.value) for clamp in self.clamps):
-            raise UsageError("--clamp values must be finite numbers")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
+        for clamp in self.clamps:
+            if not math.isfinite(clamp.value):
+                raise UsageError(f"--clamp needs a finite VALUE in LAYER:UNIT=VALUE, not {clamp.value!r}")
         if self.top_k is not None and self.top_k < 1:
             raise UsageError(f"--top-k must be >= 1, not {self.top_k!r}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

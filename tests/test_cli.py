@@ -60,3 +60,15 @@ def test_every_subcommand_is_there():
     # a failing import must not drop a subcommand silently
     commands = build_parser()._subparsers._group_actions[0].choices
     assert set(commands) == {"corpus", "train", "generate", "eval", "probe", "bench"}
+
+
+def test_building_the_parser_imports_no_torch():
+    # `charnn --help` and a typo in a flag answer at once, without loading torch or numpy
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, charnn.cli; charnn.cli.build_parser(); print('torch' in sys.modules, 'numpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""})
+    assert result.stdout.split() == ["False", "False"]

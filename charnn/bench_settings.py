@@ -1,0 +1,85 @@
+"""What charnn bench measures and how much of it: the sections, the shapes, the repeats (no torch here, so the
+command line can offer the flags without loading it). charnn.bench measures; charnn.bench_command is the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("train", "sample", "encode", "quality", "cuda")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+QUALITY_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
+NANOGPT_CPU_NATS = 1.88  # nanoGPT's published CPU recipe on tinyshakespeare (~3 min); the reference to beat
+SAMPLE_VOCAB = tuple(sorted("\n\t" + "".join(chr(c) for c in range(32, 127))))  # 97 characters, like code
+LINUX_FULL_MIN_BYTES = 10**9  # a file this large in the shared corpora is the full Linux concatenation
+MB = 1e6
+DISTURBED_SHARE = 0.10  # other processes above this share of the CPUs mark a figure as disturbed
+
+
+# ----- settings ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainShape:
+    """One training configuration to measure."""
+
+    layers: int
+    hidden: int
+    batch_size: int
+    seq_len: int
+    embed: int = 64
+    dropout: float = 0.1
+
+    @property
+    def name(self) -> str:
+        return f"{self.layers}×{self.hidden}"
+
+
+@dataclass
+class BenchSettings:
+    """How much of everything to measure; --quick and the tests shrink it."""
+
+    repeats: int = 5
+    train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 128, 50, 50), TrainShape(3, 512, 50, 100))
+    train_steps: tuple[int, ...] = (40, 8)  # timed steps per repeat, one per shape
+    train_warmup_steps: int = 3
+    matmul_shape: tuple[int, int, int] = (5000, 512, 2048)  # (M, K, N): the input projection of a whole sequence
+    matmul_calls: int = 20
+    sample_layers: int = 3
+    sample_hidden: int = 512
+    sample_chars: int = 2000  # single stream
+    sample_streams: int = 64
+    sample_steps_batched: int = 300  # characters per stream with sample_streams streams
+    encode_sizes_mb: tuple[float, float] = (50, 200)
+    encode_repeats: int = 2
+    encode_file: str | None = None  # a large text file to encode instead of the repeated stdlib
+    corpus: str = "stdlib"
+    cache_dir: str = "runs/.cache"
+    budget_minutes: float = 10.0
+    quality_corpus: str = str(QUALITY_CORPUS)
+    quality_out: str = "runs/bench-quality"
+    quality_overrides: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+    cuda_train_shapes: tuple[TrainShape, ...] = (TrainShape(2, 256, 64, 128), TrainShape(3, 512, 64, 100))
+    cuda_train_steps: tuple[int, ...] = (40, 20)
+    wait_quiet: float = 0.0  # seconds each repeat may wait for other processes to leave the CPUs alone
+    precision: str = "auto"  # the trainer's --precision; the bare loop computes in whatever it resolves to
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchSettings:
+        """About a minute: fewer repeats, fewer steps and characters, smaller files."""
+        values = dict(repeats=3, train_steps=(15, 2), train_warmup_steps=2, matmul_calls=8, sample_chars=300,
+                      sample_steps_batched=60, encode_sizes_mb=(20, 50), encode_repeats=1)
+        values.update(changes)
+        return cls(**values)
+
+
+def recommended_cpu_config(corpus: str, out: str, cache_dir: str) -> Any:
+    """The training settings recommended for a 2-core CPU and a ~10-minute budget (the quality run)."""
+    from charnn.config import TrainConfig
+
+    # 2 × 256 sees enough characters in 10 minutes to win; bigger models see too few (docs/benchmarks.md, "Baselines from before charnn")
+    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", layers=2, hidden=256, embed=64,
+                       dropout=0.1, batch_size=64, seq_len=128, lr=2e-3, warmup_steps=50, min_lr_ratio=0.1,
+                       weight_decay=0.01, grad_clip=1.0, eval_chars=0, sample_chars=200, device="cpu")
