@@ -198,7 +198,7 @@ class FastStepper:
     def step(self, ids: torch.Tensor, state: State, clamps: Sequence = ()) -> tuple[torch.Tensor, State]:
         """Logits (B, V) for the next character after ids (B,), and the new state.
 
-        clamps (objects with layer from 0, unit, state "h" or "c", value) hold units at a value inside the step:
+        clamps (objects with layer from 1, unit, state "h" or "c", value) hold units at a value inside the step:
         a clamped c sets the unit's c before its h is taken from it, a clamped h is what the next layer, the
         decoder and the next step all see.
         """
@@ -229,14 +229,14 @@ class FastStepper:
                     g = squashed[:, 2 * hidden : 3 * hidden].mul(2).sub_(1)
                     c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c_all[layer], squashed[:, :hidden], g)
                     for clamp in clamps:
-                        if clamp.layer == layer and clamp.state == "c":
+                        if clamp.layer == layer + 1 and clamp.state == "c":
                             c[:, clamp.unit] = clamp.value
                     h = squashed[:, 3 * hidden :] * tanh_by_sigmoid(c)
                     new_c.append(c)
                 else:
                     h = tanh_by_sigmoid(gates)
             for clamp in clamps:
-                if clamp.layer == layer and clamp.state == "h":
+                if clamp.layer == layer + 1 and clamp.state == "h":
                     h[:, clamp.unit] = clamp.value
             new_h.append(h)
             x = h

@@ -24,7 +24,7 @@ from charnn.model import CharRNN, FastStepper, State, next_ids
 class Clamp:
     """Hold one unit of one layer at a value while sampling (Radford's sentiment-neuron trick)."""
 
-    layer: int
+    layer: int  # from 1, as the probe report and --clamp count layers
     unit: int
     value: float
     state: str = "h"  # h or c
@@ -38,7 +38,7 @@ class Clamp:
             state = parts[2] if len(parts) == 3 else "h"
             if len(parts) not in (2, 3) or state not in ("h", "c"):
                 raise ValueError
-            return cls(int(parts[0]) - 1, int(parts[1]), float(value), state)
+            return cls(int(parts[0]), int(parts[1]), float(value), state)
         except ValueError:
             raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1), not '{text}'") from None
 
@@ -102,18 +102,18 @@ class SampleOptions:
         if model is not None:
             cfg = model.config
             for clamp in self.clamps:
-                if not 0 <= clamp.layer < cfg.layers or not 0 <= clamp.unit < cfg.hidden:
-                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}: the model has layers 1..{cfg.layers} and units 0..{cfg.hidden - 1}")
+                if not 1 <= clamp.layer <= cfg.layers or not 0 <= clamp.unit < cfg.hidden:
+                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} and units 0..{cfg.hidden - 1}")
                 if clamp.state == "c" and cfg.cell != "lstm":
-                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
+                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
                 if clamp.state == "h" and not -1 <= clamp.value <= 1:
                     larger = "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
-                    raise UsageError(f"--clamp {clamp.layer + 1}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
+                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
                                      f"lies in [-1, 1] (a tanh){larger}")
             held = [(clamp.layer, clamp.unit, clamp.state) for clamp in self.clamps]
             if len(set(held)) < len(held):
                 twice = next(unit for unit in held if held.count(unit) > 1)
-                raise UsageError(f"--clamp {twice[0] + 1}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
+                raise UsageError(f"--clamp {twice[0]}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
                                  f"a unit holds one value")
 
 
@@ -141,7 +141,7 @@ def apply_clamps(state: State, clamps: Sequence[Clamp]) -> State:
         return state
     state = tuple(s.clone() for s in state)
     for clamp in clamps:
-        state[0 if clamp.state == "h" else 1][clamp.layer, :, clamp.unit] = clamp.value
+        state[0 if clamp.state == "h" else 1][clamp.layer - 1, :, clamp.unit] = clamp.value
     return state
 
 

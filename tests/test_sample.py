@@ -87,8 +87,8 @@ def test_many_streams_agree_with_one(trained, onednn, monkeypatch):
     many = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0))
     one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0))
     assert all(text == one[0] for text in many)
-    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, -0.9)]))
-    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(1, 3, -0.9)]))
+    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]))
+    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]))
     assert clamped[0] == clamped_one[0]
 
 
@@ -114,13 +114,13 @@ def test_a_clamped_unit_is_what_the_next_layer_and_the_decoder_see(trained):
     state, ids = model.init_state(1, "cpu"), torch.tensor([1])
     with torch.no_grad():
         free_logits, free = stepper.step(ids, state)
-        logits, clamped = stepper.step(ids, state, [Clamp(top, 3, 0.9)])
+        logits, clamped = stepper.step(ids, state, [Clamp(top + 1, 3, 0.9)])
         assert clamped[0][top, 0, 3] == pytest.approx(0.9)
         assert torch.allclose(logits, model.decoder(clamped[0][top]), atol=1e-5)  # the output reads the clamped h
         assert not torch.allclose(logits, free_logits)
-        _, lower = stepper.step(ids, state, [Clamp(0, 3, 0.9)])
+        _, lower = stepper.step(ids, state, [Clamp(1, 3, 0.9)])
         assert not torch.allclose(lower[0][1], free[0][1])  # layer 2 reads layer 1's clamped unit in the same step
-        _, held_c = stepper.step(ids, state, [Clamp(0, 3, -4.0, "c")])
+        _, held_c = stepper.step(ids, state, [Clamp(1, 3, -4.0, "c")])
         assert held_c[1][0, 0, 3] == pytest.approx(-4.0) and -1 < held_c[0][0, 0, 3] < 0  # h = o * tanh(c)
 
 
@@ -130,7 +130,7 @@ def test_clamping_a_unit_changes_the_text(trained):
     clamped = generate(model, vocab, SampleOptions(length=120, seed=9, clamps=[Clamp.parse("2:3=1.0"), Clamp.parse("2:5:c=-3")]))
     assert free != clamped
     with pytest.raises(UsageError, match="--clamp 3:0"):
-        generate(model, vocab, SampleOptions(clamps=[Clamp(2, 0, 1.0)]))
+        generate(model, vocab, SampleOptions(clamps=[Clamp(3, 0, 1.0)]))
     with pytest.raises(UsageError, match="LAYER:UNIT=VALUE"):
         Clamp.parse("1-2")
     with pytest.raises(UsageError, match=r"--clamp 2:3=1e\+38: h of a .* lies in \[-1, 1\]"):
