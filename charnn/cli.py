@@ -163,13 +163,11 @@ def command_corpus(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from charnn.corpus import SPLIT_NAMES, load_corpus, parse_fractions
+    from charnn.sources import CorpusSpec
 
     fractions = parse_fractions(args.split)
-    corpus = load_corpus(
-        args.source, ext=args.ext, text_field=args.text_field, errors=args.errors, tweet_format=args.tweet_format,
-        task_sequences=args.task_sequences, task_seed=args.task_seed, shuffle_files=args.shuffle_files,
-        cache_dir=None if args.no_cache else args.cache_dir, progress=not args.quiet,
-    )
+    corpus = load_corpus(CorpusSpec.of(args.source, args), cache_dir=None if args.no_cache else args.cache_dir,
+                         progress=not args.quiet)
     Console().print(corpus.summary_table(fractions))
     if args.write_text:
         if args.write_split == "all":

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from rich.table import Table
@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from charnn.atomic import TEMP_NAME, atomic_file, atomic_write_bytes
 from charnn.errors import CharnnError, UsageError
-from charnn.sources import Source, open_source
+from charnn.sources import CorpusSpec, Source
 
 CACHE_FORMAT = 1
 UNICODE_SIZE = 0x110000
@@ -445,21 +445,16 @@ def load_cached(source: Source, cache_dir: Path, key: str) -> Corpus | None:
 
 
 def load_corpus(
-    spec: str,
+    spec: str | CorpusSpec,
     *,
-    ext: Sequence[str] | None = None,
-    text_field: str | None = None,
-    errors: str = "strict",
-    tweet_format: str = "auto",
-    task_sequences: int = 20000,
-    task_seed: int = 0,
-    shuffle_files: int | None = None,
     cache_dir: str | Path | None = "runs/.cache",
     progress: bool = True,
+    **options: Any,
 ) -> Corpus:
-    """Open what the user named (path, 'stdlib', 'task:NAME') and return it encoded, cached by content."""
-    source = open_source(
-        spec, ext=ext, text_field=text_field, errors=errors, tweet_format=tweet_format,
-        task_sequences=task_sequences, task_seed=task_seed, shuffle_files=shuffle_files,
-    )
-    return encode_source(source, Path(cache_dir) if cache_dir is not None else None, errors, progress)
+    """Open what the user named (path, 'stdlib', 'task:NAME', with options as CorpusSpec's fields, or a whole
+    CorpusSpec) and return it encoded, cached by content."""
+    if not isinstance(spec, CorpusSpec):
+        spec = CorpusSpec(spec, **options)
+    elif options:
+        raise TypeError("give corpus options in the CorpusSpec or as keywords, not both")
+    return encode_source(spec.open(), Path(cache_dir) if cache_dir is not None else None, spec.errors, progress)

@@ -19,7 +19,7 @@ import random
 import re
 import stat
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -409,6 +409,29 @@ class TaskSource(Source):
 
     def _no_documents_message(self) -> str:
         return f"task '{self.task_name}' produced no text"
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """What to read and how: SRC and the corpus options of charnn corpus and charnn train, in one place."""
+
+    source: str
+    ext: Sequence[str] | None = None
+    text_field: str | None = None
+    errors: str = "strict"
+    tweet_format: str = "auto"
+    task_sequences: int = 20000
+    task_seed: int = 0
+    shuffle_files: int | None = None
+
+    @classmethod
+    def of(cls, source: str, options: Any) -> CorpusSpec:
+        """The spec of source with the options an object carries under the same names (parsed flags, a TrainConfig)."""
+        return cls(source, **{f.name: getattr(options, f.name) for f in fields(cls) if f.name != "source"})
+
+    def open(self) -> Source:
+        """The Source this names (open_source)."""
+        return open_source(self.source, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"})
 
 
 def open_source(

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, load_corpus, parse_fractions
+from charnn.sources import CorpusSpec
 from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
                            restore_rng, rng_snapshot, sum_dtype)
 from charnn.config import MODEL_FLAGS, TrainConfig, flag, learning_rate
@@ -97,11 +98,7 @@ def eval_batches(ids, batch_size: int, seq_len: int, device: torch.device) -> De
 
 def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
     """The corpus a config names, encoded and cached."""
-    return load_corpus(
-        config.corpus, ext=config.ext, text_field=config.text_field, errors=config.errors,
-        tweet_format=config.tweet_format, task_sequences=config.task_sequences, task_seed=config.task_seed,
-        shuffle_files=config.shuffle_files, cache_dir=config.cache_dir, progress=progress,
-    )
+    return load_corpus(CorpusSpec.of(config.corpus, config), cache_dir=config.cache_dir, progress=progress)
 
 
 @dataclass
