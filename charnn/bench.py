@@ -16,6 +16,9 @@ Sections:
 - quality (``--quality``): best val loss on tinyshakespeare after a fixed wall-clock budget.
 - cuda (where a CUDA GPU is present, on by default there): the train and sample measurements again on the
   GPU, with the shapes recommended for a GPU, so one command tells a GPU user where they stand.
+
+What to measure is charnn.bench_settings, the flags and the command are charnn.bench_command; this module
+measures and tabulates, one section after another (it is long because there are six of them).
 """
 
 from __future__ import annotations

@@ -5,10 +5,15 @@ runs with CUDA (and MPS) hidden, in this process and in the processes it starts,
 marked `gpu`, which run only where a CUDA GPU is present and are skipped elsewhere.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GPU_PRESENT = torch.cuda.is_available()  # read before any test hides it (and before CUDA_VISIBLE_DEVICES changes)
 REAL = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
@@ -44,6 +49,43 @@ def code_file(tmp_path: Path) -> Path:
     path = tmp_path / "code.py"
     path.write_text(Path(json.decoder.__file__).read_text() * 3)
     return path
+
+
+@pytest.fixture
+def charnn_cli():
+    """Run `python -m charnn.cli ARGS` as a user would, in a fresh process: charnn_cli(*args, cwd=, timeout=, env=)."""
+    def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT,
+                              timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+    return run
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny matrices: a second thread only adds waiting (badly so when other jobs share the cores)."""
+    from charnn.probe.record import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture
+def strong_model():
+    """strong_model(cell, layers, hidden, vocab_size, seed, scaled): a small CharRNN in eval mode whose weights
+    (all of them, or only the recurrent ones with scaled="rnn") are three times the default initialisation,
+    so that gates leave their linear range and every unit matters a little."""
+    from charnn.model import ModelConfig, new_model
+
+    def make(cell: str = "lstm", layers: int = 2, hidden: int = 20, vocab_size: int = 11, seed: int = 0, scaled: str = "all"):
+        torch.manual_seed(seed)
+        model = new_model(ModelConfig(vocab_size=vocab_size, cell=cell, layers=layers, hidden=hidden, embed=8)).eval()
+        with torch.no_grad():
+            for param in (model.parameters() if scaled == "all" else model.rnn.parameters()):
+                param.mul_(3.0)
+        return model
+
+    return make
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The corpus stage: vocabulary, exact round trips, the cache, document-aware splits, clear errors."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,17 +132,12 @@ def test_real_linux_source_round_trips(tmp_path):
     assert corpus.text(len(original) - 50_000) == original[-50_000:]
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path):
+def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path, charnn_cli):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.py").write_text("x = 1")
     (tmp_path / "src" / "b.c").write_text("int main() { return 0; }\n")
     (tmp_path / "src" / "blob.py").write_bytes(b"\x00\x01binary")
-    result = run_cli("corpus", "src", "--quiet", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path)
+    result = charnn_cli("corpus", "src", "--quiet", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "documents" in result.stdout and "skipped files" in result.stdout and "binary" in result.stdout
     assert (tmp_path / "out.txt").read_text() == "x = 1\nint main() { return 0; }\n"
@@ -163,14 +157,14 @@ def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path):
         (["tiny.txt", "--split", "2,0"], "--split"),
     ],
 )
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
+def test_bad_input_is_one_clear_line(tmp_path, args, message, charnn_cli):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bad.txt").write_bytes(b"abc\xff\xfe")
     (tmp_path / "bad.json").write_text('[{"text": "a"},\n {"text": }]')
     (tmp_path / "nofield.jsonl").write_text('{"id": 1, "user": "x"}\n')
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "tiny.txt").write_text("a")
-    result = run_cli("corpus", *args, "--quiet", "--cache-dir", "cache", cwd=tmp_path)
+    result = charnn_cli("corpus", *args, "--quiet", "--cache-dir", "cache", cwd=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from charnn.errors import CharnnError
-from charnn.model import CharRNN, ModelConfig
+from charnn.model import CharRNN
 from charnn.probe.ablate import (
     ablate_layers,
     ablated_loss_sums,
@@ -14,27 +14,14 @@ from charnn.probe.ablate import (
     draw_random_units,
     percentile_among,
 )
-from charnn.probe.record import record, torch_threads
+from charnn.probe.record import record
 from charnn.evaluate import evaluate_ids
 
 VOCAB = 11
 HIDDEN = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: a second thread only adds waiting (badly so when other jobs share the cores)."""
-    with torch_threads(1):
-        yield
-
-
-def tiny_model(cell: str = "lstm", layers: int = 2, seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=VOCAB, cell=cell, layers=layers, hidden=HIDDEN, embed=8)).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(3.0)  # stronger weights: every unit matters a little
-    return model
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def some_ids(length: int = 240, seed: int = 1) -> torch.Tensor:
@@ -67,8 +54,8 @@ def reference_loss(model: CharRNN, ids: torch.Tensor, layer: int, unit: int, mea
     return total
 
 
-def test_ablating_nothing_changes_nothing():
-    model, ids = tiny_model(), some_ids()
+def test_ablating_nothing_changes_nothing(strong_model):
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids()
     masks = np.ones((1, len(ids)), bool)
     sums = ablated_loss_sums(model, ids, 1, [None, None], masks)
     assert sums[1, 0] == pytest.approx(sums[0, 0], rel=1e-6)  # rows of one matmul may round differently
@@ -79,8 +66,8 @@ def test_ablating_nothing_changes_nothing():
 
 
 @pytest.mark.parametrize("layer", [1, 2])
-def test_batched_ablation_equals_a_single_run_and_an_independent_reference(layer):
-    model, ids = tiny_model(), some_ids()
+def test_batched_ablation_equals_a_single_run_and_an_independent_reference(layer, strong_model):
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids()
     targets = np.zeros(len(ids), bool)
     targets[::4] = True
     masks = np.stack([targets, ~targets, np.ones(len(ids), bool)])
@@ -97,8 +84,8 @@ def test_batched_ablation_equals_a_single_run_and_an_independent_reference(layer
     assert np.abs(batched[:, 2]).max() > 1e-3  # the ablations do something
 
 
-def test_mean_replacement_matches_the_reference():
-    model, ids = tiny_model(layers=1), some_ids(160)
+def test_mean_replacement_matches_the_reference(strong_model):
+    model, ids = strong_model(layers=1, hidden=HIDDEN, vocab_size=VOCAB), some_ids(160)
     recording = record(model, ids, dtype=np.float32)
     means = (recording.unit_means("h"), recording.unit_means("c"))
     masks = np.ones((1, len(ids)), bool)
@@ -109,8 +96,8 @@ def test_mean_replacement_matches_the_reference():
 
 
 @pytest.mark.parametrize("cell", ["gru", "rnn"])
-def test_gru_and_rnn_ablation_batched_equals_alone(cell):
-    model, ids = tiny_model(cell), some_ids(120)
+def test_gru_and_rnn_ablation_batched_equals_alone(cell, strong_model):
+    model, ids = strong_model(cell, hidden=HIDDEN, vocab_size=VOCAB), some_ids(120)
     masks = np.ones((1, len(ids)), bool)
     batched = ablation_deltas(model, ids, 1, list(range(HIDDEN)), masks)
     alone = ablation_deltas(model, ids, 1, [4], masks)
@@ -118,8 +105,8 @@ def test_gru_and_rnn_ablation_batched_equals_alone(cell):
     assert np.abs(batched).max() > 1e-4
 
 
-def test_empty_masks_give_nan_and_bad_units_are_refused():
-    model, ids = tiny_model(), some_ids(50)
+def test_empty_masks_give_nan_and_bad_units_are_refused(strong_model):
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids(50)
     deltas = ablation_deltas(model, ids, 1, [2], np.zeros((1, len(ids)), bool))
     assert np.isnan(deltas[0, 0])
     with pytest.raises(CharnnError, match="layers 1..2"):
@@ -139,8 +126,8 @@ def test_percentile_among_random_units():
         assert 0.0 <= value <= 100.0
 
 
-def test_layer_ablation_bands_leave_the_unit_itself_out():
-    model, ids = tiny_model(), some_ids(100)
+def test_layer_ablation_bands_leave_the_unit_itself_out(strong_model):
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids(100)
     masks = np.stack([np.ones(len(ids), bool)])
     results = ablate_layers(model, ids, {2: [3]}, masks, random_count=100, seed=0)
     layer = results[2]
@@ -151,8 +138,8 @@ def test_layer_ablation_bands_leave_the_unit_itself_out():
     assert len(set(draw_random_units(256, 100, seed=0, layer=1))) == 100
 
 
-def test_a_flagged_unit_among_the_random_units_is_still_compared_with_as_many():
-    model, ids = tiny_model(), some_ids(100)
+def test_a_flagged_unit_among_the_random_units_is_still_compared_with_as_many(strong_model):
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids(100)
     masks = np.stack([np.ones(len(ids), bool)])
     drawn = draw_random_units(HIDDEN, 4, seed=0, layer=1)
     outside = next(unit for unit in range(HIDDEN) if unit not in drawn)

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,15 +35,10 @@ def trained(tmp_path_factory):
     return tmp, run, text
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, env=env, timeout=300)
-
-
-def test_probe_writes_the_json_report(trained):
+def test_probe_writes_the_json_report(trained, charnn_cli):
     tmp, run, text = trained
     out = tmp / "report.json"
-    result = run_cli("probe", "--run", str(run), "--text", str(text), "--features", "code", "--json", str(out),
+    result = charnn_cli("probe", "--run", str(run), "--text", str(text), "--features", "code", "--json", str(out),
                      "--random-units", "10", "--top", "3")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -179,9 +172,9 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     assert "does not exist" in one_line_error(capsys, ["probe", "--run", str(tmp / "nope"), "--text", str(text), "--features", "code"])
 
 
-def test_an_error_in_a_real_process_has_no_traceback(trained):
+def test_an_error_in_a_real_process_has_no_traceback(trained, charnn_cli):
     tmp, run, _ = trained
-    result = run_cli("probe", "--run", str(run), "--text", str(tmp / "missing.txt"), "--features", "code")
+    result = charnn_cli("probe", "--run", str(run), "--text", str(tmp / "missing.txt"), "--features", "code")
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,26 +6,13 @@ import pytest
 import torch
 
 from charnn.errors import CharnnError
-from charnn.model import CharRNN, ModelConfig
-from charnn.probe.record import STATE_NAMES, Recording, record, torch_threads
+from charnn.model import CharRNN
+from charnn.probe.record import STATE_NAMES, Recording, record
 
 STEPS = 300
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: a second thread only adds waiting (badly so when other jobs share the cores)."""
-    with torch_threads(1):
-        yield
-
-
-def tiny_model(cell: str, layers: int = 3, hidden: int = 20, seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=11, cell=cell, layers=layers, hidden=hidden, embed=8)).eval()
-    with torch.no_grad():  # larger weights than the default init, so gates leave their linear range
-        for name, param in model.rnn.named_parameters():
-            param.mul_(3.0)
-    return model
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def reference_states(model: CharRNN, ids: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
@@ -44,8 +31,8 @@ def reference_states(model: CharRNN, ids: torch.Tensor) -> tuple[np.ndarray, np.
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_recorded_h_and_c_equal_the_torch_module_at_every_step_and_layer(cell):
-    model = tiny_model(cell)
+def test_recorded_h_and_c_equal_the_torch_module_at_every_step_and_layer(cell, strong_model):
+    model = strong_model(cell, layers=3, scaled="rnn")
     ids = torch.randint(0, 11, (STEPS,), generator=torch.Generator().manual_seed(1))
     expected_h, expected_c = reference_states(model, ids)
     recording = record(model, ids, chunk=37, dtype=np.float32)  # 37 does not divide 300: a ragged last chunk
@@ -61,8 +48,8 @@ def test_recorded_h_and_c_equal_the_torch_module_at_every_step_and_layer(cell):
     np.testing.assert_allclose(recording.states["h"][-1], full[0][:, 0].numpy(), atol=1e-4)
 
 
-def test_chunk_size_does_not_change_the_recording():
-    model = tiny_model("lstm", layers=2)
+def test_chunk_size_does_not_change_the_recording(strong_model):
+    model = strong_model("lstm", layers=2, scaled="rnn")
     ids = torch.randint(0, 11, (200,), generator=torch.Generator().manual_seed(2))
     whole = record(model, ids, chunk=1000, dtype=np.float32)
     pieces = record(model, ids, chunk=1, dtype=np.float32)
@@ -70,8 +57,8 @@ def test_chunk_size_does_not_change_the_recording():
         np.testing.assert_allclose(pieces.states[name], whole.states[name], atol=1e-6)
 
 
-def test_lstm_gates_follow_the_module_weights_in_order_i_f_g_o():
-    model = tiny_model("lstm", layers=2)
+def test_lstm_gates_follow_the_module_weights_in_order_i_f_g_o(strong_model):
+    model = strong_model("lstm", layers=2, scaled="rnn")
     ids = torch.randint(0, 11, (120,), generator=torch.Generator().manual_seed(3))
     rec = record(model, ids, dtype=np.float32)
     s = rec.states
@@ -92,16 +79,16 @@ def test_lstm_gates_follow_the_module_weights_in_order_i_f_g_o():
     assert s["i"].min() >= 0 and s["i"].max() <= 1 and s["g"].min() < 0
 
 
-def test_gru_gates_reproduce_h():
-    model = tiny_model("gru", layers=2)
+def test_gru_gates_reproduce_h(strong_model):
+    model = strong_model("gru", layers=2, scaled="rnn")
     ids = torch.randint(0, 11, (100,), generator=torch.Generator().manual_seed(4))
     s = record(model, ids, dtype=np.float32).states
     h_before = np.concatenate([np.zeros((1, 2, 20), np.float32), s["h"][:-1]])
     np.testing.assert_allclose(s["h"], (1 - s["z"]) * s["n"] + s["z"] * h_before, atol=1e-5)
 
 
-def test_default_storage_is_float16_and_close():
-    model = tiny_model("lstm", layers=2)
+def test_default_storage_is_float16_and_close(strong_model):
+    model = strong_model("lstm", layers=2, scaled="rnn")
     ids = torch.randint(0, 11, (100,), generator=torch.Generator().manual_seed(5))
     exact = record(model, ids, dtype=np.float32)
     half = record(model, ids)
@@ -109,8 +96,8 @@ def test_default_storage_is_float16_and_close():
     np.testing.assert_allclose(half.states["c"].astype(np.float32), exact.states["c"], rtol=2e-3, atol=2e-3)
 
 
-def test_unit_values_count_layers_from_one(tmp_path):
-    model = tiny_model("lstm", layers=2)
+def test_unit_values_count_layers_from_one(tmp_path, strong_model):
+    model = strong_model("lstm", layers=2, scaled="rnn")
     ids = torch.randint(0, 11, (64,), generator=torch.Generator().manual_seed(6))
     rec = record(model, ids, directory=tmp_path)  # memory-mapped .npy files
     assert (tmp_path / "c.npy").is_file() and isinstance(rec.states["c"], np.memmap)

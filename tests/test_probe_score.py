@@ -10,7 +10,7 @@ from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
 from charnn.probe.pipeline import ProbeOptions, run_probe, valid_positions
 from charnn.probe.labels import task_features
-from charnn.probe.record import Recording, UnitRef, record, torch_threads
+from charnn.probe.record import Recording, UnitRef, record
 from charnn.probe.score import (
     Labels,
     Split,
@@ -26,11 +26,7 @@ from charnn.probe.score import (
 from charnn.tasks import make_task_text
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: a second thread only adds waiting (badly so when other jobs share the cores)."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def brute_ranks(x: np.ndarray) -> np.ndarray:

@@ -134,6 +134,7 @@ def tiny_config(tmp_path: Path, corpus: Path, **overrides) -> TrainConfig:
 # ================================================================ 1. SIGKILL at any moment
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file):
     """14 kills: half while a checkpoint is half-written (PAUSED_SAVES pauses there), half at random times."""
     run = tmp_path / "run"
@@ -174,6 +175,7 @@ def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file)
     assert not list(run.glob(".*.tmp")), "a killed save's temp file was left behind"
 
 
+@pytest.mark.slow
 def test_a_kill_between_the_best_and_last_writes_loses_no_best_model(tmp_path, code_file):
     run = tmp_path / "run"
     args = ["train", "--corpus", str(code_file), "--out", "run", "--decay-steps", "1000", "--eval-every", "3",
@@ -356,6 +358,7 @@ def test_hostile_and_broken_checkpoints_are_refused_clearly(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_hostile_checkpoints_through_generate_eval_and_resume(tmp_path, code_file):
     marker = tmp_path / "PWNED"
     files = hostile_files(tmp_path, marker)
@@ -651,6 +654,7 @@ def test_a_read_only_run_directory_refuses_to_train_and_still_samples(tmp_path, 
 # ================================================================ 5. two runs into one directory
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_busy_directory_is_refused_and_the_first_is_unharmed(tmp_path, code_file):
     run = tmp_path / "run"
     args = ["train", "--corpus", str(code_file), "--out", "run", "--eval-every", "3", "--cache-dir", "cache", *TINY]

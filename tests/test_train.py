@@ -29,11 +29,6 @@ BF16 = pytest.param("bf16", marks=NEEDS_BF16)
 TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--seq-len", "16", "--quiet"]
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
 
 
 def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
@@ -204,8 +199,9 @@ def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_pa
     assert json.loads((tmp_path / "gru" / "config.json").read_text())["train"]["precision"] == "bf16"
 
 
-def test_cli_train_eval_generate_and_resume(tmp_path, code_file):
-    result = run_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "20", "--eval-every", "10",
+@pytest.mark.slow
+def test_cli_train_eval_generate_and_resume(tmp_path, code_file, charnn_cli):
+    result = charnn_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "20", "--eval-every", "10",
                      "--cache-dir", "cache", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "tiny"
@@ -216,17 +212,17 @@ def test_cli_train_eval_generate_and_resume(tmp_path, code_file):
     assert [m["step"] for m in metrics] == [10, 20] and metrics[-1]["val_bits_per_char"] > 0
     assert "best val" in result.stdout + result.stderr
 
-    evaluated = run_cli("eval", "--run", "runs/tiny", "--text", str(code_file), "--json", cwd=tmp_path)
+    evaluated = charnn_cli("eval", "--run", "runs/tiny", "--text", str(code_file), "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     figures = json.loads(evaluated.stdout)
     assert figures["chars"] == len(code_file.read_text()) - 1
     assert abs(figures["bits_per_char"] * 0.6931471805599453 - figures["nats_per_char"]) < 1e-9
 
-    again = run_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "30", "--cache-dir", "cache", "--resume", "--quiet", cwd=tmp_path)
+    again = charnn_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "30", "--cache-dir", "cache", "--resume", "--quiet", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert load_checkpoint(run / "last.pt").meta["step"] == 30
 
-    contradiction = run_cli("train", "--out", "runs/tiny", "--resume", "--hidden", "32", cwd=tmp_path)
+    contradiction = charnn_cli("train", "--out", "runs/tiny", "--resume", "--hidden", "32", cwd=tmp_path)
     assert contradiction.returncode != 0 and "--hidden 32 (saved: 16)" in contradiction.stderr
 
 
@@ -248,8 +244,8 @@ def test_sigterm_writes_last_and_says_how_to_resume(tmp_path, code_file):
     assert 0 < checkpoint.meta["step"] < 100000
 
 
-def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file):
-    result = run_cli("train", "--corpus", str(code_file), "--out", "run", "--max-steps", "400", "--eval-every", "5",
+def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file, charnn_cli):
+    result = charnn_cli("train", "--corpus", str(code_file), "--out", "run", "--max-steps", "400", "--eval-every", "5",
                      "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "1e30", "--cache-dir", "cache", *TINY, cwd=tmp_path)
     assert result.returncode == 1
     assert "lower --lr" in result.stderr and "Traceback" not in result.stderr
@@ -272,36 +268,37 @@ def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file):
         (["--resume", "--out", "nowhere"], "holds no run to resume"),
     ],
 )
-def test_bad_training_flags_are_one_line(tmp_path, code_file, flags, message):
-    result = run_cli("train", "--corpus", str(code_file), "--cache-dir", "cache", "--quiet", *flags, cwd=tmp_path)
+def test_bad_training_flags_are_one_line(tmp_path, code_file, flags, message, charnn_cli):
+    result = charnn_cli("train", "--corpus", str(code_file), "--cache-dir", "cache", "--quiet", *flags, cwd=tmp_path)
     assert result.returncode in (1, 2)
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, code_file):
+def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, code_file, charnn_cli):
     args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
-    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    assert charnn_cli(*args, cwd=tmp_path).returncode == 0
     before = (tmp_path / "run" / "best.pt").read_bytes()
-    refused = run_cli(*args, cwd=tmp_path)
+    refused = charnn_cli(*args, cwd=tmp_path)
     assert refused.returncode == 1 and "already holds a run" in refused.stderr
     assert (tmp_path / "run" / "best.pt").read_bytes() == before
-    assert run_cli(*args, "--overwrite", cwd=tmp_path).returncode == 0
+    assert charnn_cli(*args, "--overwrite", cwd=tmp_path).returncode == 0
 
 
-def test_resume_refuses_damaged_and_foreign_checkpoints(tmp_path, code_file):
+def test_resume_refuses_damaged_and_foreign_checkpoints(tmp_path, code_file, charnn_cli):
     args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
-    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    assert charnn_cli(*args, cwd=tmp_path).returncode == 0
     last = tmp_path / "run" / "last.pt"
     good = last.read_bytes()
     last.write_bytes(good[: len(good) // 2])
-    truncated = run_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
+    truncated = charnn_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
     assert truncated.returncode == 1 and "not a readable charnn checkpoint" in truncated.stderr
     torch.save({"weights": torch.zeros(3)}, last)
-    foreign = run_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
+    foreign = charnn_cli("train", "--out", "run", "--resume", "--quiet", cwd=tmp_path)
     assert foreign.returncode == 1 and "not a charnn checkpoint" in foreign.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
 def test_ddp_two_cpu_processes_train_and_resume(tmp_path, code_file):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")

@@ -18,6 +18,9 @@ base64-encoded (the page inflates them with the browser's DecompressionStream):
 Sizes for 20,000 characters of Python probed with a 2 × 64 LSTM (20 flagged units): text,
 predictions and labels 0.2 MB; the flagged units 1.9 MB; with h and c of every unit at 31 levels
 3.8 MB (what the default 5 MB holds); every state of every unit at 31 levels 7.4 MB, at 255 levels 12.8 MB.
+
+Over 500 lines because the page's HTML, CSS and JavaScript are still string constants here; issue 19 moves
+them into asset files of the package, which leaves this module the data preparation.
 """
 
 from __future__ import annotations
