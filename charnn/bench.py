@@ -46,8 +46,8 @@ from rich.markup import escape
 from rich.table import Table
 from torch import nn
 
-from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, QUALITY_CORPUS, REPO_ROOT,  # noqa: F401
-                                   SAMPLE_VOCAB, SECTIONS, SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
+from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, REPO_ROOT, SAMPLE_VOCAB, SECTIONS,
+                                   SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
 from charnn.errors import CharnnError, UsageError
 
 # ----- statistics --------------------------------------------------------------------------------
