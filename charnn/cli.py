@@ -317,20 +317,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except CharnnError as err:
-        print(f"charnn {args.command}: {err}", file=sys.stderr)
+        say(f"charnn {args.command}: {err}")
         if err.every_rank:
             leave_process_group()
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"charnn {args.command}: interrupted", file=sys.stderr)
+        say(f"charnn {args.command}: interrupted")
         return 130
     except BrokenPipeError:  # e.g. `charnn generate | head`
         sys.stderr.close()
         return 0
     except OSError as err:  # the machine, not the input: a full disk, a read-only or vanished directory
         where = f" ('{err.filename}')" if err.filename else ""
-        print(f"charnn {args.command}: {err.strerror or err}{where}", file=sys.stderr)
+        say(f"charnn {args.command}: {err.strerror or err}{where}")
         return 1
+
+
+def say(line: str) -> None:
+    """Write one line to stderr in one write: under torchrun every rank shares the pipe, and print's two writes
+    (the text, then the newline) let two ranks' sentences run together on one line."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def leave_process_group() -> None:
