@@ -181,6 +181,10 @@ class Corpus:
         """(start, stop) of each split: contiguous, in order, cut at document ends when there are several documents."""
         return split_bounds(len(self.ids), self.document_ends, fractions, self.name)
 
+    def split_method(self, fractions: Sequence[float] = DEFAULT_SPLIT) -> str:
+        """How the splits are cut: at document boundaries, or inside documents when those are too few."""
+        return plan_splits(len(self.ids), self.document_ends, fractions, self.name)[1]
+
     def splits(self, fractions: Sequence[float] = DEFAULT_SPLIT) -> dict[str, np.ndarray]:
         """The train/val/test id arrays (views into the memory map)."""
         bounds = self.split_bounds(fractions)
@@ -197,6 +201,7 @@ class Corpus:
         table.add_row("vocabulary", f"{len(self.vocab.chars):,} characters (+1 unknown id), stored as {self.vocab.dtype.name}")
         for name, (a, b) in zip(SPLIT_NAMES, self.split_bounds(fractions)):
             table.add_row(f"{name} split", f"{b - a:,} chars ({(b - a) / max(len(self.ids), 1):.1%})")
+        table.add_row("splits cut", self.split_method(fractions))
         common = sorted(self.char_counts.items(), key=lambda kv: -kv[1])[:12]
         total = max(sum(self.char_counts.values()), 1)
         table.add_row("most frequent", "  ".join(f"'{describe_char(c)}' {n / total:.1%}" for c, n in common))
@@ -222,29 +227,44 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
 
 
 def split_bounds(length: int, document_ends: np.ndarray, fractions: Sequence[float], name: str = "corpus") -> list[tuple[int, int]]:
-    """Contiguous split ranges; with several documents every cut falls on a document end."""
+    """Contiguous split ranges (see plan_splits for where they are cut)."""
+    return plan_splits(length, document_ends, fractions, name)[0]
+
+
+def plan_splits(length: int, document_ends: np.ndarray, fractions: Sequence[float],
+                name: str = "corpus") -> tuple[list[tuple[int, int]], str]:
+    """Contiguous split ranges and one phrase saying how they were cut.
+
+    With several documents every cut falls on the document end nearest its share, as long as each split
+    asked for still gets at least one whole document and its share within a factor of two; when the
+    documents are too few or too uneven for that (two or three files of a small project), the text is cut
+    inside documents like a single file. Refused only when a split would get fewer than 2 characters.
+    """
     cuts = [0]
     running = 0.0
     for fraction in fractions[:-1]:
         running += fraction
         cuts.append(round(running * length))
     cuts.append(length)
-    if len(document_ends) > 1:
-        ends = np.asarray(document_ends)
-        for i in range(1, len(cuts) - 1):
-            nearest = int(ends[np.abs(ends - cuts[i]).argmin()])
-            cuts[i] = max(nearest, cuts[i - 1])
-    bounds = list(zip(cuts[:-1], cuts[1:]))
-    for split, fraction, (a, b) in zip(SPLIT_NAMES, fractions, bounds):
+    inside = list(zip(cuts[:-1], cuts[1:]))
+    for split, fraction, (a, b) in zip(SPLIT_NAMES, fractions, inside):
         if fraction > 0 and b - a < 2:
-            unit = "documents" if len(document_ends) > 1 else "characters"
-            have = len(document_ends) if len(document_ends) > 1 else length
             raise CharnnError(
-                f"corpus '{name}' is too short for a {fraction:g} {split} split: it has {have:,} {unit}, "
-                f"and each split needs at least 2 characters{' and a whole document' if unit == 'documents' else ''}; "
-                f"--split 1,0 keeps it whole"
+                f"corpus '{name}' is too short for a {fraction:g} {split} split: it has {length:,} characters, "
+                f"and each split needs at least 2; --split 1,0 keeps it whole"
             )
-    return bounds
+    if len(document_ends) <= 1:
+        return inside, "by characters (one document)"
+    ends = np.asarray(document_ends)
+    snapped = list(cuts)
+    for i in range(1, len(cuts) - 1):
+        snapped[i] = max(int(ends[np.abs(ends - cuts[i]).argmin()]), snapped[i - 1])
+    whole = list(zip(snapped[:-1], snapped[1:]))
+    fair = all(fraction == 0 or (b > a and 0.5 <= (b - a) / (fraction * length) <= 2)
+               for fraction, (a, b) in zip(fractions, whole))
+    if fair:
+        return whole, "at document boundaries"
+    return inside, f"inside documents: {len(ends):,} documents cannot give every split its share whole"
 
 
 def cache_key(source: Source, errors: str) -> str:

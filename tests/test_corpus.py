@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charnn.corpus import Vocab, load_corpus, parse_fractions, split_bounds
+from charnn.corpus import Vocab, load_corpus, parse_fractions, plan_splits, split_bounds
 from charnn.errors import CharnnError, UsageError
 from charnn.tasks import TASK_NAMES
 
@@ -97,12 +97,44 @@ def test_splits_never_cut_a_document(tmp_path):
     assert "&amp;" not in corpus.text() and "& more" in corpus.text()
 
 
+def test_few_documents_are_cut_inside_when_whole_ones_cannot_give_each_split_its_share():
+    # two or three files of a small project: whole files would give val nothing (or half the text)
+    ends = np.array([10_000, 22_000, 30_000])
+    bounds, how = plan_splits(30_000, ends, (0.9, 0.05, 0.05))
+    assert bounds == [(0, 27_000), (27_000, 28_500), (28_500, 30_000)]
+    assert how.startswith("inside documents") and "3 documents" in how
+
+
+def test_many_documents_are_cut_at_the_nearest_ends_within_a_factor_of_two():
+    ends = np.arange(1, 101) * 100  # 100 documents of 100 characters
+    bounds, how = plan_splits(10_000, ends, (0.9, 0.05, 0.05))
+    assert how == "at document boundaries"
+    assert bounds == [(0, 9000), (9000, 9500), (9500, 10_000)]
+    # one huge document and a few small ones: the nearest end gives val 4x its share, so cut inside
+    bounds, how = plan_splits(10_000, np.array([9000, 9100, 9200, 10_000]), (0.5, 0.25, 0.25))
+    assert how.startswith("inside documents")
+    assert bounds == [(0, 5000), (5000, 7500), (7500, 10_000)]
+
+
+def test_a_small_directory_of_code_trains_with_the_default_split(tmp_path, charnn_cli):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "a.py").write_text("def a():\n    return 1\n" * 300)
+    (project / "b.py").write_text("class B:\n    pass\n" * 200)
+    corpus = load_corpus(str(project), cache_dir=tmp_path / "c", progress=False)
+    train, val, test = (len(part) for part in corpus.splits((0.9, 0.05, 0.05)).values())
+    assert val > 0 and test > 0 and abs(val - 0.05 * len(corpus)) <= 1
+    result = charnn_cli("corpus", str(project), "--cache-dir", str(tmp_path / "c"), env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "inside documents" in result.stdout
+
+
 def test_single_document_splits_cut_anywhere():
     assert split_bounds(1000, np.array([1000]), (0.9, 0.1, 0.0)) == [(0, 900), (900, 1000), (1000, 1000)]
 
 
 def test_too_short_for_the_split_says_how_long_it_is():
-    with pytest.raises(CharnnError, match="too short.*3 documents"):
+    with pytest.raises(CharnnError, match="too short.*30 characters"):
         split_bounds(30, np.array([10, 20, 30]), (0.98, 0.01, 0.01))
     with pytest.raises(UsageError, match="--split"):
         parse_fractions("0.5,0.2")
