@@ -29,6 +29,32 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+DASH_VALUE_FLAGS = ("--clamp", "--prime", "--stop")  # values that may start with "-": --clamp -1:0=1, --prime "-x"
+
+
+def join_dash_values(argv: Sequence[str]) -> list[str]:
+    """`--clamp -1:0=1` as `--clamp=-1:0=1`: argparse takes a value starting with "-" for an unknown flag and
+    stops with "expected one argument". A value starting with "--" is left alone (it may be a flag)."""
+    joined: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--":
+            joined.append(token)
+            joined.extend(tokens)
+            break
+        if token in DASH_VALUE_FLAGS:
+            value = next(tokens, None)
+            if value is None:
+                joined.append(token)
+            elif value.startswith("-") and not value.startswith("--"):
+                joined.append(f"{token}={value}")
+            else:
+                joined.extend((token, value))
+        else:
+            joined.append(token)
+    return joined
+
+
 def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = True) -> None:
     """Options that say how to read a corpus."""
     default = (lambda v: v) if with_defaults else (lambda v: None)
@@ -51,7 +77,10 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
 
 def build_parser() -> Parser:
     """The whole CLI."""
+    from charnn import __version__
+
     parser = Parser(prog="charnn", description="Character-level RNN text generation that explains its own neurons.")
+    parser.add_argument("--version", action="version", version=f"charnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     corpus = commands.add_parser("corpus", help="read, encode and cache a corpus; print its summary",
@@ -61,7 +90,8 @@ def build_parser() -> Parser:
     corpus.add_argument("--no-cache", action="store_true", help="encode without reading or writing the cache")
     corpus.add_argument("--write-text", metavar="FILE", help="also write the decoded corpus (or --write-split) to FILE")
     corpus.add_argument("--write-split", choices=("all", "train", "val", "test"), default="all", help="which part --write-text writes")
-    corpus.add_argument("--quiet", action="store_true", help="no progress bars")
+    corpus.add_argument("--quiet", action="store_true", help="no progress bars and no summary table; only the path of a cache "
+                                                              "it wrote (and errors) are printed")
 
     train = commands.add_parser("train", help="train a model (python train.py)", description="Train a char-RNN with truncated BPTT. " + TRAIN_DEFAULTS_NOTE)
     add_train_options(train)
@@ -152,7 +182,8 @@ def add_generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop", help="end a sample when it produces this string (e.g. $'\\n' for one tweet)")
     parser.add_argument("--unknown", choices=("error", "replace"), default="error", help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)")
     parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (in [-1, 1]; or an LSTM's c with LAYER:UNIT:c=VALUE) at a value inside every "
-                             "step, where the layer above and the output read it; layers from 1, as the probe numbers them; "
+                             "step, where the layer above and the output read it; layers from 1, as the probe numbers them (-1 is the top "
+                             "layer: --clamp -1:0=1 works); "
                              "repeatable")
     parser.add_argument("--out", help="also write the samples to this file")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
@@ -168,7 +199,10 @@ def command_corpus(args: argparse.Namespace) -> int:
     fractions = parse_fractions(args.split)
     corpus = load_corpus(CorpusSpec.of(args.source, args), cache_dir=None if args.no_cache else args.cache_dir,
                          progress=not args.quiet)
-    Console().print(corpus.summary_table(fractions))
+    if not args.quiet:
+        Console().print(corpus.summary_table(fractions))
+    elif corpus.cache_path and not corpus.from_cache:
+        print(corpus.cache_path)
     if args.write_text:
         if args.write_split == "all":
             start, stop = 0, len(corpus)
@@ -312,7 +346,7 @@ COMMANDS = {"corpus": command_corpus, "train": command_train, "generate": comman
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
         return handler(args)

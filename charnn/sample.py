@@ -24,7 +24,7 @@ from charnn.model import CharRNN, FastStepper, State, next_ids
 class Clamp:
     """Hold one unit of one layer at a value while sampling (Radford's sentiment-neuron trick)."""
 
-    layer: int  # from 1, as the probe report and --clamp count layers
+    layer: int  # from 1, as the probe report and --clamp count layers; -1 is the top layer, -2 the one below
     unit: int
     value: float
     state: str = "h"  # h or c
@@ -40,7 +40,11 @@ class Clamp:
                 raise ValueError
             return cls(int(parts[0]), int(parts[1]), float(value), state)
         except ValueError:
-            raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1), not '{text}'") from None
+            raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1, or -1 for the top), not '{text}'") from None
+
+    def resolved(self, layers: int) -> Clamp:
+        """The same clamp with a layer counted from the top (-1) turned into one counted from 1."""
+        return Clamp(layers + 1 + self.layer, self.unit, self.value, self.state) if self.layer < 0 else self
 
 
 def find_latest_run(runs_dir: str | Path = "runs") -> Path:
@@ -102,15 +106,16 @@ class SampleOptions:
         if model is not None:
             cfg = model.config
             for clamp in self.clamps:
-                if not 1 <= clamp.layer <= cfg.layers or not 0 <= clamp.unit < cfg.hidden:
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} and units 0..{cfg.hidden - 1}")
+                if not 1 <= abs(clamp.layer) <= cfg.layers or not 0 <= clamp.unit < cfg.hidden:
+                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} "
+                                     f"(or -1..-{cfg.layers} from the top) and units 0..{cfg.hidden - 1}")
                 if clamp.state == "c" and cfg.cell != "lstm":
                     raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
                 if clamp.state == "h" and not -1 <= clamp.value <= 1:
                     larger = "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
                     raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
                                      f"lies in [-1, 1] (a tanh){larger}")
-            held = [(clamp.layer, clamp.unit, clamp.state) for clamp in self.clamps]
+            held = [(clamp.resolved(cfg.layers).layer, clamp.unit, clamp.state) for clamp in self.clamps]
             if len(set(held)) < len(held):
                 twice = next(unit for unit in held if held.count(unit) > 1)
                 raise UsageError(f"--clamp {twice[0]}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
@@ -180,6 +185,7 @@ def generate(
     to wait for the host once per character. The same seed gives the same text either way.
     """
     options.validate(model)
+    clamps = [clamp.resolved(model.config.layers) for clamp in options.clamps]
     model.eval()
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
     device = next(model.parameters()).device
@@ -191,8 +197,8 @@ def generate(
         start = "\n" if "\n" in vocab.chars else vocab.chars[0]
         prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
     streams = options.num_samples
-    inputs, state = warm_up(model, prime_ids, streams, options.clamps)
-    step = step_function(model, streams, options.clamps)
+    inputs, state = warm_up(model, prime_ids, streams, clamps)
+    step = step_function(model, streams, clamps)
     texts = [prime if options.echo else "" for _ in range(streams)]
     if on_text and options.echo and prime:
         for s in range(streams):

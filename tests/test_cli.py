@@ -2,6 +2,7 @@
 one-line errors of the parser (the commands themselves are tested with their stages)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,39 @@ def test_the_parser_says_what_is_wrong_in_one_line_and_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["nosuch"])
     assert exit_.value.code == 2
+
+
+def test_values_that_start_with_a_dash_are_joined_to_their_flag():
+    from charnn.cli import join_dash_values
+
+    assert join_dash_values(["generate", "--clamp", "-1:0=1", "--prime", "-x", "--length", "5"]) == \
+        ["generate", "--clamp=-1:0=1", "--prime=-x", "--length", "5"]
+    assert join_dash_values(["generate", "--prime", "--no-echo"]) == ["generate", "--prime", "--no-echo"]  # may be a flag
+    assert join_dash_values(["generate", "--stop"]) == ["generate", "--stop"]  # argparse says what is missing
+    args = build_parser().parse_args(join_dash_values(["generate", "--clamp", "-2:3:c=-1.5"]))
+    assert args.clamp == ["-2:3:c=-1.5"]
+
+
+def test_version(capsys):
+    from charnn import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"charnn {__version__}"
+
+
+def test_a_quiet_corpus_prints_only_the_cache_it_wrote(tmp_path, charnn_cli):
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n" * 100)
+    first = charnn_cli("corpus", str(text), "--quiet", "--cache-dir", str(tmp_path / "c"))
+    assert first.returncode == 0, first.stderr
+    cache = first.stdout.strip()
+    assert cache.endswith(".npy") and Path(cache).is_file() and first.stderr == ""
+    second = charnn_cli("corpus", str(text), "--quiet", "--cache-dir", str(tmp_path / "c"))
+    assert second.returncode == 0 and second.stdout == "" and second.stderr == ""
+    loud = charnn_cli("corpus", str(text), "--cache-dir", str(tmp_path / "c"))
+    assert "vocabulary" in loud.stdout
 
 
 def test_every_subcommand_is_there():

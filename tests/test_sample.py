@@ -140,6 +140,26 @@ def test_clamping_a_unit_changes_the_text(trained):
     generate(model, vocab, SampleOptions(length=5, clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3:c=-40")]))  # h and c of one unit
 
 
+def test_a_layer_counted_from_the_top_clamps_the_same_unit(trained):
+    _, model, vocab = trained
+    top = model.config.layers
+    from_top = generate(model, vocab, SampleOptions(length=60, seed=4, clamps=[Clamp.parse("-1:3=1")]))
+    from_bottom = generate(model, vocab, SampleOptions(length=60, seed=4, clamps=[Clamp.parse(f"{top}:3=1")]))
+    assert from_top == from_bottom
+    with pytest.raises(UsageError, match=r"--clamp -3:0: the model has layers 1..2 \(or -1..-2 from the top\)"):
+        generate(model, vocab, SampleOptions(clamps=[Clamp(-3, 0, 1.0)]))
+    with pytest.raises(UsageError, match=f"--clamp {top}:3 is given twice"):
+        generate(model, vocab, SampleOptions(clamps=[Clamp.parse("-1:3=1"), Clamp.parse(f"{top}:3=0")]))
+
+
+def test_generate_cli_takes_a_clamp_and_a_prime_that_start_with_a_dash(trained):
+    tmp, _, _ = trained
+    result = run_generate("--clamp", "-1:0=1", "--prime", "-x", "--length", "10", "--seed", "1", cwd=tmp)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("-x")
+    assert result.stdout == run_generate("--clamp=2:0=1", "--prime=-x", "--length", "10", "--seed", "1", cwd=tmp).stdout
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
