@@ -48,6 +48,7 @@ from torch import nn
 
 from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, REPO_ROOT, SAMPLE_VOCAB, SECTIONS,
                                    SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
+from charnn.device import timed
 from charnn.errors import CharnnError, UsageError
 
 # ----- statistics --------------------------------------------------------------------------------
@@ -68,21 +69,6 @@ def goal(what: str, value: float | None, threshold: float, higher_is_better: boo
     met = None if value is None else (value >= threshold if higher_is_better else value <= threshold)
     return {"what": what, "value": value, "threshold": threshold, "higher_is_better": higher_is_better,
             "text": text or (f"≥ {threshold:g}" if higher_is_better else f"≤ {threshold:g}"), "met": met}
-
-
-def timed(fn: Callable[[], Any], device: torch.device = torch.device("cpu")) -> float:
-    """Seconds one call of fn takes, including the work it left queued on a GPU."""
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for what was queued on device (a GPU runs asynchronously; a CPU has nothing to wait for)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----- machine -----------------------------------------------------------------------------------
@@ -561,32 +547,26 @@ def measure_quality(settings: BenchSettings, status: Callable[[str], None], prog
     from charnn.train import Trainer
 
     corpus = resolve_quality_corpus(settings.quality_corpus)
-    budget_seconds = settings.budget_minutes * 60
     base = apply_overrides(recommended_cpu_config(corpus, settings.quality_out, settings.cache_dir), settings.quality_overrides)
-    # calibrate: the cosine schedule must end when the budget does, so measure steps/s first
-    status("quality: measuring steps per second for the schedule")
-    with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
-        trainer = Trainer(replace(base, out=str(Path(tmp) / "run"), max_steps=10**9), progress=False, console=Console(stderr=True, quiet=True))
-        try:
-            for _ in range(3):
-                trainer.train_step()
-            calibration_steps = 12
-            steps_per_second = calibration_steps / timed(lambda: [trainer.train_step() for _ in range(calibration_steps)])
-        finally:
-            trainer.close()
-    planned = max(int(budget_seconds * steps_per_second * 0.97), base.warmup_steps + 1)  # ~3% for evaluations
-    config = replace(base, max_steps=planned, max_minutes=settings.budget_minutes, eval_every=max(25, planned // 12))
-    status("quality: training")
+    # --max-minutes without --max-steps: the trainer times its first steps and plans its schedule to end with the budget
+    config = replace(base, max_steps=None, max_minutes=settings.budget_minutes)
+    status("quality: training (the step count is planned from the first steps' speed)")
     trainer = Trainer(config, overwrite=True, progress=progress, console=Console(stderr=True, quiet=not progress))
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the trainer's per-evaluation lines must not mix into --json
+            began = time.perf_counter()
             result = trainer.run()
+            wall = time.perf_counter() - began
     finally:
         trainer.close()
+    planned = result.plans[-1].target if result.plans else None
     best_nats = result.best_val_bpc * math.log(2) if result.best_val_bpc is not None else None
     return {
         "corpus": corpus, "split": config.split, "budget_minutes": settings.budget_minutes, "settings": config.to_json(),
-        "planned_steps": planned, "steps": result.step, "stopped_by": result.stopped_by, "seconds": result.seconds,
+        "planned_steps": planned, "plans": [asdict(plan) for plan in result.plans], "steps": result.step,
+        "stopped_by": result.stopped_by, "seconds": result.seconds, "wall_seconds": wall,
+        "wall_over_budget": wall / (settings.budget_minutes * 60),
+        "final_lr_over_floor": result.final_lr / (config.lr * config.min_lr_ratio) if config.min_lr_ratio else None,
         "chars_seen": result.step * config.batch_size * config.seq_len,
         "best_val_bits_per_char": result.best_val_bpc, "best_val_nats_per_char": best_nats,
         "last_val_bits_per_char": result.last_val_bpc, "run": str(result.run_dir),
@@ -706,6 +686,10 @@ def goals(sections: dict) -> list[dict]:
     if quality:
         out.append(goal("quality: best val nats/char", quality["best_val_nats_per_char"], NANOGPT_CPU_NATS, higher_is_better=False,
                         text=f"< {NANOGPT_CPU_NATS} (nanoGPT CPU recipe)"))
+        if quality.get("wall_over_budget") is not None and quality.get("final_lr_over_floor") is not None:
+            miss = max(abs(quality["wall_over_budget"] - 1), quality["final_lr_over_floor"] - 1)
+            out.append(goal("quality: the schedule ends with the budget", miss, 0.05, higher_is_better=False,
+                            text="wall within 5% of the budget, last lr within 5% of the floor"))
     return out
 
 
@@ -783,6 +767,11 @@ def table_rows(sections: dict) -> list[dict]:
         add(f"quality val nats (bits)/char, {quality['budget_minutes']:g} min, {quality['steps']:,} steps",
             f"{nats:.3f} ({quality['best_val_bits_per_char']:.3f})" if nats is not None else "-",
             f"{NANOGPT_CPU_NATS} (nanoGPT CPU recipe)", "-", "quality: best val nats/char")
+        if quality.get("wall_over_budget") is not None:
+            floor = quality.get("final_lr_over_floor")
+            add(f"quality time budget: wall / budget, last lr / floor ({len(quality.get('plans', []))} plans)",
+                f"{quality['wall_over_budget']:.3f}, " + (f"{floor:.3f}" if floor is not None else "-"), "1, 1", "-",
+                "quality: the schedule ends with the budget")
     return rows
 
 

@@ -119,7 +119,7 @@ def build_parser() -> Parser:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Training flags; defaults are None here so that --resume can tell which flags were given."""
-    from charnn.config import TrainConfig
+    from charnn.config import DEFAULT_MAX_STEPS, TrainConfig
 
     d = TrainConfig()
     parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
@@ -140,10 +140,15 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default: {d.warmup_steps})")
     loop.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
     loop.add_argument("--grad-clip", type=float, help=f"gradient-norm clipping (default: {d.grad_clip})")
-    loop.add_argument("--max-steps", type=int, help=f"optimizer steps to train (default: {d.max_steps})")
+    loop.add_argument("--max-steps", type=int, help=f"optimizer steps to train; the learning rate decays to its floor at the last "
+                                                     f"(default: from --epochs or --max-minutes when given, else {DEFAULT_MAX_STEPS})")
     loop.add_argument("--decay-steps", type=int, help="steps over which the learning rate decays (default: --max-steps)")
-    loop.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this many minutes of training")
-    loop.add_argument("--epochs", type=float, help="stop after this many passes over the train split")
+    loop.add_argument("--max-minutes", type=float, help="train for this many minutes: without --max-steps the first steps are timed and "
+                                                        "the step count planned so that the schedule (evaluations included) ends with "
+                                                        "the budget, re-planned once if the speed drifts; with --max-steps, a cap that "
+                                                        "stops with a checkpoint")
+    loop.add_argument("--epochs", type=float, help="passes over the train split: without --max-steps they set the step count (and "
+                                                   "the schedule ends with them); with it, a cap")
     loop.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})")
     loop.add_argument("--eval-chars", type=int, help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})")
     loop.add_argument("--sample-chars", type=int, help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
@@ -242,6 +247,8 @@ def train_config_from_args(args: argparse.Namespace):
         if model_changes:
             names = ", ".join(f"--{k} {given[k]} (saved: {base[k]})" for k in model_changes)
             raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
+    if "max_steps" in given:
+        base["step_plan"] = None  # the flag says how long, not a plan of an earlier process
     base.update(given)
     if "out" not in given and not args.resume:
         base["out"] = default_run_dir(base["corpus"])

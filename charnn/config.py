@@ -13,6 +13,8 @@ from charnn.errors import UsageError
 PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
+DEFAULT_MAX_STEPS = 1000  # when neither --max-steps, --epochs nor --max-minutes says how long
+PLAN_MARGIN = 0.02  # a time budget's plan ends this fraction early, so that a little noise still reaches the last step
 MAX_SEED = 2**32 - 1
 MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
 MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
@@ -45,8 +47,9 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    max_steps: int = 1000
+    max_steps: int | None = None  # None: from --epochs, planned for --max-minutes, or DEFAULT_MAX_STEPS
     decay_steps: int | None = None  # the cosine horizon; None means max_steps
+    step_plan: str | None = None  # what set max_steps when --max-steps did not: "epochs" or "max-minutes"
     max_minutes: float | None = None
     epochs: float | None = None
     eval_every: int = 200
@@ -65,6 +68,8 @@ class TrainConfig:
         positive_ints = ("layers", "hidden", "embed", "seq_len", "batch_size", "max_steps", "eval_every", "log_every", "task_sequences")
         for name in positive_ints:
             value = getattr(self, name)
+            if value is None and name == "max_steps":
+                continue
             if not isinstance(value, int) or value < 1:
                 raise UsageError(f"--{flag(name)} must be a whole number >= 1, not {value!r}")
         for name in ("warmup_steps", "eval_chars", "sample_chars"):
@@ -123,10 +128,34 @@ def flag(name: str) -> str:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up to --lr, then cosine decay to lr × min-lr-ratio at max-steps."""
+    """Linear warm-up to --lr, then cosine decay to lr × min-lr-ratio at max-steps (while a time budget's
+    step count is still being measured, the rate holds at its peak)."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    span = max((config.decay_steps or config.max_steps) - config.warmup_steps, 1)
+    horizon = config.decay_steps or config.max_steps
+    if horizon is None:
+        return config.lr
+    span = max(horizon - config.warmup_steps, 1)
     progress = min((step - config.warmup_steps) / span, 1.0)
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def evaluations_between(done: int, target: int, eval_every: int) -> int:
+    """Evaluations a run makes from step `done` (exclusive) to `target`: one every eval_every steps and one at the end."""
+    if target <= done:
+        return 0
+    return target // eval_every - done // eval_every + (0 if target % eval_every == 0 else 1)
+
+
+def steps_within(seconds: float, done: int, step_seconds: float, eval_seconds: float, eval_every: int) -> int:
+    """The step to stop at so that the steps after `done`, and the evaluations among them (each with its
+    checkpoints and sample), take at most `seconds`: at least done + 1."""
+    step_seconds, eval_seconds = max(step_seconds, 1e-9), max(eval_seconds, 0.0)
+    steps = int(max(seconds - eval_seconds, 0.0) / (step_seconds + eval_seconds / eval_every))
+    cost = lambda n: n * step_seconds + evaluations_between(done, done + n, eval_every) * eval_seconds  # noqa: E731
+    while steps > 1 and cost(steps) > seconds:
+        steps -= 1
+    while cost(steps + 1) <= seconds:
+        steps += 1
+    return done + max(steps, 1)

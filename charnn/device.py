@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -301,6 +302,18 @@ class Distributed:
             raise error
         return result
 
+    def from_main(self, work: Callable[[], T]) -> T:
+        """Run work on rank 0 and hand its result to every rank (work's result must pickle), so that a decision
+        made from rank 0's measurements is the same decision everywhere."""
+        result = self.on_main(work)
+        if not self.active:
+            return result
+        import torch.distributed as dist
+
+        shared = [result]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0]
+
     def everyone(self, error: CharnnError) -> CharnnError:
         """error, marked as one that every rank raises at this point (decided by a collective), so that the
         command line may wait for all of them to say it before exiting."""
@@ -313,3 +326,18 @@ class Distributed:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def timed(fn: Callable[[], Any], device: torch.device = torch.device("cpu")) -> float:
+    """Seconds one call of fn takes, including the work it left queued on a GPU."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for what was queued on device (a GPU runs asynchronously; a CPU has nothing to wait for)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -24,8 +24,9 @@ from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.sources import CorpusSpec
 from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
-                           restore_rng, rng_snapshot, sum_dtype)
-from charnn.config import MODEL_FLAGS, TrainConfig, flag, learning_rate
+                           restore_rng, rng_snapshot, sum_dtype, timed)
+from charnn.budget import Plan, TimeBudget
+from charnn.config import DEFAULT_MAX_STEPS, MODEL_FLAGS, TrainConfig, flag, learning_rate
 from charnn.errors import CharnnError
 from charnn.evaluate import LN2, evaluate, preview_sample
 from charnn.model import ModelConfig, State, detach_state, new_model
@@ -73,6 +74,8 @@ class TrainResult:
     chars_per_second: float
     stopped_by: str = "max-steps"
     history: list[dict] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)  # a time budget's step plans, first to last
+    final_lr: float | None = None  # the learning rate of the last step
 
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
@@ -196,6 +199,8 @@ class Trainer:
         )
         self.train_feed = DeviceBatches(self.train_batches, self.device)  # the same batches, made on the device
         self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len, self.device)
+        if config.max_steps is None and config.max_minutes is None:  # a time budget is planned in run()
+            config.max_steps, config.step_plan = (self.epoch_steps(), "epochs") if config.epochs is not None else (DEFAULT_MAX_STEPS, None)
         self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
         try:
             self.model = new_model(self.model_config, self.device)
@@ -292,7 +297,10 @@ class Trainer:
         table.add_row("vocabulary", f"{len(self.vocab.chars)} characters")
         table.add_row("model", f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: {self.model.num_parameters():,} parameters")
         table.add_row("batches", f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; {self.train_batches.steps_per_epoch:,} steps per epoch")
-        table.add_row("schedule", f"{cfg.max_steps:,} steps" + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "") + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}")
+        steps = (f"{cfg.max_steps:,} steps" + (f" (from --{cfg.step_plan})" if cfg.step_plan else "")
+                 + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")) if cfg.max_steps else \
+            f"{cfg.max_minutes:g} min (steps planned from the first steps' speed)"
+        table.add_row("schedule", steps + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}")
         table.add_row("device", f"{self.device}" + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "") + f", {torch.get_num_threads()} threads, {cfg.precision}" + (" autocast" if cfg.precision == "bf16" else ""))
         table.add_row("run", f"{self.run_dir}" + (f" (resuming at step {self.step:,})" if self.resume else ""))
         return table
@@ -310,12 +318,52 @@ class Trainer:
             self.console.print("[yellow]warning:[/] no validation split large enough for one batch: best.pt tracks training loss only")
 
     # ----- the loop -----------------------------------------------------------------------
-    def plan_steps(self) -> int:
-        """The step to stop at: --max-steps, or fewer when --epochs is given."""
-        limit = self.config.max_steps
-        if self.config.epochs is not None:
-            limit = min(limit, max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch)))
-        return limit
+    def epoch_steps(self) -> int | None:
+        """The steps --epochs makes (None without it)."""
+        if self.config.epochs is None:
+            return None
+        return max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch))
+
+    def plan_steps(self) -> int | None:
+        """The step to stop at: --max-steps, or fewer when --epochs is given; None while a time budget's plan is to come."""
+        limits = [limit for limit in (self.config.max_steps, self.epoch_steps()) if limit is not None]
+        return min(limits) if limits else None
+
+    def main_clock(self) -> float:
+        """Rank 0's clock, on every rank (a time budget's decisions must be the same everywhere)."""
+        return self.dist.from_main(time.monotonic)
+
+    def estimate_evaluation_seconds(self) -> float:
+        """What one evaluation will cost (validation, sample, two checkpoints), before any has run: one
+        validation batch timed and scaled, a short sample timed and scaled, the checkpoints guessed from their size."""
+        def work() -> float:
+            seconds = 0.0
+            val = self.val_batches
+            if val is not None:
+                one = [timed(lambda: evaluate(self.model, val, self.device, val.chars_per_step)) for _ in range(2)][-1]
+                steps = val.steps_per_epoch if not self.config.eval_chars else max(1, min(val.steps_per_epoch, self.config.eval_chars // val.chars_per_step))
+                seconds += one * steps
+            if self.config.sample_chars:
+                length = min(self.config.sample_chars, 32)
+                seconds += timed(lambda: preview_sample(self.model, self.vocab, length, seed=0)) * self.config.sample_chars / length
+            return seconds + 2 * 3 * 4 * self.model.num_parameters() / 200e6  # weights and AdamW's two moments, at ~200 MB/s
+        return self.dist.from_main(work)
+
+    def adopt_plan(self, plan: Plan, bar: tqdm, writer: Any) -> int:
+        """Make a time budget's plan the run's schedule: max-steps, config.json, the progress bar, one line."""
+        self.config.max_steps, self.config.step_plan = plan.target, "max-minutes"
+        self.dist.on_main(lambda: self.directory.write_config(self.config_record()))
+        bar.total = plan.target
+        bar.refresh()
+        if self.dist.is_main:
+            bar.write(plan.describe(self.train_batches.chars_per_step * self.dist.world, self.config.max_minutes))
+        if writer:
+            writer.add_scalar("train/planned_steps", plan.target, self.step)
+        return plan.target
+
+    def config_record(self) -> dict:
+        """What config.json holds."""
+        return {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the next batch; returns (loss in nats, gradient norm) as tensors on the device.
@@ -352,25 +400,29 @@ class Trainer:
         if main:
             self.console.print(self.start_table())
             self.warn_about_setup()
-        self.dist.on_main(lambda: self.directory.write_config(
-            {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}))
+        self.dist.on_main(lambda: self.directory.write_config(self.config_record()))
         writer = self.dist.on_main(self.open_writer)
         target = self.plan_steps()
         chars_per_step = self.train_batches.chars_per_step * self.dist.world
         started = time.monotonic()
         deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
-        stopped_by = "max-steps" if target == cfg.max_steps else "epochs"
+        budget = None
+        if cfg.max_steps is None:  # --max-minutes without --max-steps: time the first steps, then plan
+            began = self.main_clock()
+            budget = TimeBudget(self.step, began, began + cfg.max_minutes * 60, cfg.eval_every, cap=self.epoch_steps())
+        out_of_time = False
         last_val = None
         recent_start = time.monotonic()
         chars_per_second = 0.0
-        bar = tqdm(total=target, initial=min(self.step, target), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
+        bar = tqdm(total=target, initial=min(self.step, target or self.step), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
         try:
             with StopRequested() as stop:
-                while self.step < target:
+                while target is None or self.step < target:
                     self.train_step()
                     bar.update(1)
                     wants_to_stop = stop.signal is not None or (deadline is not None and time.monotonic() > deadline)
-                    due = self.step % cfg.log_every == 0 or self.step % cfg.eval_every == 0 or self.step == target
+                    due = (self.step % cfg.log_every == 0 or self.step % cfg.eval_every == 0 or self.step == target
+                           or (budget is not None and budget.wants_reading(self.step)))
                     if not (due or (wants_to_stop and not self.dist.active)):
                         continue  # under DDP a stop is decided together, at the next block's end
                     # the one wait for the device per block of steps, and the one collective that decides for all ranks
@@ -391,10 +443,20 @@ class Trainer:
                         writer.add_scalar("train/grad_norm", reading.grad_norm, self.step)
                         writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
                     self.last_train_loss = reading.mean_loss
+                    if budget is not None and budget.wants_reading(self.step):
+                        plan = budget.reading(self.step, self.main_clock(), self.estimate_evaluation_seconds)
+                        if plan is not None:
+                            target = self.adopt_plan(plan, bar, writer)
+                            recent_start = time.monotonic()  # chars/s counts training, not the estimate's evaluation
                     if self.step % cfg.eval_every == 0 or self.step == target or signalled or out_of_time:
                         self.train_seconds += time.monotonic() - started
                         started = time.monotonic()
                         last_val = self.evaluate_and_save(writer, bar)
+                        if budget is not None:
+                            now, seconds = self.dist.from_main(lambda: (time.monotonic(), time.monotonic() - started))
+                            plan = budget.evaluated(self.step, now, seconds)
+                            if plan is not None and not (signalled or out_of_time):
+                                target = self.adopt_plan(plan, bar, writer)
                         recent_start = time.monotonic()  # chars/s counts training, not evaluation
                     if signalled:
                         name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
@@ -403,14 +465,22 @@ class Trainer:
                             f"continue with: python train.py --out {self.run_dir} --resume", stop.signal or signal.SIGTERM,
                         ))
                     if out_of_time:
-                        stopped_by = "max-minutes"
                         break
         finally:
             bar.close()
             if writer:
                 writer.close()
-        result = TrainResult(self.run_dir, self.step, self.best_val_bpc, last_val, self.train_seconds, chars_per_second, stopped_by, self.history)
+        if out_of_time:
+            stopped_by = "max-minutes"
+        else:
+            stopped_by = cfg.step_plan or ("max-steps" if target == cfg.max_steps else "epochs")
+        plans = [] if budget is None else budget.plans
+        result = TrainResult(self.run_dir, self.step, self.best_val_bpc, last_val, self.train_seconds, chars_per_second,
+                             stopped_by, self.history, plans, learning_rate(cfg, max(self.step - 1, 0)))
         if main:
+            if out_of_time and cfg.step_plan == "max-minutes" and self.step < (target or 0):
+                self.console.print(f"[yellow]note:[/] the budget ran out at step {self.step:,} of the {target:,} planned: the machine "
+                                   f"was slower than measured, and the learning rate had not reached its floor")
             self.console.print(self.summary_table(result))
         self.dist.close()
         return result

@@ -120,6 +120,39 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file, pr
         assert torch.equal(sa, sb)
 
 
+def test_a_time_budget_alone_plans_the_steps_and_resume_keeps_the_plan(tmp_path, code_file):
+    # --max-minutes without --max-steps: the step count comes from the first steps' speed and goes into
+    # config.json and every checkpoint; the schedule decays to its floor at the planned step
+    config = tiny_config(tmp_path, str(code_file), max_steps=None, max_minutes=0.05, eval_every=200, log_every=50)
+    result = train(config, progress=False)
+    assert result.plans and result.plans[0].reason == "plan"
+    target = result.plans[-1].target
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (saved["max_steps"], saved["step_plan"]) == (target, "max-minutes")
+    assert load_checkpoint(tmp_path / "run" / "last.pt").meta["train"]["max_steps"] == target
+    floor = config.lr * config.min_lr_ratio
+    if result.step == target:  # the plan ends 2% early; a burst of load on the machine can still hit the deadline first
+        assert result.stopped_by == "max-minutes" and result.final_lr == pytest.approx(floor, rel=0.01)
+    else:
+        assert result.stopped_by == "max-minutes" and result.step > 0.8 * target
+    # a resume continues the saved schedule instead of planning again
+    resumed = TrainConfig.from_json({**saved, "max_steps": target + 20})
+    again = train(resumed, resume=True, progress=False)
+    assert again.plans == [] and again.step == target + 20
+
+
+def test_epochs_alone_set_the_step_count_and_the_schedule_ends_with_them(tmp_path, code_file):
+    config = tiny_config(tmp_path, str(code_file), max_steps=None, epochs=0.5, eval_every=1000)
+    result = train(config, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert saved["step_plan"] == "epochs" and saved["max_steps"] == result.step > 30
+    assert result.stopped_by == "epochs"
+    assert result.final_lr == pytest.approx(config.lr * config.min_lr_ratio, rel=0.01)  # the last step sits just above the floor
+    # with no length given at all, the default step count
+    plain = train(tiny_config(tmp_path, str(code_file), out=str(tmp_path / "plain"), max_steps=None, eval_every=1000), progress=False)
+    assert plain.step == 1000 and plain.stopped_by == "max-steps"
+
+
 @NEEDS_BF16
 def test_bf16_autocast_learns_like_fp32(tmp_path, code_file):
     # the same run in both precisions: the losses agree to bf16 rounding, the weights stay fp32, and

@@ -1,0 +1,88 @@
+"""The time budget's decisions (charnn.budget), driven by a simulated clock: a step and an evaluation cost
+what the simulation says, so the plan is checked exactly, never the wall clock of this noisy machine."""
+
+import math
+
+import pytest
+
+from charnn.budget import CALIBRATION_SKIP, CALIBRATION_STEPS, TimeBudget
+from charnn.config import PLAN_MARGIN, TrainConfig, evaluations_between, learning_rate, steps_within
+
+
+def test_evaluations_are_counted_at_each_interval_and_at_the_end():
+    assert evaluations_between(0, 1000, 200) == 5
+    assert evaluations_between(0, 1001, 200) == 6  # the last step evaluates too
+    assert evaluations_between(150, 450, 200) == 3  # 200, 400 and 450
+    assert evaluations_between(450, 450, 200) == 0
+
+
+def test_steps_within_fit_the_seconds_with_their_evaluations():
+    # 0.1 s a step, 2 s an evaluation every 100 steps: 100 steps + 1 evaluation = 12 s
+    assert steps_within(120.0, 0, 0.1, 2.0, 100) == 1000
+    assert steps_within(119.9, 0, 0.1, 2.0, 100) == 999  # one step less and the last evaluation still fits
+    assert steps_within(0.0, 40, 0.1, 2.0, 100) == 41  # always at least one more step
+
+
+def simulate(budget_seconds: float, step_costs, eval_seconds: float, eval_every: int = 100, estimate: float | None = None,
+             cap: int | None = None, start: int = 0):
+    """Run a TimeBudget as the trainer does, on a clock that advances by step_costs(step) per step and
+    eval_seconds per evaluation. Returns (budget, last step, clock at the end)."""
+    clock = 1000.0
+    budget = TimeBudget(start, clock, clock + budget_seconds, eval_every, cap=cap)
+    target, step = cap, start
+    while (target is None or step < target) and clock < budget.deadline:
+        clock += step_costs(step)
+        step += 1
+        if budget.wants_reading(step):
+            plan = budget.reading(step, clock, lambda: eval_seconds if estimate is None else estimate)
+            target = plan.target if plan else target
+        if step % eval_every == 0 or step == target:
+            clock += eval_seconds
+            plan = budget.evaluated(step, clock, eval_seconds)
+            target = plan.target if plan else target
+    return budget, step, clock
+
+
+def test_a_steady_run_ends_within_a_few_percent_of_its_budget_with_the_rate_at_its_floor():
+    budget, step, clock = simulate(120.0, lambda step: 0.05, eval_seconds=1.5)
+    assert [plan.reason for plan in budget.plans] == ["plan", "refined"]
+    assert step == budget.plan.target
+    used = (clock - budget.began) / 120.0
+    assert 1 - PLAN_MARGIN - 0.01 <= used <= 1.0
+    config = TrainConfig(max_steps=step, lr=2e-3, min_lr_ratio=0.1)
+    assert learning_rate(config, step - 1) == pytest.approx(2e-4, rel=1e-3)
+
+
+def test_a_wrong_evaluation_estimate_is_corrected_at_the_first_evaluation():
+    # estimated at 0.1 s, an evaluation really takes 3 s: without the refinement the run would overrun by ~60 s
+    budget, step, clock = simulate(120.0, lambda step: 0.05, eval_seconds=3.0, estimate=0.1)
+    assert budget.plans[0].target > budget.plans[1].target
+    assert step == budget.plan.target and clock <= budget.deadline
+
+
+def test_a_slowdown_is_re_planned_once():
+    # a second job halves the speed after 40 s, then halves it again: one re-plan, then the deadline stops it
+    speed = lambda step: 0.05 if step < 800 else (0.1 if step < 1200 else 0.2)  # noqa: E731
+    budget, step, clock = simulate(120.0, speed, eval_seconds=1.0)
+    assert [plan.reason for plan in budget.plans] == ["plan", "refined", "re-planned"]
+    assert budget.plans[2].target < budget.plans[1].target
+    assert clock == pytest.approx(budget.deadline, abs=0.3) and step < budget.plan.target  # stopped by the deadline
+
+
+def test_no_drift_no_re_plan_and_epochs_cap_the_plan():
+    budget, step, _ = simulate(60.0, lambda step: 0.01, eval_seconds=0.2, cap=500)
+    assert step == 500 and all(plan.target <= 500 for plan in budget.plans)
+    assert "re-planned" not in [plan.reason for plan in budget.plans]
+
+
+def test_a_resumed_process_calibrates_from_where_it_starts():
+    budget, step, _ = simulate(30.0, lambda step: 0.02, eval_seconds=0.5, start=700)
+    assert budget.plans[0].at_step == 700 + CALIBRATION_SKIP + CALIBRATION_STEPS
+    assert step == budget.plan.target > 700
+
+
+def test_the_plan_line_names_the_steps_and_the_speed():
+    budget, _, _ = simulate(120.0, lambda step: 0.05, eval_seconds=1.5)
+    line = budget.plans[0].describe(chars_per_step=8192, minutes=2)
+    assert line.startswith(f"plan at step {CALIBRATION_SKIP + CALIBRATION_STEPS}: ")
+    assert f"{budget.plans[0].target:,} steps in 2 min" in line and f"{math.floor(8192 / 0.05):,} chars/s" in line
