@@ -4,6 +4,7 @@ A rank that waits in a collective another rank never reaches hangs until the pro
 (30 minutes for gloo, 10 for NCCL): each test here has a timeout far below that, so a hang fails it.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,20 @@ def test_a_time_budget_is_decided_by_all_ranks_together(tmp_path, code_file):
     assert 0 < checkpoint.meta["step"] < 1000000
     assert len(checkpoint.extra["state_per_rank"]) == 2 and all(checkpoint.extra["state_per_rank"])
     assert "max-minutes" in result.stderr
+
+
+def test_a_time_budget_alone_is_planned_once_for_all_ranks(tmp_path, code_file):
+    # rank 0 measures and decides; every rank must stop at the same planned step (else one waits in a collective)
+    result = subprocess.run(torchrun(tmp_path, code_file, "--max-minutes", "0.15", "--eval-every", "100000", "--log-every", "5"),
+                            cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plans = [line for line in result.stdout.splitlines() if line.startswith("plan")]
+    assert plans and plans[0].startswith("plan at step 13: "), result.stdout[-2000:]  # printed by rank 0 alone
+
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert saved["step_plan"] == "max-minutes" and 13 < checkpoint.meta["step"] <= saved["max_steps"]
+    assert len(checkpoint.extra["state_per_rank"]) == 2 and all(checkpoint.extra["state_per_rank"])
 
 
 def rank_processes(parent: int) -> dict[int, int]:
