@@ -288,7 +288,7 @@ def training_precision(trainer: Any) -> str:
 
 def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto", device: str = "cpu") -> Any:
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
-    from charnn.train import TrainConfig, Trainer
+    from charnn.trainer import TrainConfig, Trainer
 
     config = TrainConfig(corpus=corpus, out=str(out), cache_dir=cache_dir, layers=shape.layers, hidden=shape.hidden,
                          embed=shape.embed, dropout=shape.dropout, batch_size=shape.batch_size, seq_len=shape.seq_len,
@@ -544,7 +544,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
 
 def measure_quality(settings: BenchSettings, status: Callable[[str], None], progress: bool) -> dict:
     """Best val loss on tinyshakespeare (90/10 split) after a fixed wall-clock budget, with the recommended settings."""
-    from charnn.train import Trainer
+    from charnn.trainer import Trainer
 
     corpus = resolve_quality_corpus(settings.quality_corpus)
     base = apply_overrides(recommended_cpu_config(corpus, settings.quality_out, settings.cache_dir), settings.quality_overrides)

@@ -2,7 +2,8 @@
 
 The trainer times its first steps, estimates what an evaluation (with its checkpoints and sample) costs,
 and sets the step count so that the learning-rate schedule ends when the budget does. It refines the
-plan at the first evaluation, when a real one has been timed, and re-plans once more if the speed
+plan SETTLE_STEPS steps later (the first steps of a CPU run are slower than the rest) and at the first
+evaluation, when a real one has been timed, and re-plans once more if the speed
 drifts by more than DRIFT (another job on a shared machine). This module holds the decisions and no
 torch: the trainer hands it the clock readings, so a test can hand it any clock.
 """
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from charnn.config import PLAN_MARGIN, evaluations_between, steps_within
 
 CALIBRATION_SKIP = 3  # the first steps build kernels and caches: slower than the rest, so not timed
-CALIBRATION_STEPS = 10  # steps timed after those
+CALIBRATION_STEPS = 10  # steps timed after those, for the first plan
+SETTLE_FROM, SETTLE_STEPS = 30, 50  # steps after the first plan: the speed is timed again between these two, once warm
 DRIFT = 0.2  # re-plan when the plan's remaining time and the budget's differ by more than this fraction
 
 
@@ -25,13 +27,14 @@ class Plan:
     target: int
     step_seconds: float
     eval_seconds: float
-    reason: str  # "plan", "refined" or "re-planned"
+    reason: str  # "plan", "settled", "refined" or "re-planned"
     at_step: int = 0
 
     def describe(self, chars_per_step: int, minutes: float) -> str:
         """The one line a user reads."""
         speed = chars_per_step / self.step_seconds
-        said = {"plan": f"plan at step {self.at_step:,}", "refined": f"plan refined at step {self.at_step:,} (the first evaluation)",
+        said = {"plan": f"plan at step {self.at_step:,}", "settled": f"plan refined at step {self.at_step:,} (the speed once warm)",
+                "refined": f"plan refined at step {self.at_step:,} (the first evaluation)",
                 "re-planned": f"re-planned at step {self.at_step:,} (the speed drifted)"}[self.reason]
         return (f"{said}: {self.target:,} steps in {minutes:g} min "
                 f"({speed:,.0f} chars/s, {self.step_seconds * 1000:,.1f} ms per step, {self.eval_seconds:.1f} s per evaluation)")
@@ -54,6 +57,8 @@ class TimeBudget:
         self.eval_times: list[float] = []
         self.eval_seconds_since_plan = 0.0
         self.replanned = False
+        self.settled = False
+        self.settle_from: tuple[int, float, float] | None = None
 
     @property
     def aim(self) -> float:
@@ -62,13 +67,27 @@ class TimeBudget:
 
     def wants_reading(self, step: int) -> bool:
         """Whether the trainer must read the clock (after waiting for the device) at this step."""
-        return self.plan is None and step in (self.start + CALIBRATION_SKIP, self.start + CALIBRATION_SKIP + CALIBRATION_STEPS)
+        first = self.start + CALIBRATION_SKIP + CALIBRATION_STEPS
+        if self.plan is None:
+            return step in (self.start + CALIBRATION_SKIP, first)
+        return not self.settled and step in (first + SETTLE_FROM, first + SETTLE_STEPS)
 
     def reading(self, step: int, now: float, estimate_eval_seconds) -> Plan | None:
-        """At a calibration step: start the timing, or end it and return the first plan.
-        estimate_eval_seconds() is called once, for the first plan."""
+        """At a calibration step: start the timing, or end it and return the first plan, or (SETTLE_STEPS
+        later) the plan timed again. estimate_eval_seconds() is called once, for the first plan."""
         if not self.wants_reading(step):
             return None
+        if self.plan is not None:
+            if self.settle_from is None:
+                self.settle_from = (step, now, sum(self.eval_times))
+                return None
+            self.settled = True
+            from_step, from_time, evals_before = self.settle_from
+            if step >= self.plan.target:
+                return None
+            step_seconds = max(now - from_time - (sum(self.eval_times) - evals_before), 1e-9) / (step - from_step)
+            eval_seconds = sum(self.eval_times) / len(self.eval_times) if self.eval_times else self.plan.eval_seconds
+            return self.decide(step, now, step_seconds, eval_seconds, "settled")
         if self.timing_from is None:
             self.timing_from = (step, now)
             return None
@@ -83,7 +102,7 @@ class TimeBudget:
         self.eval_times.append(seconds)
         self.eval_seconds_since_plan += seconds
         plan_step, plan_time = self.planned_at
-        if step <= plan_step:
+        if step <= plan_step or step >= self.plan.target:  # the last evaluation ends the run: no plan after it
             return None
         step_seconds = max(now - plan_time - self.eval_seconds_since_plan, 1e-9) / (step - plan_step)
         eval_seconds = sum(self.eval_times) / len(self.eval_times)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from charnn.argtypes import whole_number
 from charnn.bench_command import add_bench_options
-from charnn.errors import CharnnError, UsageError
+from charnn.errors import CharnnError
 from charnn.probe.command import add_probe_options
 
 TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (3-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
@@ -228,52 +228,28 @@ def write_text_file(path: Path, corpus, start: int, stop: int, block: int = 1 <<
 
 
 def train_config_from_args(args: argparse.Namespace):
-    """Defaults, then (with --resume) the saved config, then the flags given."""
-    from charnn.config import TrainConfig
+    """The flags given (argparse leaves the others None) over the saved config (with --resume) and the defaults."""
+    from charnn.config import TrainConfig, merge_train_config
 
     given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
-    base = TrainConfig().to_json()
-    if args.resume:
-        out = given.get("out")
-        if not out:
-            raise UsageError("--resume needs --out, the run directory to continue")
-        saved = Path(out) / "config.json"
-        if saved.is_file():
-            try:
-                base = TrainConfig.from_json(json.loads(saved.read_text())["train"]).to_json()  # fills what older runs lack
-            except (ValueError, KeyError, TypeError):
-                raise CharnnError(f"'{saved}' is damaged; it is not the config.json charnn writes") from None
-        model_changes = [k for k in ("cell", "layers", "hidden", "embed") if k in given and given[k] != base.get(k)]
-        if model_changes:
-            names = ", ".join(f"--{k} {given[k]} (saved: {base[k]})" for k in model_changes)
-            raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
-    if "max_steps" in given:
-        base["step_plan"] = None  # the flag says how long, not a plan of an earlier process
-    base.update(given)
-    if "out" not in given and not args.resume:
-        base["out"] = default_run_dir(base["corpus"])
-    return TrainConfig.from_json(base)
-
-
-def default_run_dir(corpus: str) -> str:
-    """runs/<a name made from the corpus>."""
-    stem = Path(corpus.replace("task:", "task-")).stem or "run"
-    return f"runs/{''.join(c if c.isalnum() or c in '-_' else '_' for c in stem)}"
+    return merge_train_config(given, args.resume)
 
 
 def command_train(args: argparse.Namespace) -> int:
-    """charnn train."""
-    from charnn.train import train
+    """charnn train: charnn.train with the flags given."""
+    from charnn.api import train
+    from charnn.config import TrainConfig
 
-    config = train_config_from_args(args)
-    train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
+    train(resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, **given)
     return 0
 
 
 def command_generate(args: argparse.Namespace) -> int:
-    """charnn generate: stream samples to stdout (and --out)."""
-    from charnn.sample import Clamp, SampleOptions, generate, resolve_checkpoint
+    """charnn generate: a loaded model's stream (one sample) or samples (many) to stdout, and --out."""
+    from charnn.api import Model
     from charnn.device import pick_device
+    from charnn.sample import Clamp, SampleOptions, resolve_checkpoint
 
     prime = args.prime
     if args.prime_file:
@@ -281,33 +257,28 @@ def command_generate(args: argparse.Namespace) -> int:
             prime = Path(args.prime_file).read_text(encoding="utf-8-sig")  # -sig: a BOM is not part of the text
         except (OSError, UnicodeDecodeError) as err:
             raise CharnnError(f"cannot read --prime-file '{args.prime_file}': {getattr(err, 'strerror', None) or err}") from None
-    options = SampleOptions(
-        length=args.length, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k, top_p=args.top_p,
-        prime=prime, seed=args.seed, num_samples=args.num_samples, stop=args.stop, echo=not args.no_echo,
-        unknown=args.unknown, clamps=[Clamp.parse(c) for c in args.clamp],
-    )
-    options.validate()
-    device = pick_device(args.device)
-    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
-    model = checkpoint.build_model(device)
-    vocab = checkpoint.vocab
+    settings = dict(length=args.length, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    prime=prime, seed=args.seed, stop=args.stop, echo=not args.no_echo, unknown=args.unknown)
+    clamps = [Clamp.parse(c) for c in args.clamp]
+    SampleOptions(num_samples=args.num_samples, clamps=clamps, **settings).validate()  # flags first, before any file is read
+    model = Model(resolve_checkpoint(args.run, args.checkpoint, args.which), pick_device(args.device))
     out = sys.stdout
-    single = options.num_samples == 1
-
-    def stream(index: int, text: str) -> None:
-        out.write(text)
-        out.flush()
-
-    texts = generate(model, vocab, options, on_text=stream if single else None)  # many streams print at the end
-    if single:
+    if args.num_samples == 1:
+        pieces = []
+        for piece in model.stream(clamp=clamps, **settings):
+            out.write(piece)
+            out.flush()
+            pieces.append(piece)
         out.write("\n")
-    else:
-        for index, text in enumerate(texts):
-            out.write(f"--- sample {index + 1} ---\n{text}\n")
+        written = "".join(pieces)
+    else:  # many streams print at the end
+        texts = model.generate(num_samples=args.num_samples, clamp=clamps, **settings)
+        written = "".join(f"--- sample {i + 1} ---\n{t}\n" for i, t in enumerate(texts))
+        out.write(written)
     out.flush()
     if args.out:
         try:
-            Path(args.out).write_text("".join(f"--- sample {i + 1} ---\n{t}\n" for i, t in enumerate(texts)) if not single else texts[0], encoding="utf-8")
+            Path(args.out).write_text(written, encoding="utf-8")
         except OSError as err:
             raise CharnnError(f"cannot write --out '{args.out}': {err.strerror}") from None
     return 0
@@ -315,27 +286,19 @@ def command_generate(args: argparse.Namespace) -> int:
 
 def command_eval(args: argparse.Namespace) -> int:
     """charnn eval: bits per character on a text."""
-    import torch
     from rich.console import Console
     from rich.table import Table
 
+    from charnn.api import Model
+    from charnn.device import pick_device
     from charnn.sample import resolve_checkpoint
     from charnn.sources import open_source
-    from charnn.device import pick_device
-    from charnn.evaluate import evaluate_ids
 
-    device = pick_device(args.device)
-    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
-    model = checkpoint.build_model(device)
-    vocab = checkpoint.vocab
-    source = open_source(args.text, tweet_format="text")
-    text = "".join(chunk for chunk, _ in source.chunks())
-    if len(text) < 2:
-        raise CharnnError(f"'{args.text}' has {len(text)} character(s); evaluation needs at least 2")
-    ids = vocab.encode(text, unknown=args.unknown, source=f"'{args.text}'")
-    unknown = int((ids == vocab.unknown_id).sum())
-    result = evaluate_ids(model, torch.from_numpy(ids.astype("int64")), device, progress=not args.json)
-    result.update({"unknown_chars": unknown, "text": args.text, "checkpoint": str(checkpoint.path), "step": checkpoint.meta.get("step")})
+    model = Model(resolve_checkpoint(args.run, args.checkpoint, args.which), pick_device(args.device))
+    text = "".join(chunk for chunk, _ in open_source(args.text, tweet_format="text").chunks())
+    result = model.evaluate(text, unknown=args.unknown, progress=not args.json, name=f"'{args.text}'")
+    checkpoint = model.checkpoint
+    result.update({"text": args.text, "checkpoint": str(checkpoint.path), "step": checkpoint.meta.get("step")})
     if args.json:
         print(json.dumps(result))
     else:

@@ -5,10 +5,12 @@ the defaults without loading one.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
-from charnn.errors import UsageError
+from charnn.errors import CharnnError, UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
 
@@ -120,6 +122,45 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         data = {"precision": "fp32", **data}  # runs saved before --precision existed trained in fp32
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
+    """A run's config: the defaults, then (resuming) the run's saved config.json, then the settings `given`
+    (config field names; what the user did not give is left out). A fresh run without `out` goes to
+    runs/<corpus name>. The command line and charnn.train both build theirs here."""
+    unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], [f.name for f in fields(TrainConfig)], n=1)
+        raise UsageError(f"unknown training setting '{unknown[0]}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    base = TrainConfig().to_json()
+    if resume:
+        out = given.get("out")
+        if not out:
+            raise UsageError("--resume needs --out, the run directory to continue")
+        saved = Path(out) / "config.json"
+        if saved.is_file():
+            try:
+                base = TrainConfig.from_json(json.loads(saved.read_text())["train"]).to_json()  # fills what older runs lack
+            except (ValueError, KeyError, TypeError):
+                raise CharnnError(f"'{saved}' is damaged; it is not the config.json charnn writes") from None
+        model_changes = [k for k in ("cell", "layers", "hidden", "embed") if k in given and given[k] != base.get(k)]
+        if model_changes:
+            names = ", ".join(f"--{k} {given[k]} (saved: {base[k]})" for k in model_changes)
+            raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
+    if "max_steps" in given:
+        base["step_plan"] = None  # the setting says how long, not a plan of an earlier process
+    base.update(given)
+    if "out" not in given and not resume:
+        base["out"] = default_run_dir(base["corpus"])
+    return TrainConfig.from_json(base)
+
+
+def default_run_dir(corpus: str) -> str:
+    """runs/<a name made from the corpus>."""
+    stem = Path(str(corpus).replace("task:", "task-")).stem or "run"
+    return f"runs/{''.join(c if c.isalnum() or c in '-_' else '_' for c in stem)}"
 
 
 def flag(name: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from rich.table import Table
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from charnn.atomic import TEMP_NAME, atomic_file, atomic_write_bytes
 from charnn.errors import CharnnError, UsageError

@@ -8,7 +8,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.corpus import Vocab

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,8 +170,61 @@ def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Seque
 BLOCK_CHARS = 256  # without streaming or --stop, sampled ids stay on the device and are read this many steps at a time
 
 
-@torch.no_grad()
-@exact_fp32()
+class Sampler:
+    """The streams of one sampling call: validated options, the warmed-up state, and `next()`, which draws the
+    next character of every stream (ids (B,) on the model's device). Each call computes in no_grad and exact
+    fp32 and leaves both as they were, so a caller may do anything between two characters."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab, options: SampleOptions):
+        options.validate(model)
+        self.model, self.vocab, self.options = model, vocab, options
+        self.clamps = [clamp.resolved(model.config.layers) for clamp in options.clamps]
+        model.eval()
+        seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        if options.prime:
+            prime_ids = torch.from_numpy(vocab.encode(options.prime, unknown=options.unknown, source="the priming text").astype("int64"))
+        else:
+            start = "\n" if "\n" in vocab.chars else vocab.chars[0]
+            prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
+        self.streams = options.num_samples
+        with torch.no_grad(), exact_fp32():
+            self.inputs, self.state = warm_up(model, prime_ids, self.streams, self.clamps)
+        self.step = step_function(model, self.streams, self.clamps)
+
+    def next(self) -> torch.Tensor:
+        """The next character id of every stream."""
+        options = self.options
+        with torch.no_grad(), exact_fp32():
+            logits, self.state = self.step(self.inputs, self.state)
+            self.inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, self.generator, banned=self.vocab.unknown_id)
+        return self.inputs
+
+
+def stream(model: CharRNN, vocab: Vocab, options: SampleOptions) -> Iterator[tuple[int, str]]:
+    """(stream, text) pieces as they are produced: the priming text first (with echo), then one character at a
+    time; a stream that produced options.stop says no more, and the whole ends when every stream has."""
+    sampler = Sampler(model, vocab, options)
+    if options.echo and options.prime:
+        for s in range(sampler.streams):
+            yield s, options.prime
+    chars = vocab.chars
+    generated = [""] * sampler.streams
+    done = [False] * sampler.streams
+    for _ in range(options.length):
+        for s, char_id in enumerate(sampler.next().tolist()):
+            if done[s]:
+                continue
+            char = chars[char_id]
+            generated[s] += char
+            yield s, char
+            if options.stop and generated[s].endswith(options.stop):
+                done[s] = True
+        if all(done):
+            return
+
+
 def generate(
     model: CharRNN,
     vocab: Vocab,
@@ -184,52 +237,21 @@ def generate(
     at each character (on_text, or options.stop), else once every BLOCK_CHARS steps, so a GPU is not made
     to wait for the host once per character. The same seed gives the same text either way.
     """
-    options.validate(model)
-    clamps = [clamp.resolved(model.config.layers) for clamp in options.clamps]
-    model.eval()
-    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    prime = options.prime
-    if prime:
-        prime_ids = torch.from_numpy(vocab.encode(prime, unknown=options.unknown, source="the priming text").astype("int64"))
-    else:
-        start = "\n" if "\n" in vocab.chars else vocab.chars[0]
-        prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
     streams = options.num_samples
-    inputs, state = warm_up(model, prime_ids, streams, clamps)
-    step = step_function(model, streams, clamps)
-    texts = [prime if options.echo else "" for _ in range(streams)]
-    if on_text and options.echo and prime:
-        for s in range(streams):
-            on_text(s, prime)
-    if on_text is None and options.stop is None:
-        block = torch.empty(min(BLOCK_CHARS, max(options.length, 1)), streams, dtype=torch.long, device=device)
-        for position in range(options.length):
-            logits, state = step(inputs, state)
-            inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)
-            block[position % len(block)] = inputs
-            if (position + 1) % len(block) == 0 or position + 1 == options.length:
-                rows = block[: position % len(block) + 1].T.tolist()  # (streams, chars)
-                for s in range(streams):
-                    texts[s] += vocab.decode(rows[s])
-        return texts
-    chars = vocab.chars
-    generated = [""] * streams
-    done = [False] * streams
-    for _ in range(options.length):
-        logits, state = step(inputs, state)
-        inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, generator, banned=vocab.unknown_id)
-        for s, char_id in enumerate(inputs.tolist()):
-            if done[s]:
-                continue
-            char = chars[char_id]
-            generated[s] += char
-            texts[s] += char
+    if on_text is not None or options.stop is not None:
+        texts = [""] * streams
+        for s, piece in stream(model, vocab, options):
+            texts[s] += piece
             if on_text:
-                on_text(s, char)
-            if options.stop and generated[s].endswith(options.stop):
-                done[s] = True
-        if all(done):
-            break
+                on_text(s, piece)
+        return texts
+    sampler = Sampler(model, vocab, options)
+    texts = [options.prime if options.echo else "" for _ in range(streams)]
+    block = torch.empty(min(BLOCK_CHARS, max(options.length, 1)), streams, dtype=torch.long, device=sampler.device)
+    for position in range(options.length):
+        block[position % len(block)] = sampler.next()
+        if (position + 1) % len(block) == 0 or position + 1 == options.length:
+            rows = block[: position % len(block) + 1].T.tolist()  # (streams, chars)
+            for s in range(streams):
+                texts[s] += vocab.decode(rows[s])
     return texts

@@ -212,9 +212,9 @@ def test_a_trainer_under_bf16_autocast_is_measured_against_the_bf16_ceiling():
 
 def test_the_gpu_section_measures_on_the_models_device(tmp_path, code_file, fake_gpu, monkeypatch):
     # no GPU here: the fake one fails any tensor the trainer, the bare loop or either sampler makes on the CPU
-    import charnn.train
+    import charnn.trainer
 
-    monkeypatch.setattr(charnn.train, "pick_device", lambda requested: fake_gpu)
+    monkeypatch.setattr(charnn.trainer, "pick_device", lambda requested: fake_gpu)
     settings = tiny_settings(tmp_path, code_file, cuda_train_shapes=(TrainShape(2, 16, 4, 8, embed=8),), cuda_train_steps=(2,))
     result = bench.measure_cuda(settings, lambda text: None, device=fake_gpu)
     assert result["device"] == "meta" and len(result["train"]) == 1

@@ -45,7 +45,7 @@ def simulate(budget_seconds: float, step_costs, eval_seconds: float, eval_every:
 
 def test_a_steady_run_ends_within_a_few_percent_of_its_budget_with_the_rate_at_its_floor():
     budget, step, clock = simulate(120.0, lambda step: 0.05, eval_seconds=1.5)
-    assert [plan.reason for plan in budget.plans] == ["plan", "refined"]
+    assert [plan.reason for plan in budget.plans] == ["plan", "settled", "refined"]
     assert step == budget.plan.target
     used = (clock - budget.began) / 120.0
     assert 1 - PLAN_MARGIN - 0.01 <= used <= 1.0
@@ -56,7 +56,7 @@ def test_a_steady_run_ends_within_a_few_percent_of_its_budget_with_the_rate_at_i
 def test_a_wrong_evaluation_estimate_is_corrected_at_the_first_evaluation():
     # estimated at 0.1 s, an evaluation really takes 3 s: without the refinement the run would overrun by ~60 s
     budget, step, clock = simulate(120.0, lambda step: 0.05, eval_seconds=3.0, estimate=0.1)
-    assert budget.plans[0].target > budget.plans[1].target
+    assert budget.plans[0].target > budget.plans[-1].target
     assert step == budget.plan.target and clock <= budget.deadline
 
 
@@ -64,9 +64,18 @@ def test_a_slowdown_is_re_planned_once():
     # a second job halves the speed after 40 s, then halves it again: one re-plan, then the deadline stops it
     speed = lambda step: 0.05 if step < 800 else (0.1 if step < 1200 else 0.2)  # noqa: E731
     budget, step, clock = simulate(120.0, speed, eval_seconds=1.0)
-    assert [plan.reason for plan in budget.plans] == ["plan", "refined", "re-planned"]
-    assert budget.plans[2].target < budget.plans[1].target
+    assert [plan.reason for plan in budget.plans] == ["plan", "settled", "refined", "re-planned"]
+    assert budget.plans[3].target < budget.plans[2].target
     assert clock == pytest.approx(budget.deadline, abs=0.3) and step < budget.plan.target  # stopped by the deadline
+
+
+def test_slow_first_steps_are_timed_again_once_warm():
+    # the first 30 steps take twice as long (kernels, caches); with no evaluation before the end, only the
+    # second timing can correct the first plan, which would otherwise end the run a third early
+    budget, step, clock = simulate(60.0, lambda step: 0.1 if step < 30 else 0.05, eval_seconds=0.5, eval_every=100_000)
+    assert [plan.reason for plan in budget.plans] == ["plan", "settled"]
+    assert budget.plans[1].target > 1.5 * budget.plans[0].target
+    assert step == budget.plan.target and 0.97 <= (clock - budget.began) / 60.0 <= 1.0
 
 
 def test_no_drift_no_re_plan_and_epochs_cap_the_plan():

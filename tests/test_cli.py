@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from charnn.cli import build_parser, default_run_dir, main, train_config_from_args
+from charnn.cli import build_parser, main, train_config_from_args
+from charnn.config import default_run_dir
 from charnn.config import TrainConfig
 from charnn.errors import CharnnError, UsageError
 

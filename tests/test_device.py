@@ -14,7 +14,7 @@ import torch
 
 import charnn.device
 import charnn.model
-import charnn.train
+import charnn.trainer
 from charnn.checkpoint import load_checkpoint, save_checkpoint
 from charnn.cli import main
 from charnn.corpus import Vocab
@@ -23,7 +23,7 @@ from charnn.device import (Distributed, cuda_device, deterministic_kernels, exac
 from charnn.errors import CharnnError, UsageError
 from charnn.model import ModelConfig, new_model
 from charnn.evaluate import preview_sample
-from charnn.train import StepTally, TrainConfig, Trainer, train
+from charnn.trainer import StepTally, TrainConfig, Trainer, train
 
 
 
@@ -62,7 +62,7 @@ def test_preview_sample_runs_where_the_model_is(fake_gpu):
 @pytest.mark.filterwarnings("ignore:.*to a meta parameter in the current model")  # the fake GPU's weights hold no data
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_training_evaluation_and_resume_run_where_the_model_is(tmp_path, code_file, fake_gpu, monkeypatch, cell):
-    monkeypatch.setattr(charnn.train, "pick_device", lambda requested: fake_gpu)
+    monkeypatch.setattr(charnn.trainer, "pick_device", lambda requested: fake_gpu)
     trainer = Trainer(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
     try:
         assert trainer.model.decoder.weight.device == fake_gpu and trainer.train_feed.resident

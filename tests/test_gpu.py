@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_training_step_never_waits_for_the_gpu(tmp_path, code_file):
-    from charnn.train import TrainConfig, Trainer
+    from charnn.trainer import TrainConfig, Trainer
 
     trainer = Trainer(TrainConfig(corpus=str(code_file), out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), layers=2,
                                   hidden=32, embed=8, batch_size=8, seq_len=32, device="cuda"), progress=False)

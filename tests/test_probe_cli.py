@@ -10,7 +10,7 @@ from charnn.cli import main
 from charnn.probe.labels import code_features
 from charnn.probe.record import torch_threads
 from charnn.tasks import make_task_text
-from charnn.train import TrainConfig, train
+from charnn.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 STATES = {"h", "c", "i", "f", "g", "o"}

@@ -39,7 +39,7 @@ from charnn.corpus import load_corpus
 from charnn.errors import CharnnError
 from charnn.probe.labels import code_features, features_for, task_features, tweet_features
 from charnn.tasks import TASK_NAMES
-from charnn.train import TrainConfig, Trainer, train
+from charnn.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # one thread: tiny models, a shared 2-core box

@@ -12,7 +12,7 @@ from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
 from charnn.model import FastStepper, StepLinear
 from charnn.sample import Clamp, SampleOptions, find_latest_run, generate, warm_up
-from charnn.train import TrainConfig, train
+from charnn.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from charnn.errors import UsageError
 import charnn.device
 from charnn.cli import main
 from charnn.device import cpu_has_fast_bf16, cpu_runs_bf16, resolve_precision
-from charnn.train import TrainConfig, Trainer, train
+from charnn.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyTorch's CPU LSTM kernel (oneDNN) has no bf16 path on some CPUs (an AVX2-only EPYC): there the bf16 runs

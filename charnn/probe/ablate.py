@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from charnn.device import exact_fp32, sum_dtype
 from charnn.errors import CharnnError

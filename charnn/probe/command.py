@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charnn.argtypes import real_number, seed_number, whole_number
 from charnn.errors import CharnnError, UsageError
-from charnn.probe.languages import LANGUAGES, SYNTAXES, resolve_language
+from charnn.probe.languages import LANGUAGES, SYNTAXES
 
 FEATURE_SETS = ("code", "tweets", "task")
 
@@ -108,82 +108,30 @@ def check_output_target(flag: str, path: str) -> None:
         raise CharnnError(f"{flag} '{path}': the directory '{parent}' does not exist")
 
 
-def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | None:
-    """The task whose ground truth labels the text: --task, else the checkpoint's task:NAME corpus."""
-    from charnn.tasks import TASK_NAMES
-
-    if feature_set != "task":
-        if requested:
-            raise UsageError("--task only applies to --features task")
-        return None
-    if requested:
-        task = requested.removeprefix("task:")
-    else:
-        corpus = str((meta.get("train") or {}).get("corpus") or "")
-        if not corpus.startswith("task:"):
-            trained_on = f" (the checkpoint was trained on '{corpus}')" if corpus else ""
-            raise CharnnError(f"--features task needs --task NAME: one of {', '.join(TASK_NAMES)}{trained_on}")
-        task = corpus.removeprefix("task:")
-    if task not in TASK_NAMES:
-        error = UsageError if requested else CharnnError  # a flag value, or what the checkpoint says
-        raise error(f"unknown task '{task}'; known tasks: {', '.join(TASK_NAMES)}")
-    return task
-
-
 def command_probe(args: argparse.Namespace) -> int:
     """charnn probe: record, label, score, ablate, report."""
     from rich.console import Console
 
-    from charnn.probe.pipeline import ProbeOptions, run_probe
-    from charnn.probe.report import print_report, write_json
-    from charnn.sample import resolve_checkpoint
+    from charnn.api import Model
     from charnn.device import pick_device
+    from charnn.sample import resolve_checkpoint
 
     for flag, path in (("--json", args.json), ("--html", args.html)):
         if path is not None:
             check_output_target(flag, path)
-    progress = not args.quiet and sys.stderr.isatty()
-    device = pick_device(args.device)
-    checkpoint = resolve_checkpoint(args.run, args.checkpoint, args.which)
-    task = resolve_task(args.task, args.features, checkpoint.meta)
-    text = read_probe_text(args.text)
-    notes = []
-    truncated_from = None
-    if len(text) > args.max_chars:
-        truncated_from = len(text)
-        text = text[: args.max_chars]
-        notes.append(f"'{args.text}' has {truncated_from:,} characters; probing the first {args.max_chars:,} (--max-chars)")
-    vocab = checkpoint.vocab
-    ids = vocab.encode(text, unknown=args.unknown, source=f"--text '{args.text}'")
-    unknown = int((ids == vocab.unknown_id).sum())
-    model = checkpoint.build_model(device)
-    language = None
-    if args.features == "code":
-        language = resolve_language(args.language, text, args.text)
-    elif args.language != "auto":
-        raise UsageError("--language only applies to --features code")
-    options = ProbeOptions(
-        feature_set=args.features, task=task, language=language, top=args.top, heldout_fraction=args.heldout_fraction,
-        random_units=args.random_units, ablate=args.ablate, ablation=not args.no_ablation,
-        control=not args.no_control, seed=args.seed, threads=args.threads, progress=progress,
-    )
-    meta = {
-        "checkpoint": str(checkpoint.path), "step": checkpoint.meta.get("step"),
-        "corpus": (checkpoint.meta.get("train") or {}).get("corpus"),
-        "text_path": args.text, "truncated_from": truncated_from, "unknown_chars": unknown,
-    }
-    result = run_probe(model, ids, text, options, meta)
+    model = Model(resolve_checkpoint(args.run, args.checkpoint, args.which), pick_device(args.device))
+    result = model.probe(read_probe_text(args.text), features=args.features, task=args.task, language=args.language,
+                         top=args.top, heldout_fraction=args.heldout_fraction, random_units=args.random_units,
+                         ablate=args.ablate, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
+                         max_chars=args.max_chars, unknown=args.unknown, threads=args.threads,
+                         progress=not args.quiet and sys.stderr.isatty(), text_path=args.text)
     try:
         if args.json is not None:
-            write_json(result.report, args.json)
-        written = None
-        if args.html is not None:
-            from charnn.probe.html import write_html
-
-            written = write_html(result, args.html, model, vocab, args.html_max_mb, notes)
+            result.to_json(args.json)
+        written = result.write_html(args.html, args.html_max_mb) if args.html is not None else None
         if not args.quiet:
             console = Console()
-            print_report(result.report, console, notes + result.notes)
+            result.print(console)
             if written:
                 shown = written["chars"]
                 cut = f" (the first {shown:,} of {written['probed_chars']:,} characters)" if shown < written["probed_chars"] else ""

@@ -1,6 +1,6 @@
 """The one-file HTML neuron explorer: the probed text coloured by any unit, beside the features it was ranked on.
 
-`write_html` turns a `ProbeResult` into one self-contained page (inline CSS, JS and data; no server,
+`write_html` turns a `ProbeFindings` into one self-contained page (inline CSS, JS and data; no server,
 no network; it opens from disk). What the page holds, in one JSON block, binary parts deflated and
 base64-encoded (the page inflates them with the browser's DecompressionStream):
 
@@ -42,7 +42,7 @@ from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.labels import Feature
-from charnn.probe.result import ProbeResult
+from charnn.probe.result import ProbeFindings
 from charnn.probe.record import Recording, torch_threads
 
 HTML_FORMAT = 1
@@ -205,7 +205,7 @@ def script_json(data: dict) -> str:
     return text
 
 
-def base_data(result: ProbeResult, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int) -> dict:
+def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int) -> dict:
     """Everything the page shows except the unit tracks."""
     recording = result.recording
     report = result.report
@@ -256,7 +256,7 @@ def render(data: dict) -> str:
     return PAGE.replace("__TITLE__", escaped_title).replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT).replace("__DATA__", script_json(data))
 
 
-def fit_page(result: ProbeResult, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
+def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
              coverages: list[Coverage]) -> tuple[str | None, dict]:
     """The first of coverages whose page of the first chars characters fits budget bytes (None if none does)."""
     recording = result.recording
@@ -290,7 +290,7 @@ def fit_page(result: ProbeResult, vocab: Vocab, predictions: tuple, chars: int, 
     return None, {"bytes": size}
 
 
-def build_html(result: ProbeResult, model: CharRNN, vocab: Vocab, max_mb: float = 5.0, notes: list[str] | None = None) -> tuple[str, dict]:
+def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: float = 5.0, notes: list[str] | None = None) -> tuple[str, dict]:
     """The page and a summary (chars shown, bytes, coverage), fitted to max_mb megabytes (10^6 bytes)."""
     if not max_mb > 0:
         raise CharnnError(f"--html-max-mb must be above 0, not {max_mb!r}")
@@ -313,7 +313,7 @@ def build_html(result: ProbeResult, model: CharRNN, vocab: Vocab, max_mb: float 
         coverages = coverages[-1:]
 
 
-def write_html(result: ProbeResult, path: str | Path, model: CharRNN, vocab: Vocab, max_mb: float = 5.0,
+def write_html(result: ProbeFindings, path: str | Path, model: CharRNN, vocab: Vocab, max_mb: float = 5.0,
                notes: list[str] | None = None) -> dict:
     """Write the explorer page to path atomically (temp file + rename); returns the summary of build_html."""
     html, summary = build_html(result, model, vocab, max_mb, notes)

@@ -1,6 +1,6 @@
 """The probe stage as one library call: record → label → score (held-out, control) → ablate → report.
 
-`run_probe` returns a `ProbeResult` that keeps the recording, the text and the labels beside the
+`run_probe` returns a `ProbeFindings` that keeps the recording, the text and the labels beside the
 JSON report, so an HTML explorer can draw any unit's per-character values
 (`result.recording.unit_values(layer, unit, state)`) next to the features it was ranked on.
 """
@@ -10,18 +10,21 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from charnn.errors import CharnnError
+from charnn.checkpoint import Checkpoint
+from charnn.corpus import Vocab
+from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
 from charnn.probe.labels import Feature, features_for
 from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
-from charnn.probe.result import ProbeOptions, ProbeResult, build_report
+from charnn.probe.result import ProbeOptions, ProbeFindings, build_report
 from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
@@ -65,14 +68,65 @@ def untrained_copy(model: CharRNN, seed: int) -> CharRNN:
     return control.eval()
 
 
-def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None) -> ProbeResult:
+def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | None:
+    """The task whose ground truth labels the text: --task, else the checkpoint's task:NAME corpus."""
+    from charnn.tasks import TASK_NAMES
+
+    if feature_set != "task":
+        if requested:
+            raise UsageError("--task only applies to --features task")
+        return None
+    if requested:
+        task = requested.removeprefix("task:")
+    else:
+        corpus = str((meta.get("train") or {}).get("corpus") or "")
+        if not corpus.startswith("task:"):
+            trained_on = f" (the checkpoint was trained on '{corpus}')" if corpus else ""
+            raise CharnnError(f"--features task needs --task NAME: one of {', '.join(TASK_NAMES)}{trained_on}")
+        task = corpus.removeprefix("task:")
+    if task not in TASK_NAMES:
+        error = UsageError if requested else CharnnError  # a flag value, or what the checkpoint says
+        raise error(f"unknown task '{task}'; known tasks: {', '.join(TASK_NAMES)}")
+    return task
+
+
+def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, checkpoint: Checkpoint | None = None,
+               text_path: str | None = None, unknown: str = "error", max_chars: int | None = None) -> tuple[ProbeFindings, list[str]]:
+    """Probe a model on a text as `charnn probe` does: cut it to max_chars, encode it with the model's vocabulary
+    (`unknown`: error or replace), take the task from the checkpoint's task:NAME corpus when options.task is not
+    given, and the code language from text_path or the text when options.language is "auto".
+    Returns the findings and the notes about the input (a cut text) that a report shows beside its own."""
+    meta = checkpoint.meta if checkpoint is not None else {}
+    options.validate()
+    if options.feature_set != "code" and options.language not in (None, "auto"):
+        raise UsageError("--language only applies to --features code")
+    task = resolve_task(options.task, options.feature_set, meta)
+    named = f"--text '{text_path}'" if text_path else "the probe text"
+    notes = []
+    truncated_from = None
+    if max_chars is not None and len(text) > max_chars:
+        truncated_from = len(text)
+        text = text[:max_chars]
+        notes.append(f"{named.removeprefix('--text ')} has {truncated_from:,} characters; probing the first {max_chars:,} (--max-chars)")
+    ids = vocab.encode(text, unknown=unknown, source=named)
+    language = resolve_language(options.language, text, text_path) if options.feature_set == "code" else None
+    options = replace(options, task=task, language=language)
+    info = {
+        "checkpoint": str(checkpoint.path) if checkpoint is not None else None, "step": meta.get("step"),
+        "corpus": (meta.get("train") or {}).get("corpus"),
+        "text_path": text_path, "truncated_from": truncated_from, "unknown_chars": int((ids == vocab.unknown_id).sum()),
+    }
+    return run_probe(model, ids, text, options, info), notes
+
+
+def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None) -> ProbeFindings:
     """Probe a model on a text (ids = the text encoded with the model's vocabulary)."""
     options.validate()
     with torch_threads(options.threads):
         return _run_probe(model, ids, text, options, meta)
 
 
-def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeResult:
+def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeFindings:
     if len(text) != len(ids):
         raise CharnnError("the probe text and its ids differ in length")
     named = f"--text '{meta['text_path']}'" if meta and meta.get("text_path") else "the probe text"
@@ -168,4 +222,4 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         options=options, language=language, saturation=saturation, skipped=skipped, timings=timings,
     )
     report["notes"] = list(notes)
-    return ProbeResult(report, text, features, recording, split, scores, notes, workdir)
+    return ProbeFindings(report, text, features, recording, split, scores, notes, workdir)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from charnn.atomic import atomic_write_bytes
 from charnn.errors import CharnnError
@@ -59,20 +60,19 @@ def feature_table(name: str, feature: dict) -> Table:
     return table
 
 
-def print_report(report: dict, console: Console | None = None, notes: list[str] | None = None) -> None:
-    """Print one table per feature, then the notes."""
-    console = console or Console()
+def report_renderables(report: dict, notes: list[str] | None = None) -> list:
+    """What print_report prints, as rich renderables: a heading, one table per feature, gate saturation, notes."""
     text = report["text"]
     model = report["model"]
-    console.print(f"[bold]charnn probe[/]: {model['cell'].upper()} {model['layers']}×{model['hidden']} on "
-                  f"{text['path'] or 'text'} ({text['chars']:,} chars; selection {report['split']['selection']['stop']:,}, "
-                  f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,})"
-                  f"{'; strings and comments lexed as ' + report['language'] if report.get('language') else ''}; "
-                  f"layers count from 1")
+    out: list = [f"[bold]charnn probe[/]: {model['cell'].upper()} {model['layers']}×{model['hidden']} on "
+                 f"{text['path'] or 'text'} ({text['chars']:,} chars; selection {report['split']['selection']['stop']:,}, "
+                 f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,})"
+                 f"{'; strings and comments lexed as ' + report['language'] if report.get('language') else ''}; "
+                 f"layers count from 1"]
     for name, feature in report["features"].items():
-        console.print(feature_table(name, feature))
+        out.append(feature_table(name, feature))
     for name, reason in report["skipped_features"].items():
-        console.print(f"[yellow]not scored[/] {name}: {reason}")
+        out.append(f"[yellow]not scored[/] {name}: {reason}")
     saturation = report["saturation"]
     if saturation and saturation[0]["gates"]:
         table = Table(title="gate saturation: share of steps < 0.1 (left) or > 0.9 (right), mean over units")
@@ -86,8 +86,16 @@ def print_report(report: dict, console: Console | None = None, notes: list[str] 
             for gate in gates:
                 cells += [_fmt(layer["gates"][gate]["mean_left"], 2), _fmt(layer["gates"][gate]["mean_right"], 2)]
             table.add_row(str(layer["layer"]), *cells)
-        console.print(table)
+        out.append(table)
     elif saturation:
-        console.print(f"gate saturation: none to measure, a plain {model['cell'].upper()} has no gates")
+        out.append(f"gate saturation: none to measure, a plain {model['cell'].upper()} has no gates")
     for note in notes or []:
-        console.print(f"[yellow]note[/]: {note}")
+        out.append(f"[yellow]note[/]: {note}")
+    return [Text.from_markup(item) if isinstance(item, str) else item for item in out]
+
+
+def print_report(report: dict, console: Console | None = None, notes: list[str] | None = None) -> None:
+    """Print one table per feature, then the notes."""
+    console = console or Console()
+    for item in report_renderables(report, notes):
+        console.print(item)

@@ -63,7 +63,7 @@ class ProbeOptions:
 
 
 @dataclass
-class ProbeResult:
+class ProbeFindings:
     """Everything a probe found: the JSON report plus the data an explorer draws from."""
 
     report: dict

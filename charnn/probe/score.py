@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from charnn.probe.record import SIGMOID_GATES, Recording, UnitRef
 

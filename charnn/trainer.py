@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint

@@ -1,0 +1,300 @@
+"""charnn from Python, for notebooks and scripts: train a model, load one, sample, evaluate, probe.
+
+    import charnn
+    run = charnn.train(corpus="my_code/", out="runs/mine", max_minutes=5)
+    model = run.load()                       # or charnn.load("runs/mine")
+    print(model.generate(prime="def ", length=200, seed=1))
+    model.evaluate(open("held_out.py").read())["bits_per_char"]
+    probe = model.probe(open("held_out.py").read(), features="code")
+    probe                                    # in Jupyter: the explorer, inline
+
+The settings and defaults are the command line's (a flag --max-minutes is the keyword max_minutes), and
+bad input raises charnn.CharnnError (charnn.UsageError for a value out of range) with the sentence the
+command line prints. The command line is built on these calls, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from charnn.errors import CharnnError, UsageError
+
+__all__ = ["train", "load", "Run", "Model", "ProbeResult"]
+
+
+def _settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Python-friendly spellings of the training settings: ext="py" or ext=[".py", ".c"], split=(0.9, 0.1)."""
+    settings = dict(settings)
+    if isinstance(settings.get("ext"), str):
+        settings["ext"] = [settings["ext"]]
+    if isinstance(settings.get("split"), (tuple, list)):
+        settings["split"] = ",".join(f"{value:g}" for value in settings["split"])
+    if "corpus" in settings and isinstance(settings["corpus"], Path):
+        settings["corpus"] = str(settings["corpus"])
+    if "out" in settings and isinstance(settings["out"], Path):
+        settings["out"] = str(settings["out"])
+    return settings
+
+
+def train(corpus: str | Path | None = None, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True, **settings: Any) -> Run:
+    """Train a model, as `python train.py` does, and return the finished Run.
+
+    corpus: a text file, a directory of code, a tweet file, "stdlib" (the default) or "task:NAME".
+    out: the run directory (default: runs/<corpus name>); resume=True continues the run in it exactly.
+    settings: any `charnn train` flag as a keyword, dashes as underscores: layers=2, hidden=256, max_steps=2000,
+    max_minutes=10, seq_len=128, batch_size=64, lr=2e-3, ext=[".py"], split=(0.9, 0.1), seed=1337, device="auto" ...
+    progress: tqdm bars (in a notebook, its widgets); False for none.
+    """
+    from charnn.config import merge_train_config
+    from charnn.trainer import train as run_training
+
+    given = _settings({**settings, **({"corpus": corpus} if corpus is not None else {}), **({"out": out} if out is not None else {})})
+    config = merge_train_config(given, resume)
+    result = run_training(config, resume=resume, overwrite=overwrite, progress=progress)
+    return Run(Path(result.run_dir), result.step, result.best_val_bpc, result.last_val_bpc, result.seconds,
+               result.chars_per_second, result.stopped_by, result.history, [plan.target for plan in result.plans])
+
+
+def load(path: str | Path | None = None, *, which: str = "best", device: str = "cpu") -> Model:
+    """A trained model: `path` is a run directory (its best.pt, or last.pt with which="last") or a checkpoint
+    file; None takes the newest run under runs/. device: "cpu", "cuda", "cuda:N", "mps" or "auto".
+    Loading never runs code from the file."""
+    from charnn.device import pick_device
+    from charnn.sample import resolve_checkpoint
+
+    is_file = path is not None and Path(path).is_file()
+    checkpoint = resolve_checkpoint(None if is_file or path is None else str(path), str(path) if is_file else None, which)
+    return Model(checkpoint, pick_device(device))
+
+
+@dataclass
+class Run:
+    """A finished training run: where it is and what it reached."""
+
+    directory: Path
+    steps: int
+    best_val_bpc: float | None  # best validation bits per character
+    last_val_bpc: float | None
+    seconds: float
+    chars_per_second: float
+    stopped_by: str  # max-steps, epochs or max-minutes
+    history: list[dict] = field(default_factory=list)  # one record per evaluation (metrics.jsonl)
+    planned_steps: list[int] = field(default_factory=list)  # a time budget's step plans, first to last
+
+    def load(self, which: str = "best", device: str = "cpu") -> Model:
+        """The run's model (its best.pt, or last.pt)."""
+        return load(self.directory, which=which, device=device)
+
+    def __repr__(self) -> str:
+        best = f"{self.best_val_bpc:.4f}" if self.best_val_bpc is not None else "-"
+        return f"Run('{self.directory}', steps={self.steps:,}, best_val_bpc={best}, stopped_by='{self.stopped_by}')"
+
+
+def _clamps(clamp: str | Sequence[Any] | None) -> list:
+    """Clamps from "2:117=1.0", a list of such strings, or Clamp objects."""
+    from charnn.sample import Clamp
+
+    if clamp is None:
+        return []
+    items = [clamp] if isinstance(clamp, (str, Clamp)) else list(clamp)
+    return [item if isinstance(item, Clamp) else Clamp.parse(str(item)) for item in items]
+
+
+class Model:
+    """A trained char-RNN with its vocabulary: generate, stream, evaluate and probe."""
+
+    def __init__(self, checkpoint: Any, device: Any):
+        self.checkpoint = checkpoint
+        self.device = device
+        self.network = checkpoint.build_model(device)  # the torch module (charnn.model.CharRNN)
+        self.vocab = checkpoint.vocab
+
+    @property
+    def config(self) -> Any:
+        """The model's shape: cell, layers, hidden, embed, dropout, vocab_size."""
+        return self.network.config
+
+    @property
+    def step(self) -> int | None:
+        """The training step the checkpoint was saved at."""
+        return self.checkpoint.meta.get("step")
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (f"Model('{self.checkpoint.path}', {cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, "
+                f"{len(self.vocab.chars)} characters, step {self.step})")
+
+    def _options(self, **values: Any) -> Any:
+        from charnn.sample import SampleOptions
+
+        values["clamps"] = _clamps(values.pop("clamp"))
+        if values.get("stop") == "":
+            raise UsageError("--stop must not be empty")
+        options = SampleOptions(**values)
+        options.validate(self.network)
+        return options
+
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
+                 top_p: float | None = None, num_samples: int = 1, seed: int | None = None, stop: str | None = None,
+                 clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error") -> str | list[str]:
+        """Sample text: a string, or a list of num_samples strings generated together.
+
+        prime: text to warm the state on (included in the result unless echo=False); temperature 0 is greedy;
+        top_k/top_p restrict the choice; the same seed gives the same text; stop ends a sample when it
+        produces that string; clamp holds units ("2:117=1.0", "-1:5:c=-2", or a list of them) inside every
+        step; unknown="replace" maps priming characters outside the vocabulary to the unknown id.
+        """
+        from charnn.sample import generate
+
+        options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                num_samples=num_samples, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown)
+        texts = generate(self.network, self.vocab, options)
+        return texts[0] if num_samples == 1 else texts
+
+    def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
+               top_p: float | None = None, seed: int | None = None, stop: str | None = None,
+               clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error") -> Iterator[str]:
+        """The text of one sample as it is produced: the prime (with echo), then a character at a time.
+        The same seed gives the same text as generate(). Options are checked when stream() is called."""
+        from charnn.sample import stream
+
+        options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                num_samples=1, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown)
+        return (piece for _, piece in stream(self.network, self.vocab, options))
+
+    def evaluate(self, text: str, unknown: str = "error", progress: bool = False, name: str = "the text") -> dict:
+        """Bits and nats per character of the model on a text read as one stream from a zero state:
+        {"bits_per_char", "nats_per_char", "chars", "unknown_chars"}. unknown="replace" maps characters
+        outside the vocabulary to the unknown id instead of stopping; name is how errors call the text."""
+        import torch
+
+        from charnn.evaluate import evaluate_ids
+
+        if not isinstance(text, str):
+            raise UsageError(f"evaluate() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
+        if len(text) < 2:
+            raise CharnnError(f"{name} has {len(text)} character(s); evaluation needs at least 2")
+        if unknown not in ("error", "replace"):
+            raise UsageError(f"--unknown must be error or replace, not {unknown!r}")
+        ids = self.vocab.encode(text, unknown=unknown, source=name)
+        result = evaluate_ids(self.network, torch.from_numpy(ids.astype("int64")), self.device, progress=progress)
+        result["unknown_chars"] = int((ids == self.vocab.unknown_id).sum())
+        return result
+
+    def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
+              top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
+              ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
+              unknown: str = "error", threads: int | None = 1, progress: bool = False, text_path: str | None = None) -> ProbeResult:
+        """Find the units that track the features of a text, as `charnn probe` does: record every state, label
+        the text (features: "code", "tweets" or "task"), rank units on the held-out part against an untrained
+        control, and ablate the best. language: the code's syntax ("auto" guesses it, from text_path's name when
+        given). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a notebook it shows the explorer."""
+        from charnn.probe.pipeline import ProbeOptions, probe_text
+
+        if not isinstance(text, str):
+            raise UsageError(f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
+        if features not in ("code", "tweets", "task"):
+            raise UsageError(f"--features must be code, tweets or task, not {features!r}")
+        options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
+                               random_units=random_units, ablate=ablate, ablation=ablation, control=control, seed=seed,
+                               threads=threads, progress=progress)
+        findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
+                                     unknown=unknown, max_chars=max_chars)
+        return ProbeResult(findings, self, notes)
+
+
+class ProbeResult:
+    """What a probe found. .report is the JSON report (see charnn.probe.result for its schema)."""
+
+    def __init__(self, findings: Any, model: Model, notes: list[str]):
+        self.findings = findings
+        self.model = model
+        self.input_notes = list(notes)
+
+    @property
+    def report(self) -> dict:
+        return self.findings.report
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader should know: a cut text, a feature that could not be scored, too few random units."""
+        return self.input_notes + list(self.findings.notes)
+
+    def units(self, feature: str) -> list[dict]:
+        """The feature's top units, best first: {"layer", "unit", "state", "score", "heldout_score", "ablation", ...}."""
+        found = self.report["features"]
+        if feature not in found:
+            raise UsageError(f"no feature '{feature}' in this probe; it has: {', '.join(found)}")
+        return found[feature]["units"]
+
+    def table(self) -> Any:
+        """The report as rich renderables, one table per feature (print them with rich, or just show them)."""
+        from rich.console import Group
+
+        from charnn.probe.report import report_renderables
+
+        return Group(*report_renderables(self.report, self.notes))
+
+    def print(self, console: Any = None) -> None:
+        """Print the tables (to a rich Console; default: a new one on stdout)."""
+        from rich.console import Console
+
+        from charnn.probe.report import print_report
+
+        print_report(self.report, console or Console(), self.notes)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text; with a path, also written there (atomically)."""
+        from charnn.probe.report import write_json
+
+        if path is not None:
+            write_json(self.report, path)
+        return json.dumps(self.report, indent=1)
+
+    def to_html(self, path: str | Path | None = None, max_mb: float = 5.0) -> str:
+        """The one-file explorer page (it opens from disk; no server); with a path, also written there."""
+        from charnn.probe.html import build_html
+
+        if path is not None:
+            self.write_html(path, max_mb)
+            return Path(path).read_text(encoding="utf-8")
+        self._check_megabytes(max_mb)
+        page, _ = build_html(self.findings, self.model.network, self.model.vocab, max_mb, self.input_notes)
+        return page
+
+    def write_html(self, path: str | Path, max_mb: float = 5.0) -> dict:
+        """Write the explorer page (never half-written); returns what it holds: bytes, chars, coverage."""
+        from charnn.probe.html import write_html
+
+        self._check_megabytes(max_mb)
+        return write_html(self.findings, path, self.model.network, self.model.vocab, max_mb, self.input_notes)
+
+    @staticmethod
+    def _check_megabytes(max_mb: float) -> None:
+        if not (isinstance(max_mb, (int, float)) and max_mb >= 0.5):
+            raise UsageError(f"--html-max-mb must be at least 0.5, not {max_mb!r}")
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained."""
+        page = self.to_html(max_mb=2.0)
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid #ccc" '
+                f'sandbox="allow-scripts"></iframe>')
+
+    def close(self) -> None:
+        """Remove the recording's temporary files (only a very long probe has any)."""
+        self.findings.close()
+
+    def __repr__(self) -> str:
+        best = []
+        for name, feature in self.report["features"].items():
+            if feature["units"]:
+                unit = feature["units"][0]
+                best.append(f"{name}: {unit['layer']}:{unit['unit']} {unit['state']} ({feature['metric']} {unit['heldout_score']})")
+        return f"ProbeResult({len(self.report['features'])} features; best: " + "; ".join(best[:4]) + ("; ..." if len(best) > 4 else "") + ")"
+
