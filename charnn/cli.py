@@ -204,6 +204,7 @@ def command_corpus(args: argparse.Namespace) -> int:
     fractions = parse_fractions(args.split)
     corpus = load_corpus(CorpusSpec.of(args.source, args), cache_dir=None if args.no_cache else args.cache_dir,
                          progress=not args.quiet)
+    corpus.split_bounds(fractions)  # a corpus too short for --split is refused, quiet or not
     if not args.quiet:
         Console().print(corpus.summary_table(fractions))
     elif corpus.cache_path and not corpus.from_cache:

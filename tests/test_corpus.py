@@ -169,7 +169,8 @@ def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path, charnn_cl
     (tmp_path / "src" / "a.py").write_text("x = 1")
     (tmp_path / "src" / "b.c").write_text("int main() { return 0; }\n")
     (tmp_path / "src" / "blob.py").write_bytes(b"\x00\x01binary")
-    result = charnn_cli("corpus", "src", "--quiet", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path)
+    result = charnn_cli("corpus", "src", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path,
+                        env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "documents" in result.stdout and "skipped files" in result.stdout and "binary" in result.stdout
     assert (tmp_path / "out.txt").read_text() == "x = 1\nint main() { return 0; }\n"
