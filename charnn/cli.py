@@ -26,7 +26,24 @@ class Parser(argparse.ArgumentParser):
     """argparse that says what is wrong in one line and exits 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self.suggestion(message)} (see --help)\n")
+
+    def suggestion(self, message: str) -> str:
+        """For a mistyped flag, the flag it is closest to: "; did you mean --max-minutes?"."""
+        import difflib
+
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = set(self._option_string_actions)
+        for action in self._actions:  # the subcommand's flags: the top-level parser reports their leftovers
+            if isinstance(getattr(action, "choices", None), dict) and getattr(self, "command", None) in action.choices:
+                known |= set(action.choices[self.command]._option_string_actions)
+        for word in message.removeprefix("unrecognized arguments: ").split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=")[0], sorted(known), n=1, cutoff=0.75)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
 
 
 DASH_VALUE_FLAGS = ("--clamp", "--prime", "--stop")  # values that may start with "-": --clamp -1:0=1, --prime "-x"
@@ -317,7 +334,9 @@ COMMANDS = {"corpus": command_corpus, "train": command_train, "generate": comman
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+    argv = join_dash_values(sys.argv[1:] if argv is None else argv)
+    parser.command = next((word for word in argv if not word.startswith("-")), None)  # for "did you mean"
+    args = parser.parse_args(argv)
     handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
     try:
         return handler(args)

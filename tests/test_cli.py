@@ -69,6 +69,19 @@ def test_values_that_start_with_a_dash_are_joined_to_their_flag():
     assert args.clamp == ["-2:3:c=-1.5"]
 
 
+def test_a_mistyped_flag_gets_the_nearest_flag_of_its_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--max-minuts", "3"])
+    assert exit_.value.code == 2
+    assert "did you mean --max-minutes?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "--temprature", "3"])
+    assert "did you mean --temperature?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--xyzzy"])
+    assert "did you mean" not in capsys.readouterr().err
+
+
 def test_version(capsys):
     from charnn import __version__
 
