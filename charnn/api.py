@@ -281,10 +281,11 @@ class ProbeResult:
             raise UsageError(f"--html-max-mb must be at least 0.5, not {max_mb!r}")
 
     def _repr_html_(self) -> str:
-        """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained."""
+        """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained (2 MB at most).
+        Not sandboxed: a sandbox without allow-same-origin stops the page inflating its data."""
         page = self.to_html(max_mb=2.0)
-        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid #ccc" '
-                f'sandbox="allow-scripts"></iframe>')
+        return f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid #ccc"></iframe>'
+
 
     def close(self) -> None:
         """Remove the recording's temporary files (only a very long probe has any)."""

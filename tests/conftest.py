@@ -144,3 +144,19 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(torch, "Generator", Generator)
     monkeypatch.setattr(torch, "multinomial", multinomial)
     return torch.device("meta")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The Chromium executable; skips (or fails, when CI sets CHARNN_REQUIRE_BROWSER=1) without playwright or chromium."""
+    required = os.environ.get("CHARNN_REQUIRE_BROWSER") == "1"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        (pytest.fail if required else pytest.skip)("the playwright package is not installed (pip install playwright)")
+    from charnn.probe.html import find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        (pytest.fail if required else pytest.skip)("no chromium executable (apt-get install chromium, or set CHARNN_CHROMIUM)")
+    return executable

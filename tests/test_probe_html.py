@@ -4,7 +4,6 @@ a hover shows the tooltip, the values the page shows are the recorded ones."""
 
 import base64
 import json
-import os
 import re
 import zlib
 from pathlib import Path
@@ -17,7 +16,7 @@ from charnn.checkpoint import save_checkpoint
 from charnn.cli import main
 from charnn.corpus import Vocab
 from charnn.model import CharRNN, ModelConfig
-from charnn.probe.html import build_html, find_chromium, write_html
+from charnn.probe.html import build_html, write_html
 from charnn.probe.pipeline import ProbeOptions, run_probe
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="charnn-data">(.*?)</script>', re.S)
@@ -223,20 +222,6 @@ def palette(value: float) -> np.ndarray:
     """The page's colour for a value in [-1, 1]: dark red (-1) to white (0) to dark blue (+1)."""
     end = np.array([160, 18, 28]) if value < 0 else np.array([18, 52, 150])
     return np.rint(255 + (end - 255) * min(abs(value), 1.0)).astype(int)
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The Chromium executable; skips (or fails, when CI sets CHARNN_REQUIRE_BROWSER=1) without playwright or chromium."""
-    required = os.environ.get("CHARNN_REQUIRE_BROWSER") == "1"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        (pytest.fail if required else pytest.skip)("the playwright package is not installed (pip install playwright)")
-    executable = find_chromium()
-    if executable is None:
-        (pytest.fail if required else pytest.skip)("no chromium executable (apt-get install chromium, or set CHARNN_CHROMIUM)")
-    return executable
 
 
 @pytest.mark.browser
