@@ -216,14 +216,16 @@ with open("/proc/self/status") as status:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to read peak RSS")
 def test_peak_memory_of_encoding_does_not_grow_with_the_corpus(tmp_path):
-    # the stdlib's text repeated to 16 MB and 128 MB, each encoded in a fresh process; before the heap
-    # was trimmed, peak RSS grew ~0.12 MB per MB of such text (13 MB here; a uniform synthetic text
-    # does not show it: it takes the varied mix of ASCII and non-ASCII pieces of real code)
+    # the stdlib's text repeated to 16 MB and 256 MB, each encoded in a fresh process; before the heap
+    # was trimmed, peak RSS grew ~0.12 MB per MB of such text (29 MB here; a uniform synthetic text
+    # does not show it: it takes the varied mix of ASCII and non-ASCII pieces of real code). Trimmed, the
+    # peak rises by a plateau of 5-9 MB that depends on the environment, not on the size (128 MB has been
+    # seen above 256 MB), so the sizes are far apart and the bound sits between the two behaviours
     from charnn.sources import open_source
 
     block = "".join(chunk for chunk, _ in open_source("stdlib").chunks())
     peaks = []
-    for megabytes in (16, 128):
+    for megabytes in (16, 256):
         path = tmp_path / f"c{megabytes}.txt"
         with open(path, "w", encoding="utf-8") as handle:
             written = 0
@@ -233,4 +235,4 @@ def test_peak_memory_of_encoding_does_not_grow_with_the_corpus(tmp_path):
                                 capture_output=True, text=True, check=True)
         peaks.append(int(result.stdout) / 1024)
         path.unlink()
-    assert peaks[1] - peaks[0] < 8, peaks
+    assert peaks[1] - peaks[0] < 15, peaks
