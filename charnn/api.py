@@ -199,8 +199,6 @@ class Model:
 
         if not isinstance(text, str):
             raise UsageError(f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
-        if features not in ("code", "tweets", "task"):
-            raise UsageError(f"--features must be code, tweets or task, not {features!r}")
         options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
                                random_units=random_units, ablate=ablate, ablation=ablation, control=control, seed=seed,
                                threads=threads, progress=progress)
@@ -277,8 +275,9 @@ class ProbeResult:
 
     @staticmethod
     def _check_megabytes(max_mb: float) -> None:
-        if not (isinstance(max_mb, (int, float)) and max_mb >= 0.5):
-            raise UsageError(f"--html-max-mb must be at least 0.5, not {max_mb!r}")
+        from charnn.probe.options import HTML_MAX_MB
+
+        HTML_MAX_MB.check("html-max-mb", max_mb)
 
     def _repr_html_(self) -> str:
         """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained (2 MB at most).

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from charnn.argtypes import positive_number, whole_number
+from charnn.argtypes import POSITIVE, whole
 from charnn.bench_settings import QUALITY_CORPUS, SECTIONS, BenchSettings, recommended_cpu_config
 from charnn.errors import CharnnError
 
@@ -38,12 +38,12 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, steps and characters: about a minute")
     parser.add_argument("--quality", action="store_true",
                         help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)")
-    parser.add_argument("--budget-minutes", type=positive_number, default=10.0, help="wall-clock budget of --quality (default: 10)")
+    parser.add_argument("--budget-minutes", type=POSITIVE, default=10.0, help="wall-clock budget of --quality (default: 10)")
     parser.add_argument("--only", type=section_list, metavar="SECTIONS",
                         help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
-    parser.add_argument("--repeats", type=whole_number(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
-    parser.add_argument("--threads", type=whole_number(1), help="torch threads (default: torch's own choice)")
-    parser.add_argument("--wait-quiet", type=positive_number, metavar="SECONDS",
+    parser.add_argument("--repeats", type=whole(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
+    parser.add_argument("--threads", type=whole(1), help="torch threads (default: torch's own choice)")
+    parser.add_argument("--wait-quiet", type=POSITIVE, metavar="SECONDS",
                         help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
                              "idle, and measure a pair they disturbed again")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",

@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from charnn.argtypes import whole_number
+from charnn.argtypes import rule_of as rule
+from charnn.config import TrainConfig
+from charnn.sample_options import SampleOptions
 from charnn.bench_command import add_bench_options
 from charnn.errors import CharnnError
 from charnn.probe.command import add_probe_options
@@ -26,6 +28,10 @@ class Parser(argparse.ArgumentParser):
     """argparse that says what is wrong in one line and exits 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        import re
+
+        # a rule's refusal reads as it does from Python: "--layers must be a whole number >= 1, not 0"
+        message = re.sub(r"^argument (--[\w-]+)(?:/[^:]*)?: must be ", r"\1 must be ", message)
         self.exit(2, f"{self.prog}: error: {message}{self.suggestion(message)} (see --help)\n")
 
     def suggestion(self, message: str) -> str:
@@ -83,9 +89,9 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
                        help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)")
     group.add_argument("--tweet-format", choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"), default=default("auto"),
                        help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, csv, archive (tweets.js)")
-    group.add_argument("--task-sequences", type=whole_number(1), default=default(20000), help="sequences to generate for task:NAME corpora")
+    group.add_argument("--task-sequences", type=rule(TrainConfig, "task_sequences"), default=default(20000), help="sequences to generate for task:NAME corpora")
     group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
-    group.add_argument("--shuffle-files", type=whole_number(0), default=default(None), metavar="SEED",
+    group.add_argument("--shuffle-files", type=rule(TrainConfig, "shuffle_files"), default=default(None), metavar="SEED",
                        help="read a directory's files in a random order fixed by SEED instead of path order, so that "
                             "training windows and the val/test splits mix kinds of file (default: path order)")
     group.add_argument("--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries")
@@ -136,7 +142,7 @@ def build_parser() -> Parser:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Training flags; defaults are None here so that --resume can tell which flags were given."""
-    from charnn.config import DEFAULT_MAX_STEPS, TrainConfig
+    from charnn.config import DEFAULT_MAX_STEPS
 
     d = TrainConfig()
     parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
@@ -145,32 +151,32 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     model = parser.add_argument_group("model")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
-    model.add_argument("--layers", type=int, help=f"recurrent layers (default: {d.layers})")
-    model.add_argument("--hidden", type=int, help=f"units per layer (default: {d.hidden})")
-    model.add_argument("--embed", type=int, help=f"character embedding size (default: {d.embed})")
-    model.add_argument("--dropout", type=float, help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})")
+    model.add_argument("--layers", type=rule(TrainConfig, "layers"), help=f"recurrent layers (default: {d.layers})")
+    model.add_argument("--hidden", type=rule(TrainConfig, "hidden"), help=f"units per layer (default: {d.hidden})")
+    model.add_argument("--embed", type=rule(TrainConfig, "embed"), help=f"character embedding size (default: {d.embed})")
+    model.add_argument("--dropout", type=rule(TrainConfig, "dropout"), help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})")
     loop = parser.add_argument_group("training")
-    loop.add_argument("--seq-len", type=int, help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})")
-    loop.add_argument("--batch-size", type=int, help=f"parallel streams (default: {d.batch_size})")
-    loop.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default: {d.lr})")
-    loop.add_argument("--min-lr-ratio", type=float, help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})")
-    loop.add_argument("--warmup-steps", type=int, help=f"linear warm-up steps (default: {d.warmup_steps})")
-    loop.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay})")
-    loop.add_argument("--grad-clip", type=float, help=f"gradient-norm clipping (default: {d.grad_clip})")
-    loop.add_argument("--max-steps", type=int, help=f"optimizer steps to train; the learning rate decays to its floor at the last "
+    loop.add_argument("--seq-len", type=rule(TrainConfig, "seq_len"), help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})")
+    loop.add_argument("--batch-size", type=rule(TrainConfig, "batch_size"), help=f"parallel streams (default: {d.batch_size})")
+    loop.add_argument("--lr", type=rule(TrainConfig, "lr"), help=f"peak AdamW learning rate (default: {d.lr})")
+    loop.add_argument("--min-lr-ratio", type=rule(TrainConfig, "min_lr_ratio"), help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})")
+    loop.add_argument("--warmup-steps", type=rule(TrainConfig, "warmup_steps"), help=f"linear warm-up steps (default: {d.warmup_steps})")
+    loop.add_argument("--weight-decay", type=rule(TrainConfig, "weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})")
+    loop.add_argument("--grad-clip", type=rule(TrainConfig, "grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})")
+    loop.add_argument("--max-steps", type=rule(TrainConfig, "max_steps"), help=f"optimizer steps to train; the learning rate decays to its floor at the last "
                                                      f"(default: from --epochs or --max-minutes when given, else {DEFAULT_MAX_STEPS})")
-    loop.add_argument("--decay-steps", type=int, help="steps over which the learning rate decays (default: --max-steps)")
-    loop.add_argument("--max-minutes", type=float, help="train for this many minutes: without --max-steps the first steps are timed and "
+    loop.add_argument("--decay-steps", type=rule(TrainConfig, "decay_steps"), help="steps over which the learning rate decays (default: --max-steps)")
+    loop.add_argument("--max-minutes", type=rule(TrainConfig, "max_minutes"), help="train for this many minutes: without --max-steps the first steps are timed and "
                                                         "the step count planned so that the schedule (evaluations included) ends with "
                                                         "the budget, re-planned once if the speed drifts; with --max-steps, a cap that "
                                                         "stops with a checkpoint")
-    loop.add_argument("--epochs", type=float, help="passes over the train split: without --max-steps they set the step count (and "
+    loop.add_argument("--epochs", type=rule(TrainConfig, "epochs"), help="passes over the train split: without --max-steps they set the step count (and "
                                                    "the schedule ends with them); with it, a cap")
-    loop.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})")
-    loop.add_argument("--eval-chars", type=int, help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})")
-    loop.add_argument("--sample-chars", type=int, help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
-    loop.add_argument("--log-every", type=int, help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})")
-    loop.add_argument("--seed", type=int, help=f"random seed (default: {d.seed})")
+    loop.add_argument("--eval-every", type=rule(TrainConfig, "eval_every"), help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})")
+    loop.add_argument("--eval-chars", type=rule(TrainConfig, "eval_chars"), help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})")
+    loop.add_argument("--sample-chars", type=rule(TrainConfig, "sample_chars"), help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
+    loop.add_argument("--log-every", type=rule(TrainConfig, "log_every"), help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})")
+    loop.add_argument("--seed", type=rule(TrainConfig, "seed"), help=f"random seed (default: {d.seed})")
     loop.add_argument("--no-carry", dest="carry_state", action="store_const", const=False,
                       help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)")
     loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto); under torchrun "
@@ -191,16 +197,16 @@ def add_generate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", help="run directory (default: the newest under runs/)")
     parser.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     parser.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate per sample (default: 500)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="> 0 sharpens (<1) or flattens (>1) the distribution; 0 = greedy argmax (default: 0.8)")
+    parser.add_argument("--length", type=rule(SampleOptions, "length"), default=500, help="characters to generate per sample (default: 500)")
+    parser.add_argument("--temperature", type=rule(SampleOptions, "temperature"), default=0.8, help="> 0 sharpens (<1) or flattens (>1) the distribution; 0 = greedy argmax (default: 0.8)")
     parser.add_argument("--greedy", action="store_true", help="always take the most likely character (same as --temperature 0)")
-    parser.add_argument("--top-k", type=int, help="sample only from the K most likely characters")
-    parser.add_argument("--top-p", type=float, help="sample only from the smallest set of characters whose probability reaches P, in (0, 1]")
+    parser.add_argument("--top-k", type=rule(SampleOptions, "top_k"), help="sample only from the K most likely characters")
+    parser.add_argument("--top-p", type=rule(SampleOptions, "top_p"), help="sample only from the smallest set of characters whose probability reaches P, in (0, 1]")
     parser.add_argument("--prime", default="", help="text to warm the state on; the output starts with it unless --no-echo")
     parser.add_argument("--prime-file", help="read the priming text from a file")
     parser.add_argument("--no-echo", action="store_true", help="do not print the priming text")
-    parser.add_argument("--seed", type=int, help="random seed: same seed, checkpoint and options give the same text")
-    parser.add_argument("--num-samples", type=int, default=1, help="samples generated together as one batch (default: 1)")
+    parser.add_argument("--seed", type=rule(SampleOptions, "seed"), help="random seed: same seed, checkpoint and options give the same text")
+    parser.add_argument("--num-samples", type=rule(SampleOptions, "num_samples"), default=1, help="samples generated together as one batch (default: 1)")
     parser.add_argument("--stop", help="end a sample when it produces this string (e.g. $'\\n' for one tweet)")
     parser.add_argument("--unknown", choices=("error", "replace"), default="error", help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)")
     parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (in [-1, 1]; or an LSTM's c with LAYER:UNIT:c=VALUE) at a value inside every "
@@ -256,7 +262,6 @@ def train_config_from_args(args: argparse.Namespace):
 def command_train(args: argparse.Namespace) -> int:
     """charnn train: charnn.train with the flags given."""
     from charnn.api import train
-    from charnn.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
     train(resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, **given)

@@ -10,14 +10,15 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from charnn.argtypes import DROPOUT, POSITIVE, SEED, check_rules, real, ruled, whole
 from charnn.errors import CharnnError, UsageError
+from charnn.sources import TASK_SEQUENCES
 
 PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 DEFAULT_MAX_STEPS = 1000  # when neither --max-steps, --epochs nor --max-minutes says how long
 PLAN_MARGIN = 0.02  # a time budget's plan ends this fraction early, so that a little noise still reaches the last step
-MAX_SEED = 2**32 - 1
 MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
 MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -33,32 +34,32 @@ class TrainConfig:
     text_field: str | None = None
     errors: str = "strict"
     tweet_format: str = "auto"
-    task_sequences: int = 20000
+    task_sequences: int = ruled(20000, TASK_SEQUENCES)
     task_seed: int = 0
-    shuffle_files: int | None = None
+    shuffle_files: int | None = ruled(None, whole(0))
     split: str = "0.9,0.05,0.05"
     cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64
-    dropout: float = 0.1
-    seq_len: int = 128
-    batch_size: int = 64
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 50
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    max_steps: int | None = None  # None: from --epochs, planned for --max-minutes, or DEFAULT_MAX_STEPS
-    decay_steps: int | None = None  # the cosine horizon; None means max_steps
+    layers: int = ruled(2, whole(1))
+    hidden: int = ruled(256, whole(1))
+    embed: int = ruled(64, whole(1))
+    dropout: float = ruled(0.1, DROPOUT)
+    seq_len: int = ruled(128, whole(1))
+    batch_size: int = ruled(64, whole(1))
+    lr: float = ruled(2e-3, POSITIVE)
+    min_lr_ratio: float = ruled(0.1, real("a number in [0, 1]", lambda value: 0 <= value <= 1))
+    warmup_steps: int = ruled(50, whole(0))
+    weight_decay: float = ruled(0.01, real("a finite number >= 0", lambda value: value >= 0))
+    grad_clip: float = ruled(1.0, POSITIVE)
+    max_steps: int | None = ruled(None, whole(1))  # None: from --epochs, planned for --max-minutes, or DEFAULT_MAX_STEPS
+    decay_steps: int | None = ruled(None, whole(1))  # the cosine horizon; None means max_steps
     step_plan: str | None = None  # what set max_steps when --max-steps did not: "epochs" or "max-minutes"
-    max_minutes: float | None = None
-    epochs: float | None = None
-    eval_every: int = 200
-    eval_chars: int = 250_000
-    sample_chars: int = 300
-    log_every: int = 10
-    seed: int = 1337
+    max_minutes: float | None = ruled(None, POSITIVE)
+    epochs: float | None = ruled(None, POSITIVE)
+    eval_every: int = ruled(200, whole(1))
+    eval_chars: int = ruled(250_000, whole(0))
+    sample_chars: int = ruled(300, whole(0, MAX_SAMPLE_CHARS))
+    log_every: int = ruled(10, whole(1))
+    seed: int = ruled(1337, SEED)
     carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
     deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
     device: str = "auto"
@@ -66,39 +67,10 @@ class TrainConfig:
     cache_dir: str = "runs/.cache"
 
     def validate(self) -> None:
-        """Reject values outside what is allowed, naming the flag."""
-        positive_ints = ("layers", "hidden", "embed", "seq_len", "batch_size", "max_steps", "eval_every", "log_every", "task_sequences")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if value is None and name == "max_steps":
-                continue
-            if not isinstance(value, int) or value < 1:
-                raise UsageError(f"--{flag(name)} must be a whole number >= 1, not {value!r}")
-        for name in ("warmup_steps", "eval_chars", "sample_chars"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--{flag(name)} must be >= 0, not {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise UsageError(f"--lr must be a positive number, not {self.lr!r}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise UsageError(f"--min-lr-ratio must be in [0, 1], not {self.min_lr_ratio!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise UsageError(f"--weight-decay must be a finite number >= 0, not {self.weight_decay!r}")
-        if not self.grad_clip > 0:
-            raise UsageError(f"--grad-clip must be > 0, not {self.grad_clip!r}")
-        if self.decay_steps is not None and (not isinstance(self.decay_steps, int) or self.decay_steps < 1):
-            raise UsageError(f"--decay-steps must be a whole number >= 1, not {self.decay_steps!r}")
-        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
-            raise UsageError(f"--max-minutes must be a finite number > 0, not {self.max_minutes!r}")
-        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise UsageError(f"--epochs must be a finite number > 0, not {self.epochs!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
+        """Reject values outside what is allowed, naming the flag: each field's rule, then what spans fields."""
+        check_rules(self)
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.sample_chars > MAX_SAMPLE_CHARS:
-            raise UsageError(f"--sample-chars must be at most {MAX_SAMPLE_CHARS:,}, not {self.sample_chars!r}")
         from charnn.corpus import parse_fractions
         from charnn.model import ModelConfig
 

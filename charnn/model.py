@@ -8,11 +8,12 @@ than computing: `FastStepper` does the same step by hand over the module's own w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
 
+from charnn.argtypes import DROPOUT, check_rules, ruled, whole
 from charnn.errors import CharnnError, UsageError
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -23,21 +24,17 @@ State = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU/RNN: (h,); each (layers, b
 class ModelConfig:
     """Shape of a CharRNN; saved in every checkpoint."""
 
-    vocab_size: int
+    vocab_size: int = field(metadata={"rule": whole(1)})
     cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64
-    dropout: float = 0.1
+    layers: int = ruled(2, whole(1))
+    hidden: int = ruled(256, whole(1))
+    embed: int = ruled(64, whole(1))
+    dropout: float = ruled(0.1, DROPOUT)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise UsageError(f"--cell must be one of {', '.join(CELLS)}, not '{self.cell}'")
-        for name, low in (("layers", 1), ("hidden", 1), ("embed", 1), ("vocab_size", 1)):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
-                raise UsageError(f"--{name.replace('_', '-')} must be a whole number >= {low}, not {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), not {self.dropout}")
+        check_rules(self)
 
     def to_json(self) -> dict:
         """The config as a JSON-able dict."""

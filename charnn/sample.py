@@ -4,47 +4,18 @@ clamped units, and output streamed as it is produced.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
-from charnn.config import MAX_SEED
 from charnn.corpus import Vocab
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, FastStepper, State, next_ids
-
-
-@dataclass(frozen=True)
-class Clamp:
-    """Hold one unit of one layer at a value while sampling (Radford's sentiment-neuron trick)."""
-
-    layer: int  # from 1, as the probe report and --clamp count layers; -1 is the top layer, -2 the one below
-    unit: int
-    value: float
-    state: str = "h"  # h or c
-
-    @classmethod
-    def parse(cls, text: str) -> Clamp:
-        """Parse LAYER:UNIT=VALUE (layer counted from 1, as the probe report shows), optionally LAYER:UNIT:c=VALUE."""
-        try:
-            where, value = text.split("=")
-            parts = where.split(":")
-            state = parts[2] if len(parts) == 3 else "h"
-            if len(parts) not in (2, 3) or state not in ("h", "c"):
-                raise ValueError
-            return cls(int(parts[0]), int(parts[1]), float(value), state)
-        except ValueError:
-            raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1, or -1 for the top), not '{text}'") from None
-
-    def resolved(self, layers: int) -> Clamp:
-        """The same clamp with a layer counted from the top (-1) turned into one counted from 1."""
-        return Clamp(layers + 1 + self.layer, self.unit, self.value, self.state) if self.layer < 0 else self
+from charnn.sample_options import Clamp, SampleOptions  # noqa: F401 - where sampling's callers have always found them
 
 
 def find_latest_run(runs_dir: str | Path = "runs") -> Path:
@@ -66,60 +37,6 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
         return load_checkpoint(checkpoint)
     run_dir = Path(run) if run else find_latest_run(runs_dir)
     return load_checkpoint(find_run_checkpoint(run_dir, which))
-
-
-@dataclass
-class SampleOptions:
-    """How to sample; validated before any work."""
-
-    length: int = 500
-    temperature: float = 0.8
-    top_k: int | None = None
-    top_p: float | None = None
-    prime: str = ""
-    seed: int | None = None
-    num_samples: int = 1
-    stop: str | None = None
-    echo: bool = True
-    unknown: str = "error"
-    clamps: Sequence[Clamp] = ()
-
-    def validate(self, model: CharRNN | None = None) -> None:
-        """Reject values outside what is allowed, naming the flag."""
-        if not isinstance(self.length, int) or self.length < 0:
-            raise UsageError(f"--length must be a whole number >= 0, not {self.length!r}")
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            raise UsageError(f"--temperature must be a finite number >= 0 (0 means greedy argmax), not {self.temperature!r}")
-        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
-            raise UsageError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {self.seed!r}")
-        for clamp in self.clamps:
-            if not math.isfinite(clamp.value):
-                raise UsageError(f"--clamp needs a finite VALUE in LAYER:UNIT=VALUE, not {clamp.value!r}")
-        if self.top_k is not None and self.top_k < 1:
-            raise UsageError(f"--top-k must be >= 1, not {self.top_k!r}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], not {self.top_p!r}")
-        if not isinstance(self.num_samples, int) or self.num_samples < 1:
-            raise UsageError(f"--num-samples must be a whole number >= 1, not {self.num_samples!r}")
-        if self.stop == "":
-            raise UsageError("--stop must not be empty")
-        if model is not None:
-            cfg = model.config
-            for clamp in self.clamps:
-                if not 1 <= abs(clamp.layer) <= cfg.layers or not 0 <= clamp.unit < cfg.hidden:
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} "
-                                     f"(or -1..-{cfg.layers} from the top) and units 0..{cfg.hidden - 1}")
-                if clamp.state == "c" and cfg.cell != "lstm":
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
-                if clamp.state == "h" and not -1 <= clamp.value <= 1:
-                    larger = "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
-                                     f"lies in [-1, 1] (a tanh){larger}")
-            held = [(clamp.resolved(cfg.layers).layer, clamp.unit, clamp.state) for clamp in self.clamps]
-            if len(set(held)) < len(held):
-                twice = next(unit for unit in held if held.count(unit) > 1)
-                raise UsageError(f"--clamp {twice[0]}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
-                                 f"a unit holds one value")
 
 
 MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)

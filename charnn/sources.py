@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from charnn.argtypes import whole
 from charnn.errors import CharnnError, UsageError
 
 DEFAULT_CODE_EXTENSIONS: tuple[str, ...] = (
@@ -47,6 +48,7 @@ CODE_TREE_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-package
 STDLIB_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "test", "tests", "idle_test"})
 FINGERPRINT_VERSION = 2  # bump when the text produced for the same input changes (2: lone surrogates in JSON)
 MAX_TASK_SEQUENCES = 10_000_000  # a task corpus is generated in memory: ~150 MB of text at this size
+TASK_SEQUENCES = whole(1, MAX_TASK_SEQUENCES)  # --task-sequences
 
 _BOM = "\ufeff"
 _ARCHIVE_PREFIX = re.compile(r"\s*window\.YTD\.\w+\.part\d+\s*=\s*")
@@ -652,8 +654,7 @@ def _open_task(spec: str, task_name: str, num_sequences: int, seed: int) -> Task
         raise CharnnError(f"corpus '{spec}' needs charnn.tasks, which this installation lacks") from None
     if task_name not in tasks.TASK_NAMES:
         raise UsageError(f"unknown task '{task_name}' in '{spec}'; known tasks: {', '.join(sorted(tasks.TASK_NAMES))}")
-    if not isinstance(num_sequences, int) or not 1 <= num_sequences <= MAX_TASK_SEQUENCES:
-        raise UsageError(f"--task-sequences must be a whole number from 1 to {MAX_TASK_SEQUENCES:,}, not {num_sequences!r}")
+    TASK_SEQUENCES.check("task-sequences", num_sequences)
     text = tasks.make_task_text(task_name, num_sequences=num_sequences, seed=seed)
     return TaskSource(name=spec, kind="task", task_name=task_name, text=text, num_sequences=num_sequences, seed=seed)
 

@@ -120,3 +120,26 @@ def test_building_the_parser_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""})
     assert result.stdout.split() == ["False", "False"]
+
+
+def ruled_flags():
+    from dataclasses import fields
+
+    from charnn.probe.options import ProbeOptions
+    from charnn.sample_options import SampleOptions
+
+    commands = {TrainConfig: "train", SampleOptions: "generate", ProbeOptions: "probe"}
+    return [(config, command, item.name) for config, command in commands.items() for item in fields(config)
+            if "rule" in item.metadata]
+
+
+@pytest.mark.parametrize("config, command, name", ruled_flags())
+def test_each_range_is_said_once_for_the_flag_and_the_python_keyword(config, command, name, capsys):
+    # one rule per setting: `charnn train --layers -1` and TrainConfig(layers=-1).validate() say the same sentence
+    with pytest.raises(UsageError) as from_python:
+        config(**{name: -1}).validate()
+    with pytest.raises(SystemExit) as exit_:
+        main([command, f"--{name.replace('_', '-')}", "-1"])
+    assert exit_.value.code == 2
+    said = capsys.readouterr().err
+    assert str(from_python.value) in said, (str(from_python.value), said)

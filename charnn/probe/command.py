@@ -6,15 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from charnn.argtypes import real_number, seed_number, whole_number
+from charnn.argtypes import rule_of as rule
 from charnn.errors import CharnnError, UsageError
 from charnn.probe.languages import LANGUAGES, SYNTAXES
-
-FEATURE_SETS = ("code", "tweets", "task")
-
-
-_fraction = real_number("a number between 0 and 1 (exclusive)", lambda value: 0 < value < 1)
-_positive_megabytes = real_number("a number of megabytes >= 0.5", lambda value: value >= 0.5)
+from charnn.probe.options import FEATURE_SETS, HTML_MAX_MB, MAX_CHARS, ProbeOptions
 
 
 def add_probe_options(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +19,7 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     source.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
     source.add_argument("--text", required=True, help="the probe text (UTF-8), read as one stream from a zero state")
-    source.add_argument("--max-chars", type=whole_number(1), default=100_000,
+    source.add_argument("--max-chars", type=MAX_CHARS, default=100_000,
                         help="probe at most this many characters; a longer text is cut (default: 100000)")
     source.add_argument("--unknown", choices=("error", "replace"), default="error",
                         help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
@@ -41,13 +36,13 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                                "whether they are # comments")
     labels.add_argument("--task", help="with --features task: count, selective-count, ab-memory or copy "
                                        "(default: the task the checkpoint was trained on)")
-    labels.add_argument("--top", type=whole_number(1), default=5, help="units reported per feature (default: 5)")
-    labels.add_argument("--heldout-fraction", type=_fraction, default=0.5,
+    labels.add_argument("--top", type=rule(ProbeOptions, "top"), default=5, help="units reported per feature (default: 5)")
+    labels.add_argument("--heldout-fraction", type=rule(ProbeOptions, "heldout_fraction"), default=0.5,
                         help="the last part of the text, held out: units are chosen on the rest and scored on it (default: 0.5)")
     labels.add_argument("--no-control", action="store_true", help="skip the untrained same-shape control model")
-    labels.add_argument("--seed", type=seed_number, default=0, help="seed of the control model and of the random units (default: 0)")
+    labels.add_argument("--seed", type=rule(ProbeOptions, "seed"), default=0, help="seed of the control model and of the random units (default: 0)")
     ablation = parser.add_argument_group("ablation")
-    ablation.add_argument("--random-units", type=whole_number(1), default=100,
+    ablation.add_argument("--random-units", type=rule(ProbeOptions, "random_units"), default=100,
                           help="random units of the same layer each flagged unit's ablation is compared with (default: 100)")
     ablation.add_argument("--ablate", choices=("zero", "mean"), default="zero",
                           help="replace an ablated unit's h and c with 0 or with its mean over the text (default: zero)")
@@ -62,14 +57,14 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                              "unit, else h and c, else h, each at 255, 31 or 15 levels, else none (the page greys out "
                              "what is missing). A text too long for even the flagged units is cut, and the page says so. "
                              "Opens in Chrome 80+, Firefox 113+, Safari 16.4+ (it inflates its data with DecompressionStream)")
-    output.add_argument("--html-max-mb", type=_positive_megabytes, default=5.0, metavar="MB",
+    output.add_argument("--html-max-mb", type=HTML_MAX_MB, default=5.0, metavar="MB",
                         help="size budget of --html in MB of 10^6 bytes, at least 0.5 (default: 5). For scale, 20,000 "
                              "characters of code probed with a 2 x 64 LSTM (20 flagged units): 1.9 MB with the flagged "
                              "units only; 3.8 MB adding h and c of every unit at 31 levels (what 5 MB holds); 7.4 MB for "
                              "every state of every unit at 31 levels, 12.8 MB at 255. Larger models and texts need "
                              "proportionally more; a 2 x 256 LSTM's flagged units alone take about the same as here")
     output.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    output.add_argument("--threads", type=whole_number(1), default=1,
+    output.add_argument("--threads", type=rule(ProbeOptions, "threads"), default=1,
                         help="CPU threads for the batched ablation (default: 1). Recording one stream always uses 1. "
                              "On an idle 2-core machine 2 threads ablate about twice as fast; while other jobs share "
                              "the cores, a second thread mostly waits and is several times slower")

@@ -24,7 +24,8 @@ from charnn.probe.ablate import ablate_layers
 from charnn.probe.labels import Feature, features_for
 from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
-from charnn.probe.result import ProbeOptions, ProbeFindings, build_report
+from charnn.probe.options import MAX_CHARS, ProbeOptions
+from charnn.probe.result import ProbeFindings, build_report
 from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
@@ -98,6 +99,8 @@ def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, c
     Returns the findings and the notes about the input (a cut text) that a report shows beside its own."""
     meta = checkpoint.meta if checkpoint is not None else {}
     options.validate()
+    if max_chars is not None:
+        MAX_CHARS.check("max-chars", max_chars)
     if options.feature_set != "code" and options.language not in (None, "auto"):
         raise UsageError("--language only applies to --features code")
     task = resolve_task(options.task, options.feature_set, meta)

@@ -20,46 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from charnn.errors import UsageError
 from charnn.model import CharRNN
 from charnn.probe.ablate import LayerAblation, percentile_among
 from charnn.probe.labels import Feature
-from charnn.probe.languages import LANGUAGES, SYNTAXES
+from charnn.probe.options import ProbeOptions  # noqa: F401 - the options a result was made with; pipeline imports them here
 from charnn.probe.record import Recording
 from charnn.probe.score import CHANCE, PASS_THRESHOLDS, FeatureScores, Split
-
-
-@dataclass
-class ProbeOptions:
-    """How to probe; the CLI flags of charnn probe."""
-
-    feature_set: str = "code"  # code | tweets | task
-    task: str | None = None
-    language: str | None = None  # --features code: a key of languages.SYNTAXES; None or "auto" guesses (languages.guess_language)
-    top: int = 5
-    heldout_fraction: float = 0.5
-    random_units: int = 100
-    ablate: str = "zero"  # zero | mean
-    ablation: bool = True
-    control: bool = True
-    seed: int = 0
-    threads: int | None = None  # intra-op threads while probing; None: torch's setting
-    progress: bool = False
-
-    def validate(self) -> None:
-        """Reject values outside what is allowed, naming the flag."""
-        if not isinstance(self.top, int) or self.top < 1:
-            raise UsageError(f"--top must be a whole number >= 1, not {self.top!r}")
-        if not 0 < self.heldout_fraction < 1:
-            raise UsageError(f"--heldout-fraction must be between 0 and 1 (exclusive), not {self.heldout_fraction!r}")
-        if not isinstance(self.random_units, int) or self.random_units < 1:
-            raise UsageError(f"--random-units must be a whole number >= 1, not {self.random_units!r}")
-        if self.ablate not in ("zero", "mean"):
-            raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
-        if self.language not in (None, "auto", *SYNTAXES):
-            raise UsageError(f"--language must be one of {', '.join(LANGUAGES)}, not {self.language!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise UsageError(f"--threads must be a whole number >= 1, not {self.threads!r}")
 
 
 @dataclass
