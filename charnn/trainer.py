@@ -1,6 +1,8 @@
 """The training loop: truncated BPTT with a carried state, AdamW, warm-up + cosine decay, clipping,
 periodic validation in bits per character, atomic best/last checkpoints, exact resume, TensorBoard,
 tqdm, rich summaries, a NaN guard, SIGINT/SIGTERM handling and DDP when launched by torchrun.
+A little over 500 lines, as one job: set-up, resume, the loop with its stops and its time budget's
+plans, and evaluate-and-save all share the Trainer's state (the decisions are in budget.py and tally.py).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.sources import CorpusSpec
 from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
-                           restore_rng, rng_snapshot, sum_dtype, timed)
+                           restore_rng, rng_snapshot, timed)
 from charnn.budget import Plan, TimeBudget
 from charnn.config import DEFAULT_MAX_STEPS, MODEL_FLAGS, TrainConfig, flag, learning_rate
 from charnn.errors import CharnnError
 from charnn.evaluate import LN2, evaluate, preview_sample
 from charnn.model import ModelConfig, State, detach_state, new_model
 from charnn.rundir import RunDirectory
+from charnn.tally import StepTally, TallyReading  # noqa: F401 - TallyReading is what StepTally.read() gives the loop
 
 class StopRequested:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
@@ -102,63 +105,6 @@ def eval_batches(ids, batch_size: int, seq_len: int, device: torch.device) -> De
 def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
     """The corpus a config names, encoded and cached."""
     return load_corpus(CorpusSpec.of(config.corpus, config), cache_dir=config.cache_dir, progress=progress)
-
-
-@dataclass
-class TallyReading:
-    """What a block of training steps left in the tally, read on the host."""
-
-    steps: int
-    mean_loss: float
-    grad_norm: float  # the last step's
-    failed_step: int | None  # the first step (from 1) whose loss or gradient norm was not finite
-    failed_loss: float
-    failed_norm: float
-
-    @property
-    def failed(self) -> bool:
-        return self.failed_step is not None
-
-    def failure_text(self) -> str:
-        loss, norm = self.failed_loss, self.failed_norm
-        if math.isfinite(loss):
-            return f"the gradient norm became {'NaN' if math.isnan(norm) else 'infinite'} at step {self.failed_step:,} (loss {loss:.4g})"
-        return f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.failed_step:,} (gradient norm {norm})"
-
-
-class StepTally:
-    """Running sums of the training loss kept on the device, so that a step never waits for it; `read`
-    (one copy to the host) gives the block's mean and the first step that was not finite."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
-        self.loss_sum, self.last_norm = zero(), zero()
-        self.failed_step = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
-        self.failed_values = torch.zeros(2, device=self.device)
-        self.steps = 0
-
-    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, step: int) -> None:
-        """Count one step (numbered from 1): its loss and gradient norm, 0-dim tensors on the device."""
-        grad_norm = grad_norm.float()
-        self.loss_sum += loss
-        self.last_norm = grad_norm
-        first_failure = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (self.failed_step == 0)
-        self.failed_step = torch.where(first_failure, step, self.failed_step)
-        self.failed_values = torch.where(first_failure, torch.stack([loss, grad_norm]), self.failed_values)
-        self.steps += 1
-
-    def read(self) -> TallyReading:
-        """The block so far (one copy from the device), then a fresh block."""
-        exact = sum_dtype(self.device)  # float64 holds any step number exactly
-        values = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).to(exact)
-        loss_sum, norm, failed_loss, failed_norm, failed_step = torch.cat([values, self.failed_step.to(exact).reshape(1)]).tolist()
-        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, int(failed_step) or None, failed_loss, failed_norm)
-        self.reset()
-        return reading
 
 
 class Trainer:
