@@ -190,18 +190,22 @@ class Model:
     def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
               top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
               ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
-              unknown: str = "error", threads: int | None = 1, progress: bool = False, text_path: str | None = None) -> ProbeResult:
+              unknown: str = "error", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
+              patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None) -> ProbeResult:
         """Find the units that track the features of a text, as `charnn probe` does: record every state, label
         the text (features: "code", "tweets" or "task"), rank units on the held-out part against an untrained
         control, and ablate the best. language: the code's syntax ("auto" guesses it, from text_path's name when
-        given). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a notebook it shows the explorer."""
+        given). patterns: hypotheses of your own, {name: regex}, each a binary feature True on its matches
+        (features="none" probes only these). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
+        notebook it shows the explorer."""
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
         if not isinstance(text, str):
             raise UsageError(f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
         options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
                                random_units=random_units, ablate=ablate, ablation=ablation, control=control, seed=seed,
-                               threads=threads, progress=progress)
+                               threads=threads, progress=progress,
+                               patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())))
         findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
                                      unknown=unknown, max_chars=max_chars)
         return ProbeResult(findings, self, notes)

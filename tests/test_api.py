@@ -96,7 +96,7 @@ def test_bad_input_raises_the_command_lines_sentence(run, tmp_path):
         model.generate(clamp="two:3=1")
     with pytest.raises(charnn.CharnnError, match="outside the model's vocabulary"):
         model.evaluate("snow ☃ man")
-    with pytest.raises(charnn.UsageError, match="--features must be code, tweets or task"):
+    with pytest.raises(charnn.UsageError, match="--features must be code, tweets, task or none"):
         model.probe("x = 1\n" * 10, features="python")
     with pytest.raises(charnn.CharnnError, match="does not exist"):
         charnn.load(tmp_path / "no-such-run")
@@ -128,3 +128,11 @@ def test_the_notebook_view_opens_in_a_browser(run, chromium, tmp_path):
         finally:
             context.close()
     assert problems == []
+
+
+def test_probe_a_hypothesis_of_your_own(run):
+    probe = run.load().probe((ROOT / "charnn" / "api.py").read_text()[:4000], features="none", unknown="replace",
+                             patterns={"defs": r"def \w+"}, ablation=False, control=False)
+    assert list(probe.report["features"]) == ["defs"] and probe.units("defs")
+    with pytest.raises(charnn.UsageError, match="built-in feature's name"):
+        run.load().probe("x = 1\n" * 10, patterns={"column": "x"})

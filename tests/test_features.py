@@ -583,3 +583,13 @@ def test_regex_and_perl_scans_are_bounded_per_character(monkeypatch):
         tokens = 0
         code_features(text, language="perl")
         assert tokens <= 6 * len(text), (text[:10], tokens, len(text))
+
+
+def test_a_pattern_feature_follows_the_position_convention():
+    from charnn.probe.labels.custom import pattern_feature
+
+    text = "x # TODO: y\n# FIXME\n"
+    feature = pattern_feature("todo", "TODO|FIXME", text)
+    assert "".join("T" if v else "." for v in feature.values) == "....TTTT......TTTTT."
+    assert [i for i, t in enumerate(feature.targets) if t] == [7, 18]  # each match's last character
+    assert not pattern_feature("none", "ZZZ", text).values.any()

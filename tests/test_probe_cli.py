@@ -139,6 +139,35 @@ def one_line_error(capsys, argv: list[str], exit_code: int = 1) -> str:
     return lines[0]
 
 
+def test_a_hypothesis_of_your_own_is_scored_beside_the_built_in_features(trained, tmp_path):
+    _, run, text = trained
+    out = tmp_path / "mine.json"
+    status = main(["probe", "--run", str(run), "--text", str(text), "--features", "code", "--feature", r"self_attr=self\.\w+",
+                   "--feature", "keyword=(?m)^\\s*(def|return|if)\\b", "--json", str(out), "--random-units", "10", "--quiet"])
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert {"self_attr", "keyword", "inside_string"} <= set(report["features"])
+    mine = report["features"]["self_attr"]
+    assert mine["kind"] == "binary" and "self" in mine["description"] and mine["units"][0]["ablation"] is not None
+    only = tmp_path / "only.json"
+    assert main(["probe", "--run", str(run), "--text", str(text), "--features", "none", "--feature", r"self_attr=self\.\w+",
+                 "--json", str(only), "--no-ablation", "--no-control", "--quiet"]) == 0
+    assert list(json.loads(only.read_text())["features"]) == ["self_attr"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--features", "none"], "give at least one --feature NAME=REGEX"),
+    (["--features", "code", "--feature", "todo"], "--feature takes NAME=REGEX"),
+    (["--features", "code", "--feature", "x=("], "--feature x=(: not a regular expression"),
+    (["--features", "code", "--feature", "x=a*"], "matches the empty string"),
+    (["--features", "code", "--feature", "column=x"], "'column' is a built-in feature's name"),
+    (["--features", "code", "--feature", "a=x", "--feature", "a=y"], "--feature a=... is given twice"),
+])
+def test_a_bad_hypothesis_is_one_sentence_and_exit_2(trained, capsys, flags, message):
+    _, run, text = trained
+    assert message in one_line_error(capsys, ["probe", "--run", str(run), "--text", str(text), "--quiet", *flags], exit_code=2)
+
+
 def test_bad_inputs_are_one_line_errors(trained, capsys):
     tmp, run, text = trained
     base = ["probe", "--run", str(run), "--quiet"]

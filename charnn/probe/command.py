@@ -26,7 +26,13 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     labels = parser.add_argument_group("features and scoring")
     labels.add_argument("--features", required=True, choices=FEATURE_SETS,
                         help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "
-                             "tweets (hashtags, mentions, URLs, quotes, capitals, position) or task (a synthetic task's ground truth)")
+                             "tweets (hashtags, mentions, URLs, quotes, capitals, position), task (a synthetic task's ground "
+                             "truth) or none (only your --feature patterns)")
+    labels.add_argument("--feature", action="append", default=[], metavar="NAME=REGEX",
+                        help="a hypothesis of your own: a binary feature, True on the characters of each match of REGEX "
+                             "(Python's re, over the whole text; (?m) for ^ and $ at line ends), scored, controlled and "
+                             "ablated like the built-in ones (targets: each match's last character); repeatable; with "
+                             "--features none, the only features")
     labels.add_argument("--language", choices=LANGUAGES, default="auto",
                         help="with --features code: whose rules find strings and comments: "
                              + ", ".join(f"{name} ({syntax.description})" for name, syntax in SYNTAXES.items())
@@ -108,6 +114,7 @@ def command_probe(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from charnn.api import Model
+    from charnn.probe.labels.custom import parse_pattern
     from charnn.device import pick_device
     from charnn.sample import resolve_checkpoint
 
@@ -119,6 +126,7 @@ def command_probe(args: argparse.Namespace) -> int:
                          top=args.top, heldout_fraction=args.heldout_fraction, random_units=args.random_units,
                          ablate=args.ablate, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
                          max_chars=args.max_chars, unknown=args.unknown, threads=args.threads,
+                         patterns=[parse_pattern(spec) for spec in args.feature],
                          progress=not args.quiet and sys.stderr.isatty(), text_path=args.text)
     try:
         if args.json is not None:

@@ -22,6 +22,7 @@ from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
 from charnn.probe.labels import Feature, features_for
+from charnn.probe.labels.custom import pattern_feature
 from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.options import MAX_CHARS, ProbeOptions
@@ -139,7 +140,9 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     timings: dict[str, float] = {}
     notes: list[str] = []
     language = resolve_language(options.language, text) if options.feature_set == "code" else None
-    features = features_for(options.feature_set, text, options.task, language)
+    features = {} if options.feature_set == "none" else features_for(options.feature_set, text, options.task, language)
+    for name, pattern in options.patterns:
+        features[name] = pattern_feature(name, pattern, text)
     valid = valid_positions(options.feature_set, text, options.task, features)
     split = split_text(text, options.heldout_fraction)
     labels = {name: Labels(name, f.kind, f.values, valid[name]) for name, f in features.items()}
@@ -149,7 +152,8 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
         hint = (f"is it a {options.task} text, one sequence per line as the task writes them?"
                 if options.feature_set == "task" else "probe on a text that has them")
-        raise CharnnError(f"no {options.feature_set} feature of {named} varies in the selection part ({reasons}); {hint}")
+        which = "--feature pattern" if options.feature_set == "none" else f"{options.feature_set} feature"
+        raise CharnnError(f"no {which} of {named} varies in the selection part ({reasons}); {hint}")
     for item in scoreable:  # chosen on the selection part, but with nothing to score them on after it
         if reason := why_unscorable(item, split, "heldout"):
             notes.append(f"{item.name} has no held-out score: {reason}; a longer text or another --heldout-fraction "
