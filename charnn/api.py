@@ -190,7 +190,7 @@ class Model:
     def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
               top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
               ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
-              unknown: str = "error", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
+              unknown: str = "replace", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
               patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None) -> ProbeResult:
         """Find the units that track the features of a text, as `charnn probe` does: record every state, label
         the text (features: "code", "tweets" or "task"), rank units on the held-out part against an untrained

@@ -168,6 +168,18 @@ def test_a_bad_hypothesis_is_one_sentence_and_exit_2(trained, capsys, flags, mes
     assert message in one_line_error(capsys, ["probe", "--run", str(run), "--text", str(text), "--quiet", *flags], exit_code=2)
 
 
+def test_characters_the_model_never_saw_are_probed_as_unknown_with_a_note(trained, tmp_path, capsys):
+    _, run, text = trained
+    snowy = tmp_path / "snowy.py"
+    snowy.write_text(text.read_text().replace("=", "☃=", 3))
+    out = tmp_path / "snowy.json"
+    assert main(["probe", "--run", str(run), "--text", str(snowy), "--features", "code", "--json", str(out),
+                 "--no-ablation", "--no-control"]) == 0
+    said = capsys.readouterr().out
+    assert "3 character(s) of" in said and "'☃'" in said and "--unknown error" in said
+    assert json.loads(out.read_text())["text"]["unknown_chars"] == 3
+
+
 def test_bad_inputs_are_one_line_errors(trained, capsys):
     tmp, run, text = trained
     base = ["probe", "--run", str(run), "--quiet"]
@@ -181,7 +193,7 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
     assert "--task only applies" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--task", "count"], exit_code=2)
     snowman = tmp / "snow.txt"
     snowman.write_text("x = '\u2603'\n" * 10)
-    assert "outside the model's vocabulary" in one_line_error(capsys, [*base, "--text", str(snowman), "--features", "code"])
+    assert "outside the model's vocabulary" in one_line_error(capsys, [*base, "--text", str(snowman), "--features", "code", "--unknown", "error"])
     assert "does not exist" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--html", str(tmp / "nowhere" / "x.html")])
     assert "--heldout-fraction" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", "--heldout-fraction", "1"], exit_code=2)
     tiny = tmp / "tiny.txt"

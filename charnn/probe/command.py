@@ -21,8 +21,9 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--text", required=True, help="the probe text (UTF-8), read as one stream from a zero state")
     source.add_argument("--max-chars", type=MAX_CHARS, default=100_000,
                         help="probe at most this many characters; a longer text is cut (default: 100000)")
-    source.add_argument("--unknown", choices=("error", "replace"), default="error",
-                        help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
+    source.add_argument("--unknown", choices=("error", "replace"), default="replace",
+                        help="characters the model never saw: map them to the unknown id and say how many (replace, the "
+                             "default: a probe describes the text, it claims no loss) or stop and list them (error)")
     labels = parser.add_argument_group("features and scoring")
     labels.add_argument("--features", required=True, choices=FEATURE_SETS,
                         help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "

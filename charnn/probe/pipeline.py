@@ -93,7 +93,7 @@ def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | N
 
 
 def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, checkpoint: Checkpoint | None = None,
-               text_path: str | None = None, unknown: str = "error", max_chars: int | None = None) -> tuple[ProbeFindings, list[str]]:
+               text_path: str | None = None, unknown: str = "replace", max_chars: int | None = None) -> tuple[ProbeFindings, list[str]]:
     """Probe a model on a text as `charnn probe` does: cut it to max_chars, encode it with the model's vocabulary
     (`unknown`: error or replace), take the task from the checkpoint's task:NAME corpus when options.task is not
     given, and the code language from text_path or the text when options.language is "auto".
@@ -113,12 +113,17 @@ def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, c
         text = text[:max_chars]
         notes.append(f"{named.removeprefix('--text ')} has {truncated_from:,} characters; probing the first {max_chars:,} (--max-chars)")
     ids = vocab.encode(text, unknown=unknown, source=named)
+    unknown_chars = int((ids == vocab.unknown_id).sum())
+    if unknown_chars:
+        shown = "".join(sorted(set(text) - set(vocab.chars)))[:20]
+        notes.append(f"{unknown_chars:,} character(s) of {named.removeprefix('--text ')} are outside the model's vocabulary "
+                     f"({shown!r}); probed as its unknown id (--unknown error refuses such a text instead)")
     language = resolve_language(options.language, text, text_path) if options.feature_set == "code" else None
     options = replace(options, task=task, language=language)
     info = {
         "checkpoint": str(checkpoint.path) if checkpoint is not None else None, "step": meta.get("step"),
         "corpus": (meta.get("train") or {}).get("corpus"),
-        "text_path": text_path, "truncated_from": truncated_from, "unknown_chars": int((ids == vocab.unknown_id).sum()),
+        "text_path": text_path, "truncated_from": truncated_from, "unknown_chars": unknown_chars,
     }
     return run_probe(model, ids, text, options, info), notes
 
