@@ -112,6 +112,27 @@ def test_probe_task_features_and_truncation(trained, tmp_path):
     assert report["features"]["count"]["units"][0]["ablation"] is None
 
 
+def test_a_task_run_is_probed_on_fresh_sequences_without_a_text(tmp_path, capsys):
+    config = TrainConfig(corpus="task:count", out=str(tmp_path / "count"), layers=1, hidden=8, embed=4, batch_size=8,
+                         seq_len=16, max_steps=20, eval_every=20, sample_chars=0, task_sequences=300, task_seed=4,
+                         cache_dir=str(tmp_path / "cache"))
+    with torch_threads(1):
+        train(config, progress=False)
+    out = tmp_path / "fresh.json"
+    assert main(["probe", "--run", config.out, "--json", str(out), "--no-ablation", "--no-control", "--max-chars", "4000"]) == 0
+    said = capsys.readouterr().out
+    assert "freshly generated count sequences, task seed 5 (the run trained on seed 4)" in " ".join(said.split())
+    report = json.loads(out.read_text())
+    assert report["task"] == "count" and report["text"]["path"] == "task:count seed 5"
+    assert report["text"]["chars"] == 4000 and "count" in report["features"]
+    other = tmp_path / "copy.json"  # another task's sequences, named: from the seed the config gives
+    assert main(["probe", "--run", config.out, "--text", "task:copy", "--json", str(other), "--no-ablation", "--no-control",
+                 "--quiet", "--max-chars", "3000"]) == 0
+    assert json.loads(other.read_text())["task"] == "copy"
+    assert "--text task:count and --task copy name different tasks" in one_line_error(
+        capsys, ["probe", "--run", config.out, "--text", "task:count", "--task", "copy", "--quiet"], exit_code=2)
+
+
 def test_a_feature_absent_from_the_held_out_part_is_reported_with_its_reason(trained, tmp_path, capsys):
     _, run, text = trained
     half = tmp_path / "strings_first.py"
@@ -211,6 +232,8 @@ def test_bad_inputs_are_one_line_errors(trained, capsys):
         assert "not a regular file" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", flag, os.devnull])
         assert "does not exist" in one_line_error(capsys, [*base, "--text", str(text), "--features", "code", flag, str(tmp / "no" / "x")])
     assert "does not exist" in one_line_error(capsys, ["probe", "--run", str(tmp / "nope"), "--text", str(text), "--features", "code"])
+    assert "--features is needed" in one_line_error(capsys, [*base, "--text", str(text)], exit_code=2)
+    assert "--text is needed: the run was trained on" in one_line_error(capsys, [*base, "--features", "code"], exit_code=2)
 
 
 def test_an_error_in_a_real_process_has_no_traceback(trained, charnn_cli):

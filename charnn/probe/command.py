@@ -18,17 +18,19 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--run", help="run directory (default: the newest under runs/)")
     source.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     source.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
-    source.add_argument("--text", required=True, help="the probe text (UTF-8), read as one stream from a zero state")
+    source.add_argument("--text", help="the probe text (UTF-8), read as one stream from a zero state; task:NAME, or nothing for a "
+                                       "run trained on a task, probes freshly generated sequences of the task (from a seed "
+                                       "other than the run's own: the report says which)")
     source.add_argument("--max-chars", type=MAX_CHARS, default=100_000,
                         help="probe at most this many characters; a longer text is cut (default: 100000)")
     source.add_argument("--unknown", choices=("error", "replace"), default="replace",
                         help="characters the model never saw: map them to the unknown id and say how many (replace, the "
                              "default: a probe describes the text, it claims no loss) or stop and list them (error)")
     labels = parser.add_argument_group("features and scoring")
-    labels.add_argument("--features", required=True, choices=FEATURE_SETS,
+    labels.add_argument("--features", choices=FEATURE_SETS,
                         help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "
                              "tweets (hashtags, mentions, URLs, quotes, capitals, position), task (a synthetic task's ground "
-                             "truth) or none (only your --feature patterns)")
+                             "truth; the default for a task's sequences) or none (only your --feature patterns)")
     labels.add_argument("--feature", action="append", default=[], metavar="NAME=REGEX",
                         help="a hypothesis of your own: a binary feature, True on the characters of each match of REGEX "
                              "(Python's re, over the whole text; (?m) for ^ and $ at line ends), scored, controlled and "
@@ -110,6 +112,29 @@ def check_output_target(flag: str, path: str) -> None:
         raise CharnnError(f"{flag} '{path}': the directory '{parent}' does not exist")
 
 
+TASK_PROBE_SEQUENCES = 2000  # about 16,000-32,000 characters: enough for every task label to vary in both parts
+
+
+def fresh_task_text(text_flag: str | None, task_flag: str | None, meta: dict) -> tuple[str, str, str, str]:
+    """For --text task:NAME or no --text: (task, text, name, note), sequences the run never trained on."""
+    from charnn.probe.pipeline import resolve_task
+    from charnn.tasks import make_task_text
+
+    named = text_flag.removeprefix("task:") if text_flag else None
+    if named and task_flag and named != task_flag.removeprefix("task:"):
+        raise UsageError(f"--text task:{named} and --task {task_flag} name different tasks")
+    train = meta.get("train") or {}
+    if not named and not task_flag and not str(train.get("corpus") or "").startswith("task:"):
+        raise UsageError(f"--text is needed: the run was trained on '{train.get('corpus')}', not on a task:NAME corpus")
+    task = resolve_task(named or task_flag, "task", meta)
+    trained_seed = int(train.get("task_seed") or 0)
+    seed = trained_seed + 1 if str(train.get("corpus") or "") == f"task:{task}" else trained_seed
+    text = make_task_text(task, TASK_PROBE_SEQUENCES, seed=seed)
+    trained = f" (the run trained on seed {trained_seed})" if seed != trained_seed else ""
+    return task, text, f"task:{task} seed {seed}", (f"probing {TASK_PROBE_SEQUENCES:,} freshly generated {task} sequences, "
+                                                    f"task seed {seed}{trained}")
+
+
 def command_probe(args: argparse.Namespace) -> int:
     """charnn probe: record, label, score, ablate, report."""
     from rich.console import Console
@@ -123,12 +148,22 @@ def command_probe(args: argparse.Namespace) -> int:
         if path is not None:
             check_output_target(flag, path)
     model = Model(resolve_checkpoint(args.run, args.checkpoint, args.which), pick_device(args.device))
-    result = model.probe(read_probe_text(args.text), features=args.features, task=args.task, language=args.language,
+    features, task, text, text_path, notes = args.features, args.task, None, args.text, []
+    if args.text is None or args.text.startswith("task:"):
+        features = features or "task"
+        task, text, text_path, note = fresh_task_text(args.text, task, model.checkpoint.meta)
+        notes.append(note)
+    elif features is None:
+        raise UsageError("--features is needed: code, tweets, task or none")
+    else:
+        text = read_probe_text(args.text)
+    result = model.probe(text, features=features, task=task if features == "task" else args.task, language=args.language,
                          top=args.top, heldout_fraction=args.heldout_fraction, random_units=args.random_units,
                          ablate=args.ablate, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
                          max_chars=args.max_chars, unknown=args.unknown, threads=args.threads,
                          patterns=[parse_pattern(spec) for spec in args.feature],
-                         progress=not args.quiet and sys.stderr.isatty(), text_path=args.text)
+                         progress=not args.quiet and sys.stderr.isatty(), text_path=text_path)
+    result.input_notes[:0] = notes
     try:
         if args.json is not None:
             result.to_json(args.json)
