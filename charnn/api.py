@@ -191,12 +191,14 @@ class Model:
               top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
               ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
               unknown: str = "replace", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
-              patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None) -> ProbeResult:
+              patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None,
+              labels: str | Path | Sequence[str | Path] | None = None) -> ProbeResult:
         """Find the units that track the features of a text, as `charnn probe` does: record every state, label
         the text (features: "code", "tweets" or "task"), rank units on the held-out part against an untrained
         control, and ablate the best. language: the code's syntax ("auto" guesses it, from text_path's name when
         given). patterns: hypotheses of your own, {name: regex}, each a binary feature True on its matches
-        (features="none" probes only these). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
+        (features="none" probes only these and `labels`); labels: --labels files of your own per-character labels
+        (JSON {name: [...]} with null undefined, or .npy). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
         notebook it shows the explorer."""
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
@@ -205,7 +207,8 @@ class Model:
         options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
                                random_units=random_units, ablate=ablate, ablation=ablation, control=control, seed=seed,
                                threads=threads, progress=progress,
-                               patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())))
+                               patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())),
+                               label_files=tuple(str(p) for p in ([labels] if isinstance(labels, (str, Path)) else labels or ())))
         findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
                                      unknown=unknown, max_chars=max_chars)
         return ProbeResult(findings, self, notes)

@@ -176,6 +176,28 @@ def test_a_hypothesis_of_your_own_is_scored_beside_the_built_in_features(trained
     assert list(json.loads(only.read_text())["features"]) == ["self_attr"]
 
 
+def test_labels_of_your_own_from_a_file(trained, tmp_path, capsys):
+    _, run, text = trained
+    probe_text = text.read_text()
+    labels = tmp_path / "mine.json"
+    depth, level = [], 0
+    for char in probe_text:
+        level += {"(": 1, ")": -1}.get(char, 0)
+        depth.append(None if char == "\n" else max(level, 0))
+    labels.write_text(json.dumps({"paren_depth": depth, "in_parens": [d is not None and d > 0 for d in depth]}))
+    out = tmp_path / "mine.out.json"
+    assert main(["probe", "--run", str(run), "--text", str(text), "--features", "none", "--labels", str(labels),
+                 "--json", str(out), "--html", str(tmp_path / "mine.html"), "--random-units", "10", "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["features"]) == {"paren_depth", "in_parens"}
+    assert report["features"]["paren_depth"]["labelled_chars"] == len(probe_text) - probe_text.count("\n")
+    assert report["features"]["in_parens"]["kind"] == "binary" and report["features"]["in_parens"]["units"]
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"a": [1, 2, 3]}))
+    message = one_line_error(capsys, ["probe", "--run", str(run), "--text", str(text), "--features", "code", "--labels", str(short), "--quiet"])
+    assert f"--labels '{short}' (a) has 3 labels for a probe text of {len(probe_text):,} characters" in message
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--features", "none"], "give at least one --feature NAME=REGEX"),
     (["--features", "code", "--feature", "todo"], "--feature takes NAME=REGEX"),

@@ -30,12 +30,16 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--features", choices=FEATURE_SETS,
                         help="which labels to rank units against: code (strings, comments, brackets, indentation, column), "
                              "tweets (hashtags, mentions, URLs, quotes, capitals, position), task (a synthetic task's ground "
-                             "truth; the default for a task's sequences) or none (only your --feature patterns)")
+                             "truth; the default for a task's sequences) or none (only your --feature and --labels)")
     labels.add_argument("--feature", action="append", default=[], metavar="NAME=REGEX",
                         help="a hypothesis of your own: a binary feature, True on the characters of each match of REGEX "
                              "(Python's re, over the whole text; (?m) for ^ and $ at line ends), scored, controlled and "
                              "ablated like the built-in ones (targets: each match's last character); repeatable; with "
                              "--features none, the only features")
+    labels.add_argument("--labels", action="append", default=[], metavar="FILE",
+                        help="labels of your own, one per character of the probe text (after --max-chars): a JSON object "
+                             "{NAME: [label, ...]} of bools or numbers, null where a label is undefined, or a .npy array "
+                             "(bool, int with -1 undefined, or float; named after the file); repeatable")
     labels.add_argument("--language", choices=LANGUAGES, default="auto",
                         help="with --features code: whose rules find strings and comments: "
                              + ", ".join(f"{name} ({syntax.description})" for name, syntax in SYNTAXES.items())
@@ -161,7 +165,7 @@ def command_probe(args: argparse.Namespace) -> int:
                          top=args.top, heldout_fraction=args.heldout_fraction, random_units=args.random_units,
                          ablate=args.ablate, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
                          max_chars=args.max_chars, unknown=args.unknown, threads=args.threads,
-                         patterns=[parse_pattern(spec) for spec in args.feature],
+                         patterns=[parse_pattern(spec) for spec in args.feature], labels=args.labels,
                          progress=not args.quiet and sys.stderr.isatty(), text_path=text_path)
     result.input_notes[:0] = notes
     try:

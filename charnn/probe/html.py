@@ -183,6 +183,8 @@ def feature_blob(feature: Feature, chars: int) -> dict:
     if feature.kind == "binary":
         data = np.packbits(values.astype(bool), bitorder="little").tobytes()
         return {"dtype": "bits", "min": 0, "max": 1, "data": packed(data)}
+    if values.dtype.kind == "f":  # a user's float labels: the page plots their ranks (what Spearman scores)
+        values = np.unique(values, return_inverse=True)[1]
     values = values.astype(np.int64)
     low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
     for name, dtype in (("uint8", np.uint8), ("int16", np.int16), ("int32", np.int32)):

@@ -32,6 +32,7 @@ class ProbeOptions:
     threads: int | None = ruled(None, whole(1))  # intra-op threads while probing; None: torch's setting
     progress: bool = False
     patterns: tuple[tuple[str, str], ...] = ()  # the user's features: (name, regex), from --feature NAME=REGEX
+    label_files: tuple[str, ...] = ()  # the user's labels: --labels FILE (JSON {NAME: [...]} or .npy), read at probe time
 
     def validate(self) -> None:
         """Reject values outside what is allowed, naming the flag: each field's rule, then the choices."""
@@ -46,8 +47,8 @@ class ProbeOptions:
         if len(set(names)) < len(names):
             twice = next(name for name in names if names.count(name) > 1)
             raise UsageError(f"--feature {twice}=... is given twice; each feature needs its own name")
-        if self.feature_set == "none" and not self.patterns:
-            raise UsageError("--features none probes only your own features: give at least one --feature NAME=REGEX")
+        if self.feature_set == "none" and not self.patterns and not self.label_files:
+            raise UsageError("--features none probes only your own features: give at least one --feature NAME=REGEX or --labels FILE")
         if self.ablate not in ("zero", "mean"):
             raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
         if self.language not in (None, "auto", *SYNTAXES):

@@ -21,8 +21,8 @@ from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers
-from charnn.probe.labels import Feature, features_for
-from charnn.probe.labels.custom import pattern_feature
+from charnn.probe.labels import features_for
+from charnn.probe.labels.custom import pattern_feature, read_label_file
 from charnn.probe.languages import resolve_language
 from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.options import MAX_CHARS, ProbeOptions
@@ -31,17 +31,6 @@ from charnn.probe.score import Labels, Split, gate_saturation, score_recording, 
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
 MIN_CHARS = 20
-
-
-def valid_positions(feature_set: str, text: str, task: str | None, features: dict[str, Feature]) -> dict[str, np.ndarray]:
-    """Per feature, the positions with a defined label: task labels of -1 (malformed or undefined) are left out."""
-    if feature_set != "task":
-        return {name: np.ones(len(text), dtype=bool) for name in features}
-    from charnn.tasks import label_task_text
-
-    # binary task features hold labels == 1, so -1 is only visible in the raw ground truth
-    raw = label_task_text(task.removeprefix("task:"), text)
-    return {name: raw[name] != -1 if name in raw else np.ones(len(text), dtype=bool) for name in features}
 
 
 def why_unscorable(labels: Labels, split: Split, part: str = "selection") -> str | None:
@@ -148,9 +137,13 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     features = {} if options.feature_set == "none" else features_for(options.feature_set, text, options.task, language)
     for name, pattern in options.patterns:
         features[name] = pattern_feature(name, pattern, text)
-    valid = valid_positions(options.feature_set, text, options.task, features)
+    for path in options.label_files:  # before any model work: a wrong file costs nothing
+        for name, feature in read_label_file(path, len(text)).items():
+            if name in features:
+                raise CharnnError(f"--labels '{path}': the name '{name}' is already a feature of this probe; rename it")
+            features[name] = feature
     split = split_text(text, options.heldout_fraction)
-    labels = {name: Labels(name, f.kind, f.values, valid[name]) for name, f in features.items()}
+    labels = {name: Labels(name, f.kind, f.values, f.defined_mask) for name, f in features.items()}
     skipped = {name: reason for name, item in labels.items() if (reason := why_unscorable(item, split))}
     scoreable = [item for name, item in labels.items() if name not in skipped]
     if not scoreable:

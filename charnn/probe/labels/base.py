@@ -37,6 +37,12 @@ class Feature:
     values: np.ndarray  # (len(text),)
     targets: np.ndarray  # (len(text),) bool: positions whose next-character prediction it drives
     description: str
+    defined: np.ndarray | None = None  # (len(text),) bool: where the label means something; None: everywhere
+
+    @property
+    def defined_mask(self) -> np.ndarray:
+        """Where the label is defined: scoring, the control and the share of passing units use these positions only."""
+        return np.ones(len(self.values), dtype=bool) if self.defined is None else self.defined
 
 
 

@@ -41,8 +41,8 @@ def task_features(text: str, task: str) -> dict[str, Feature]:
     for name, labels in label_task_text(task_name, text).items():
         kind = _task_label_kind(name, labels)
         values = labels == 1 if kind == "binary" else labels.astype(np.int64)
-        description = f"{task_name} ground truth '{name}' after reading each character (-1: malformed line)"
+        description = f"{task_name} ground truth '{name}' after reading each character (undefined on a malformed line)"
         targets = _task_label_targets(name, labels, code_points)
-        features[name] = Feature(name, kind, values, targets, description)
+        features[name] = Feature(name, kind, values, targets, description, defined=labels != -1)
     return features
 
