@@ -8,7 +8,7 @@ import torch
 from charnn.corpus import Vocab
 from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
-from charnn.probe.pipeline import ProbeOptions, run_probe, valid_positions
+from charnn.probe.pipeline import ProbeOptions, run_probe
 from charnn.probe.labels import task_features
 from charnn.probe.record import Recording, UnitRef, record
 from charnn.probe.score import (
@@ -225,9 +225,9 @@ def test_a_planted_counter_is_found_on_the_count_task():
 def test_task_labels_of_minus_one_are_invalid_even_for_binary_features():
     text = "aaXbbb\naXb\n"  # the first line breaks the format at its third b
     features = task_features(text, "count")
-    valid = valid_positions("task", text, "count", features)
-    assert not valid["phase"][text.index("bbb") + 2]  # binary 'phase' holds False there, but it is undefined
-    assert valid["phase"][text.index("aXb\n")]
+    defined = features["phase"].defined_mask  # the feature itself says where it is defined
+    assert not defined[text.index("bbb") + 2]  # binary 'phase' holds False there, but it is undefined
+    assert defined[text.index("aXb\n")]
 
 
 @pytest.mark.parametrize("cell, states, gates", [("gru", {"h", "r", "z", "n"}, {"r", "z"}), ("rnn", {"h"}, set())])
