@@ -37,3 +37,22 @@ def test_the_json_is_one_object_and_a_bad_path_is_one_sentence(report, tmp_path)
     assert json.loads((tmp_path / "r.json").read_text())["features"].keys() == report["features"].keys()
     with pytest.raises(CharnnError, match="cannot write --json .*nowhere"):
         write_json(report, tmp_path / "nowhere" / "r.json")
+
+
+def test_the_quote_tracking_target_is_met_by_one_unit_or_one_per_kind_of_string():
+    from charnn.probe.report import strings_line
+    from charnn.probe.result import strings_summary
+
+    def feature(*scores):
+        return {"pass_threshold": 0.9, "units": [{"heldout_score": score} for score in scores]}
+
+    one = strings_summary({"inside_string": feature(0.95, 0.7)})
+    assert one["met_by"] == "one unit" and not one["both_kinds"] and one["inside_multiline_string"] is None
+    kinds = strings_summary({"inside_string": feature(0.85), "inside_multiline_string": feature(0.97),
+                             "inside_oneline_string": feature(0.6, 0.93)})
+    assert kinds["met_by"] == "one unit for each kind" and kinds["inside_oneline_string"] == 0.93
+    assert "met by one unit for each kind" in strings_line(kinds) and "multiline 0.970" in strings_line(kinds)
+    short = strings_summary({"inside_string": feature(0.85), "inside_multiline_string": feature(0.97),
+                             "inside_oneline_string": feature(0.6)})
+    assert short["met_by"] is None and "not met" in strings_line(short)
+    assert strings_summary({"count": feature(0.99)}) is None  # a text without string features

@@ -71,6 +71,8 @@ def report_renderables(report: dict, notes: list[str] | None = None) -> list:
                  f"layers count from 1"]
     for name, feature in report["features"].items():
         out.append(feature_table(name, feature))
+    if report.get("strings"):
+        out.append(strings_line(report["strings"]))
     for name, reason in report["skipped_features"].items():
         out.append(f"[yellow]not scored[/] {name}: {reason}")
     saturation = report["saturation"]
@@ -92,6 +94,18 @@ def report_renderables(report: dict, notes: list[str] | None = None) -> list:
     for note in notes or []:
         out.append(f"[yellow]note[/]: {note}")
     return [Text.from_markup(item) if isinstance(item, str) else item for item in out]
+
+
+def strings_line(summary: dict) -> str:
+    """One line: is the quote-tracking target met, by one unit or by one unit for each kind of string."""
+    threshold = summary["threshold"]
+    found = f"inside_string best held-out {_fmt(summary['inside_string'])}"
+    if summary["both_kinds"]:
+        found += (f"; by kind: multiline {_fmt(summary['inside_multiline_string'])}, "
+                  f"one-line {_fmt(summary['inside_oneline_string'])}")
+    verdict = (f"[green]met by {summary['met_by']}[/]" if summary["met_by"] else "[yellow]not met[/]")
+    kinds = " (or one unit for each kind of string)" if summary["both_kinds"] else ""
+    return f"strings: {found}; the quote-tracking target, a unit at ≥ {threshold:g}{kinds}, is {verdict}"
 
 
 def print_report(report: dict, console: Console | None = None, notes: list[str] | None = None) -> None:

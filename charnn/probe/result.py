@@ -5,7 +5,9 @@
                          "control_best": x, "pass_threshold": t, "share_passing": s, ...,
                          "units": [{"layer", "unit", "state", "score", "heldout_score", "sign",
                                     "ablation": {"target_delta", "other_delta", "random_percentile", ...}}]}},
-     "saturation": [{"layer": 1, "gates": {"i": {"left": [...], "right": [...], ...}}}], ...}
+     "saturation": [{"layer": 1, "gates": {"i": {"left": [...], "right": [...], ...}}}],
+     "strings": {"threshold", "inside_string", "inside_multiline_string", "inside_oneline_string", "both_kinds",
+                 "met_by": "one unit" | "one unit for each kind" | null} (null without string features), ...}
 
 Units are sorted by heldout_score, best first; layers count from 1, as charnn generate --clamp does.
 The pipeline fills these in; the report (tables, --json) and the explorer (--html) read them.
@@ -170,4 +172,25 @@ def build_report(
             "control_share_passing": _number(control.share_passing(threshold), 4) if control else None,
             "units": units,
         }
+    report["strings"] = strings_summary(report["features"])
     return report
+
+
+def strings_summary(features: dict) -> dict | None:
+    """Whether the quote-tracking target is met: by one inside_string unit, or, where the text has both kinds
+    of string, by one unit for each kind (a model may keep docstrings and one-line strings apart). None for a
+    text without string features."""
+    def best(name: str) -> float | None:
+        units = features.get(name, {}).get("units") or []
+        scores = [unit["heldout_score"] for unit in units if unit["heldout_score"] is not None]
+        return max(scores) if scores else None
+
+    if "inside_string" not in features:
+        return None
+    threshold = features["inside_string"]["pass_threshold"]
+    one, multi, oneline = best("inside_string"), best("inside_multiline_string"), best("inside_oneline_string")
+    both_kinds = "inside_multiline_string" in features and "inside_oneline_string" in features
+    by_kinds = both_kinds and multi is not None and oneline is not None and min(multi, oneline) >= threshold
+    met_by = "one unit" if one is not None and one >= threshold else ("one unit for each kind" if by_kinds else None)
+    return {"threshold": threshold, "inside_string": one, "inside_multiline_string": multi if both_kinds else None,
+            "inside_oneline_string": oneline if both_kinds else None, "both_kinds": both_kinds, "met_by": met_by}
