@@ -134,8 +134,6 @@ class Model:
         from charnn.sample import SampleOptions
 
         values["clamps"] = _clamps(values.pop("clamp"))
-        if values.get("stop") == "":
-            raise UsageError("--stop must not be empty")
         options = SampleOptions(**values)
         options.validate(self.network)
         return options
@@ -264,13 +262,16 @@ class ProbeResult:
 
     def to_html(self, path: str | Path | None = None, max_mb: float = 5.0) -> str:
         """The one-file explorer page (it opens from disk; no server); with a path, also written there."""
+        from charnn.atomic import atomic_write_bytes
         from charnn.probe.html import build_html
 
-        if path is not None:
-            self.write_html(path, max_mb)
-            return Path(path).read_text(encoding="utf-8")
         self._check_megabytes(max_mb)
         page, _ = build_html(self.findings, self.model.network, self.model.vocab, max_mb, self.input_notes)
+        if path is not None:
+            try:
+                atomic_write_bytes(Path(path), page.encode("utf-8"))
+            except OSError as err:
+                raise CharnnError(f"cannot write --html '{path}': {err.strerror or err}") from None
         return page
 
     def write_html(self, path: str | Path, max_mb: float = 5.0) -> dict:

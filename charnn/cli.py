@@ -251,20 +251,23 @@ def write_text_file(path: Path, corpus, start: int, stop: int, block: int = 1 <<
         raise CharnnError(f"cannot write '{path}': {err.strerror}") from None
 
 
-def train_config_from_args(args: argparse.Namespace):
-    """The flags given (argparse leaves the others None) over the saved config (with --resume) and the defaults."""
-    from charnn.config import TrainConfig, merge_train_config
+def given_train_settings(args: argparse.Namespace) -> dict:
+    """The training flags given (argparse leaves the others None), by config field name."""
+    return {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
-    return merge_train_config(given, args.resume)
+
+def train_config_from_args(args: argparse.Namespace):
+    """The flags given over the saved config (with --resume) and the defaults."""
+    from charnn.config import merge_train_config
+
+    return merge_train_config(given_train_settings(args), args.resume)
 
 
 def command_train(args: argparse.Namespace) -> int:
     """charnn train: charnn.train with the flags given."""
     from charnn.api import train
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
-    train(resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, **given)
+    train(resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, **given_train_settings(args))
     return 0
 
 

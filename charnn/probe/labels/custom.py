@@ -6,17 +6,21 @@ at line ends).
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 
-from charnn.errors import UsageError
+from charnn.errors import CharnnError, UsageError
 from charnn.probe.labels.base import Feature, mask_at, span_mask
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
 
-def builtin_names() -> set[str]:
+@functools.cache
+def builtin_names() -> frozenset[str]:
     """Every feature name the built-in label sets use (a user's feature may not take one)."""
     from charnn.probe.labels.code import code_features
     from charnn.probe.labels.tasks import task_features
@@ -27,7 +31,7 @@ def builtin_names() -> set[str]:
     names = set(code_features(both_strings, language="python")) | set(tweet_features("a #b\n"))
     for task in TASK_NAMES:
         names |= set(task_features("", task))
-    return names
+    return frozenset(names)
 
 
 def parse_pattern(spec: str) -> tuple[str, str]:
@@ -82,8 +86,6 @@ def label_targets(kind: str, values: np.ndarray, defined: np.ndarray) -> np.ndar
 
 def _label_array(path: str, name: str, raw: object, length: int) -> Feature:
     """One label set of a --labels file, checked: a Feature (null, or -1 in an int array, is undefined)."""
-    from charnn.errors import CharnnError
-
     where = f"--labels '{path}'" + (f" ({name})" if name else "")
     if isinstance(raw, np.ndarray):
         if raw.ndim != 1 or raw.dtype.kind not in "biuf":
@@ -119,11 +121,6 @@ def read_label_file(path: str, length: int) -> dict[str, Feature]:
     """--labels FILE: a JSON object {NAME: [label per character, null = undefined]} or a .npy array (one
     label set, named after the file). CharnnError (exit 1) naming the file for anything wrong, read
     before any model work."""
-    import json
-    from pathlib import Path
-
-    from charnn.errors import CharnnError
-
     file = Path(path)
     if not file.is_file():
         raise CharnnError(f"--labels '{path}' does not exist" if not file.exists() else f"--labels '{path}' is not a file")
@@ -150,8 +147,6 @@ def read_label_file(path: str, length: int) -> dict[str, Feature]:
 
 def check_pattern_name(name: str, path: str) -> None:
     """A label set's name, as --feature names are checked."""
-    from charnn.errors import CharnnError
-
     if not NAME.fullmatch(name) or name in builtin_names():
         reason = "is a built-in feature's name" if NAME.fullmatch(name) else "is not letters, digits, '_' or '-'"
         raise CharnnError(f"--labels '{path}': the name '{name}' {reason}; rename it")
