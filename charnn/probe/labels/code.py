@@ -1,4 +1,5 @@
-"""Code labels: inside a string (of each kind), inside a comment, indentation depth, bracket depth, column."""
+"""Code labels: inside a string (of each kind), inside a comment, indentation depth, block depth, indent still to
+write, bracket depth, column."""
 
 import re
 
@@ -6,10 +7,22 @@ import numpy as np
 
 from charnn.errors import CharnnError
 from charnn.probe.labels.base import Feature, chars_into_line, code_points_of, just_before, mask_at, span_mask
+from charnn.probe.labels.indentation import indentation_features
 from charnn.probe.labels.lexer import lex_strings_and_comments
 from charnn.probe.languages import SYNTAXES, resolve_language
 
 _LEADING_WHITESPACE = re.compile(r"^[ \t]*", re.MULTILINE)
+_BRACE_IS_NOT_A_BLOCK = frozenset({"python"})  # where a { ... } spanning lines continues a statement
+
+
+def _depth(code_points: np.ndarray, in_code: np.ndarray, openers: str, closers: str) -> tuple[np.ndarray, np.ndarray]:
+    """Nesting depth of the given brackets in code after each character, never below 0; and where each closer is."""
+    opens = np.isin(code_points, [ord(char) for char in openers]) & in_code
+    closes = np.isin(code_points, [ord(char) for char in closers]) & in_code
+    running_sum = np.cumsum(opens.astype(np.int64) - closes)
+    # Clamping at 0 after each step equals subtracting the lowest running sum reached so far.
+    lowest_so_far = np.minimum(np.minimum.accumulate(running_sum), 0)
+    return running_sum - lowest_so_far, closes
 
 
 def _indentation(
@@ -48,7 +61,8 @@ def _indentation(
 
 
 def code_features(text: str, tab_width: int = 8, language: str | None = None) -> dict[str, Feature]:
-    """Label source code: inside_string, inside_comment, indent_depth, bracket_depth, column.
+    """Label source code: inside_string, inside_comment, indent_depth, block_depth, indent_remaining, bracket_depth,
+    column.
 
     language names the lexical rules of strings and comments (a key of SYNTAXES); None or "auto"
     guesses from the text: its '#!' lines, else python or c (resolve_language also reads a file name).
@@ -63,12 +77,8 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     inside_comment = span_mask(length, comments.starts, comments.stops)
 
     in_code = ~(inside_string | inside_comment | span_mask(length, regexes.starts, regexes.stops))
-    opens = np.isin(code_points, [ord("("), ord("["), ord("{")]) & in_code
-    closes = np.isin(code_points, [ord(")"), ord("]"), ord("}")]) & in_code
-    running_sum = np.cumsum(opens.astype(np.int64) - closes)
-    # Clamping at 0 after each step equals subtracting the lowest running sum reached so far.
-    lowest_so_far = np.minimum(np.minimum.accumulate(running_sum), 0)
-    bracket_depth = running_sum - lowest_so_far
+    bracket_depth, closes = _depth(code_points, in_code, "([{", ")]}")
+    continuing = _depth(code_points, in_code, *(("([{", ")]}") if language in _BRACE_IS_NOT_A_BLOCK else ("([", ")]")))[0]
 
     column = chars_into_line(code_points)
     indent_depth, before_line_code = _indentation(text, code_points, column, tab_width)
@@ -110,6 +120,7 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             before_line_code,
             f"leading whitespace of the current line in columns (tab = next multiple of {tab_width})",
         ),
+        **indentation_features(text, inside_string, inside_comment, in_code, continuing, tab_width),
         "bracket_depth": Feature(
             "bracket_depth",
             "ordinal",
