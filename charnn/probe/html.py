@@ -180,9 +180,14 @@ def next_char_predictions(model: CharRNN, ids: np.ndarray, k: int = TOP_K) -> tu
 def feature_blob(feature: Feature, chars: int) -> dict:
     """One feature's labels over the first chars characters, as the page reads them."""
     values = np.asarray(feature.values[:chars])
+    defined = None  # where the label is undefined, the page neither underlines, plots nor lists it
+    if feature.defined is not None:
+        defined = packed(np.packbits(feature.defined[:chars].astype(bool), bitorder="little").tobytes())
+        if len(values) and feature.defined[:chars].any():
+            values = np.where(feature.defined[:chars], values, values[feature.defined[:chars]].min())
     if feature.kind == "binary":
         data = np.packbits(values.astype(bool), bitorder="little").tobytes()
-        return {"dtype": "bits", "min": 0, "max": 1, "data": packed(data)}
+        return {"dtype": "bits", "min": 0, "max": 1, "data": packed(data), "defined": defined}
     if values.dtype.kind == "f":  # a user's float labels: the page plots their ranks (what Spearman scores)
         values = np.unique(values, return_inverse=True)[1]
     values = values.astype(np.int64)
@@ -191,7 +196,7 @@ def feature_blob(feature: Feature, chars: int) -> dict:
         if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
             break
     values = np.clip(values, np.iinfo(np.int32).min, np.iinfo(np.int32).max)
-    return {"dtype": name, "min": low, "max": high, "data": packed(values.astype(dtype).tobytes())}
+    return {"dtype": name, "min": low, "max": high, "data": packed(values.astype(dtype).tobytes()), "defined": defined}
 
 
 def display_text(text: str) -> str:
@@ -459,7 +464,7 @@ PAGE = """<!DOCTYPE html>
       <canvas id="plot-near" height="80"></canvas>
     </div>
     <div id="text" tabindex="0"></div>
-    <div id="help" class="small">Background: the unit's value after reading each character, dark red −1 → white 0 → dark blue +1 (gates: red shut, blue open; c: on the scale the legend gives, by default white at its median). Gold underline: where the chosen feature holds. Plots: the unit above, the chosen feature (gold) below; the upper plot spans the whole text (dashed: where the held-out part starts; click to jump there), the lower one the 240 characters around the pointer. Hover a character for its values, labels and the model's next-character guesses. Keys <span id="keys"></span> switch state.</div>
+    <div id="help" class="small">Background: the unit's value after reading each character, dark red −1 → white 0 → dark blue +1 (gates: red shut, blue open; c: on the scale the legend gives, by default white at its median). Gold underline: where the chosen feature holds (nothing where its label is undefined). Plots: the unit above, the chosen feature (gold) below; the upper plot spans the whole text (dashed: where the held-out part starts; click to jump there), the lower one the 240 characters around the pointer. Hover a character for its values, labels and the model's next-character guesses. Keys <span id="keys"></span> switch state.</div>
   </main>
 </div>
 <div id="tip" role="tooltip"></div>
@@ -575,9 +580,11 @@ const S = {
 async function load() {
   const [ids, probs, actual, ...blobs] = await Promise.all([
     unpack(D.predictions.ids), unpack(D.predictions.probs), unpack(D.predictions.actual),
-    ...D.features.map((f) => unpack(f.data)), ...D.tracks.map((g) => unpack(g.data)),
+    ...D.features.map((f) => unpack(f.data)), ...D.features.map((f) => f.defined ? unpack(f.defined) : null),
+    ...D.tracks.map((g) => unpack(g.data)),
   ]);
-  const features = blobs.slice(0, D.features.length), groups = blobs.slice(D.features.length);
+  const count = D.features.length;
+  const features = blobs.slice(0, count), defined = blobs.slice(count, 2 * count), groups = blobs.slice(2 * count);
   D.tracks.forEach((group, g) => {
     const bytes = groups[g], values = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (values.length !== group.units.length * N) throw new Error(`track block ${g} holds ${values.length} bytes, not ${group.units.length * N}`);
@@ -594,15 +601,17 @@ async function load() {
   S.predProbs = probs;
   S.actual = actual;
   D.features.forEach((f, k) => {
-    let labels;
-    if (f.dtype === "bits") {
-      labels = new Uint8Array(N);
-      const bits = features[k];
-      for (let i = 0; i < N; i++) labels[i] = (bits[i >> 3] >> (i & 7)) & 1;
-    } else labels = typed(features[k], f.dtype);
-    S.features.set(f.name, { ...f, labels });
+    const labels = f.dtype === "bits" ? bitsOf(features[k]) : typed(features[k], f.dtype);
+    S.features.set(f.name, { ...f, labels, defined: defined[k] ? bitsOf(defined[k]) : null });
   });
 }
+
+function bitsOf(bytes) {  // one byte a character from bits packed little-endian
+  const out = new Uint8Array(N);
+  for (let i = 0; i < N; i++) out[i] = (bytes[i >> 3] >> (i & 7)) & 1;
+  return out;
+}
+const holds = (f, i) => !f.defined || f.defined[i] === 1;  // the feature's label is defined at i
 
 // ------------------------------------------------------------ values and colours
 function key(layer, unit, state) { return `${layer}:${unit}:${state}`; }
@@ -665,7 +674,7 @@ function recolour() {
 }
 function applyOverlay() {
   const feature = S.features.get(S.feature), spans = S.spans;
-  for (let i = 0; i < N; i++) spans[i].classList.toggle("ov", !!feature && feature.labels[i] > 0);
+  for (let i = 0; i < N; i++) spans[i].classList.toggle("ov", !!feature && feature.labels[i] > 0 && holds(feature, i));
 }
 
 // ------------------------------------------------------------ text
@@ -719,6 +728,7 @@ function showTip(i, x, y) {
   const labels = [];
   for (const f of S.features.values()) {
     const value = f.labels[i];
+    if (!holds(f, i)) continue;
     if (f.kind === "binary") { if (value) labels.push(`<b>${escapeHtml(f.name)}</b>`); }
     else labels.push(`${escapeHtml(f.name)}=${value}`);
   }
@@ -776,7 +786,7 @@ function drawRange(canvas, start, stop, bars) {
     for (let x = 0; x < columns; x++) {
       const [a, b] = columnOf(x);
       let peak = bottom;
-      for (let i = a; i < Math.max(b, a + 1); i++) if (feature.labels[i] > peak) peak = feature.labels[i];
+      for (let i = a; i < Math.max(b, a + 1); i++) if (feature.labels[i] > peak && holds(feature, i)) peak = feature.labels[i];
       const v = (peak - bottom) / (top - bottom || 1);
       if (v > 0) ctx.fillRect(x / columns * width, stripTop + stripHeight * (1 - v), width / columns + 0.4, stripHeight * v);
     }

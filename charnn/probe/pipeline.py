@@ -202,7 +202,7 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
                 flagged.setdefault(unit["ref"].layer, set()).add(unit["ref"].unit)
         masks = []
         for item in scoreable:
-            targets = np.asarray(features[item.name].targets, dtype=bool)
+            targets = features[item.name].target_mask
             mask_rows[(item.name, "target")] = len(masks)
             masks.append(targets)
             mask_rows[(item.name, "other")] = len(masks)

@@ -164,7 +164,7 @@ def build_report(
             "metric": metric,
             "description": feature.description,
             "labelled_chars": int(labels.valid.sum()),
-            "target_chars": int(np.asarray(feature.targets[: len(text) - 1], dtype=bool).sum()),
+            "target_chars": int(feature.target_mask[: len(text) - 1].sum()),
             "chance": CHANCE[metric],
             "control_best": _number(control.best_heldout()) if control else None,
             "pass_threshold": threshold,

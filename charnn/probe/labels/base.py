@@ -44,6 +44,11 @@ class Feature:
         """Where the label is defined: scoring, the control and the share of passing units use these positions only."""
         return np.ones(len(self.values), dtype=bool) if self.defined is None else self.defined
 
+    @property
+    def target_mask(self) -> np.ndarray:
+        """The targets where the label is defined: the positions ablation measures the loss change on."""
+        targets = np.asarray(self.targets, dtype=bool)
+        return targets if self.defined is None else targets & self.defined
 
 
 def code_points_of(text: str) -> np.ndarray:
