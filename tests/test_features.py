@@ -348,6 +348,96 @@ def test_carriage_returns_and_empty_text_are_labelled():
         assert feature.values.shape == (0,) and feature.targets.shape == (0,)
 
 
+# ---------------------------------------------------------------- block depth and the indent still to write
+
+
+def levels(feature: Feature) -> str:
+    """One character per text character: the label's value, or '-' where it is undefined."""
+    return "".join(str(value) if defined else "-" for value, defined in zip(feature.values, feature.defined_mask))
+
+
+def line_levels(text: str, feature: Feature) -> list[str]:
+    """Each line's labels (without its newline), for texts whose values stay below 10."""
+    out, position = [], 0
+    for line in text.split("\n"):
+        out.append(levels(feature)[position : position + len(line)])
+        position += len(line) + 1
+    return out
+
+
+def test_block_depth_is_the_statements_level_and_continuation_lines_keep_it():
+    text = "def f(a,\n      b):\n    x = [1,\n         2]\n    if x:\n        y = x + \\\n            1\n    return (y +\n            2)\n"
+    block = code_features(text, language="python")["block_depth"]
+    assert line_levels(text, block) == [
+        "00000000", "------000", "----1111111", "---------11", "----11111", "--------222222222",
+        "------------2", "----11111111111", "------------11", ""]
+    assert "step: 4 columns" in block.description
+    # its targets are each line's last character (the newline is predicted there), all of them defined
+    assert all(text[i + 1] == "\n" for i in target_positions(block)) and (block.targets <= block.defined_mask).all()
+
+
+def test_a_line_after_an_operator_continues_but_not_after_a_colon_or_an_increment():
+    text = "x = a +\n    b\nif y:\n    z\ni++\n    w\n"
+    block = code_features(text, language="javascript")["block_depth"]
+    assert line_levels(text, block)[:6] == ["0000000", "----0", "00000", "----1", "000", "----1"]
+
+
+def test_braces_are_blocks_in_c_and_continue_a_statement_in_python():
+    c = "int f(int a,\n      int b)\n{\n\tif (a) {\n\t\tg(a,\n\t\t  b);\n\t}\n}\n"
+    assert line_levels(c, code_features(c, language="c")["block_depth"]) == [
+        "000000000000", "------000000", "0", "-11111111", "--2222", "----222", "-1", "0", ""]
+    py = "d = {\n    'a': 1,\n}\nif d:\n    pass\n"
+    assert line_levels(py, code_features(py, language="python")["block_depth"]) == [
+        "00000", "----0000000", "0", "00000", "----1111", ""]
+
+
+def test_indent_remaining_counts_down_to_the_first_character_of_the_line():
+    text = "a\n    b\n\n  c\n"
+    remaining = code_features(text, language="python")["indent_remaining"]
+    # the newline before a blank line is undefined; the blank line's own newline counts the next line's indent
+    assert levels(remaining) == "-4" + "3210" + "-" + "-" + "2" + "10" + "--"
+    assert [text[i + 1] for i in target_positions(remaining)] == ["b", "c"]
+    assert (remaining.targets <= remaining.defined_mask).all()
+    first = code_features("  x\n", language="python")["indent_remaining"]  # the text's first line has no newline before
+    assert levels(first) == "10--"
+
+
+def test_tabs_and_mixed_tabs_and_spaces_expand_to_the_tab_stops():
+    text = "a\n\tb\n\t  c(\n\t\t\td)\n  \te\n\t\tf\n"
+    features = code_features(text, language="c")
+    remaining, block = features["indent_remaining"], features["block_depth"]
+    assert remaining.values[1:3].tolist() == [8, 0]  # the newline, then the tab lands on column 8
+    assert remaining.values[4:8].tolist() == [10, 2, 1, 0]  # "\t  c": 10 columns
+    assert remaining.values[10:14].tolist() == [24, 16, 8, 0]
+    assert remaining.values[16:20].tolist() == [8, 7, 6, 0]  # "  \t": two spaces, then a tab to column 8
+    # the step is a tab (8): "\t  c(" is level 1, its continuation "\t\t\td)" keeps 1, "  \te" is 8 columns: level 1
+    assert line_levels(text, block)[:6] == ["0", "-1", "---11", "---11", "---1", "--2"]
+
+
+def test_a_text_without_indentation_is_at_level_zero_and_has_nothing_still_to_write():
+    text = "a = 1\nb = 2\n\nc = 3\n"
+    features = code_features(text, language="python")
+    assert set(features["block_depth"].values[features["block_depth"].defined_mask]) == {0}
+    assert "no indentation" in features["block_depth"].description
+    remaining = features["indent_remaining"]
+    assert levels(remaining) == "-----0" + "-----" + "-" + "0" + "-----" + "-"
+
+
+def test_docstring_lines_are_inside_a_string_and_undefined_for_both():
+    text = 'def f():\n    """Doc.\n\n    more\n    """\n    return 1\n'
+    features = code_features(text, language="python")
+    block, remaining = features["block_depth"], features["indent_remaining"]
+    assert line_levels(text, block) == ["00000000", "----1111111", "", "--------", "-------", "----11111111", ""]
+    docstring = text.index('"""Doc.')
+    inside = slice(text.index("Doc.") + 4, text.index("return") - 5)
+    assert not block.defined_mask[inside].any() and not remaining.defined_mask[inside].any()
+    assert remaining.defined_mask[docstring - 5 : docstring].all()  # the indent of the docstring's first line
+    assert remaining.values[text.index("return") - 5] == 4  # the newline after the closing quotes
+    # a block comment's lines continue the comment: they take the level of its first line
+    c = "int x;\n\t/*\n\t * a\n\t */\n"
+    assert line_levels(c, code_features(c, language="c")["block_depth"])[:4] == ["000000", "-11", "--111", "--11"]
+
+
 # ---------------------------------------------------------------- real code
 
 
@@ -433,6 +523,50 @@ def test_hashtag_inside_a_url_is_part_of_the_url_only():
     assert features["inside_url"].values[:16].all()
 
 
+def test_position_in_entity_counts_inside_hashtags_mentions_and_urls_only():
+    text = "hi #ab @cd http://x.co/e ok\n"
+    position = tweet_features(text)["position_in_entity"]
+    defined = position.defined_mask
+    assert marks(defined) == "...111.111." + "1" * 13 + "...."
+    assert position.values[defined].tolist() == [1, 2, 3, 1, 2, 3, *range(1, 14)]
+    assert [text[i + 1] for i in target_positions(position)] == [" ", " ", " "]
+
+
+def proper_nouns(text: str) -> list[str]:
+    starts, stops = spans_of(tweet_features(text)["proper_noun"].values)
+    return [text[a:b] for a, b in zip(starts, stops)]
+
+
+def test_proper_noun_skips_sentence_starts_and_what_only_looks_like_a_name():
+    assert proper_nouns("Great day with Mike Pence! Then home. Why? Because\n") == ["Mike", "Pence"]
+    assert proper_nouns("RT @jack: Thanks to Congress\n") == ["Congress"]  # after "@x:" a sentence starts
+    assert proper_nouns("we love McDonald's and my iPhone, FAKE NEWS CNN\n") == ["McDonald's"]
+    assert proper_nouns('so I said "Crooked Hillary" and I\'m done, I will\n') == ["Hillary"]
+    assert proper_nouns("met Mr. Smith of the U.S. Senate today… Amazing\n") == ["Smith", "Senate"]
+    assert proper_nouns("go #MakeAmericaGreat @Trump http://a.com/Obama (New) York\n") == ["York"]
+    assert proper_nouns("ok\nObama said no\n") == []  # every line is a tweet: its first word starts it
+
+
+def test_proper_noun_targets_are_each_names_last_letter():
+    text = "hi Bob and Al.\n"
+    noun = tweet_features(text)["proper_noun"]
+    assert marks(noun.values) == "...111.....11.." and target_positions(noun) == [5, 12]
+
+
+def aux_bes(text: str) -> list[str]:
+    starts, stops = spans_of(tweet_features(text)["aux_be"].values)
+    return [text[a - 4 : b] for a, b in zip(starts, stops)]
+
+
+def test_aux_be_follows_an_auxiliary_with_up_to_two_adverbs_between():
+    text = ("It will be great. I've always been right. He has never been. Won't be long. You'll be fine, they'd "
+            "be there, I want to be, it should not ever be, we must not just also be, Let it be. beer will bend\n")
+    assert aux_bes(text) == ["ill be", "ays been", "ver been", "n't be", "'ll be", "y'd be", " to be", "ver be"]
+    feature = tweet_features(text)["aux_be"]
+    assert all(text[i] == "b" and text[i + 1] == "e" for i in target_positions(feature))
+    assert aux_bes("WILL BE there, can't be, could be\n") == ["ILL BE", "n't be", "uld be"]
+
+
 # ---------------------------------------------------------------- any input
 
 
@@ -444,6 +578,9 @@ def test_any_text_gets_labels_of_its_length(text):
         assert feature.targets.shape == (len(text),) and feature.targets.dtype == bool
         assert feature.kind in ("binary", "ordinal")
         assert feature.kind == "ordinal" or feature.values.dtype == bool
+        assert feature.defined_mask.shape == (len(text),) and (feature.target_mask <= feature.defined_mask).all()
+    code = code_features(text)
+    assert (code["block_depth"].values >= 0).all() and (code["indent_remaining"].values >= 0).all()
 
 
 @settings(max_examples=100, deadline=None)
@@ -501,7 +638,8 @@ def test_pathological_text_stays_linear():
 
 
 def test_features_for_dispatches_and_rejects_unknown_kinds():
-    code_names = {"inside_string", "inside_comment", "indent_depth", "bracket_depth", "column"}
+    code_names = {"inside_string", "inside_comment", "indent_depth", "block_depth", "indent_remaining", "bracket_depth",
+                  "column"}
     assert set(features_for("code", "x")) == code_names
     assert set(features_for("tweets", "x")) == set(FEATURE_SETS["tweets"]("x"))
     with pytest.raises(CharnnError, match="unknown feature set 'poems'"):
