@@ -286,6 +286,12 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
             page.click("#number-form button")
             assert page.locator("#unit-name").inner_text().startswith("layer 2 · unit 5")
 
+            # the underline follows the chosen feature only where its label is defined
+            page.select_option("#overlay", "indent_remaining")
+            underlined = page.evaluate("() => Array.from(document.querySelectorAll('#text > span'), s => s.classList.contains('ov'))")
+            remaining = result.features["indent_remaining"]
+            assert underlined == ((remaining.values > 0) & remaining.defined_mask).tolist() and any(underlined)
+
             # hovering a character shows its value, its labels and the next-character guesses
             position = text.index('"')  # the first string
             target = spans.nth(position)
@@ -324,3 +330,17 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
     assert requests == [], requests
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
     assert load_ms < 20_000
+
+
+def test_a_feature_with_undefined_positions_carries_where_it_is_defined():
+    from charnn.probe.html import feature_blob
+    from charnn.probe.labels import code_features
+
+    text = "a\n    b\n\n  c\n"
+    remaining = code_features(text, language="python")["indent_remaining"]
+    blob = feature_blob(remaining, len(text))
+    defined = np.unpackbits(np.frombuffer(unpack(blob["defined"]), dtype=np.uint8), bitorder="little")[: len(text)]
+    assert defined.astype(bool).tolist() == remaining.defined_mask.tolist()
+    # the page's scale spans the defined labels only (the undefined ones are not 0 columns still to write)
+    assert (blob["min"], blob["max"]) == (0, 4)
+    assert feature_blob(code_features(text)["column"], len(text))["defined"] is None
