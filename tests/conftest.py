@@ -154,7 +154,7 @@ def chromium() -> str:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         (pytest.fail if required else pytest.skip)("the playwright package is not installed (pip install playwright)")
-    from charnn.probe.html import find_chromium
+    from browser_tools import find_chromium
 
     executable = find_chromium()
     if executable is None:

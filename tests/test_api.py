@@ -109,7 +109,7 @@ def test_the_notebook_view_opens_in_a_browser(run, chromium, tmp_path):
 
     from playwright.sync_api import sync_playwright
 
-    from charnn.probe.html import CHROMIUM_ARGS
+    from browser_tools import CHROMIUM_ARGS
 
     probe = run.load().probe((ROOT / "charnn" / "api.py").read_text()[:3000], features="code", random_units=10,
                              unknown="replace", ablation=False)

@@ -230,7 +230,7 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
     from playwright.sync_api import sync_playwright
 
-    from charnn.probe.html import CHROMIUM_ARGS
+    from browser_tools import CHROMIUM_ARGS
 
     result, model, vocab, text = probed
     page_path = tmp_path / "explorer.html"
@@ -344,3 +344,27 @@ def test_a_feature_with_undefined_positions_carries_where_it_is_defined():
     # the page's scale spans the defined labels only (the undefined ones are not 0 columns still to write)
     assert (blob["min"], blob["max"]) == (0, 4)
     assert feature_blob(code_features(text)["column"], len(text))["defined"] is None
+
+
+def test_the_page_assets_are_in_the_built_wheel(tmp_path):
+    """`pip install .` must carry the page's HTML, CSS and JavaScript (package data), not only the editable checkout."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    shutil.copytree(root / "charnn", source / "charnn", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel"), str(source)],
+                           capture_output=True, text=True)
+    if built.returncode and "No module named" in built.stderr:
+        pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
+    assert built.returncode == 0, built.stderr
+    names = zipfile.ZipFile(next((tmp_path / "wheel").glob("charnn-*.whl"))).namelist()
+    assets = sorted(p.name for p in (root / "charnn" / "probe" / "assets").iterdir())
+    assert assets == ["explorer.css", "explorer.html", "explorer.js"]
+    for name in assets:
+        assert f"charnn/probe/assets/{name}" in names
