@@ -6,6 +6,7 @@ this module (pytest puts tests/ on sys.path); `python tests/browser_tools.py PAG
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -62,6 +63,31 @@ def screenshot(html_path: str | Path, png_path: str | Path, hash_state: str = ""
                 target.hover()
                 page.wait_for_selector("#tip.show")
             page.screenshot(path=str(png_path))
+        finally:
+            context.close()
+
+
+@contextlib.contextmanager
+def open_page(executable: str, path: str | Path, width: int = 1200, height: int = 800):
+    """A page opened from disk in headless Chromium, ready: (page, problems). Every request that is not file:
+    is refused and counted as a problem, as are console errors and warnings and uncaught exceptions."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS, viewport={"width": width, "height": height})
+        try:
+            context.route("**/*", lambda route: (problems.append(f"request {route.request.url}"), route.abort())
+                          if not route.request.url.startswith(("file:", "blob:")) else route.continue_())
+            page = context.new_page()
+            page.on("console", lambda message: problems.append(message.text) if message.type in ("error", "warning") else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(Path(path).resolve().as_uri())
+            page.wait_for_selector("body[data-ready='true']", timeout=30_000)
+            yield page, problems
         finally:
             context.close()
 

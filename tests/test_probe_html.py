@@ -84,9 +84,9 @@ def test_page_is_one_file_with_no_outside_references(probed):
     assert html.startswith("<!DOCTYPE html>")
     code = DATA_BLOCK.sub("", html)  # the page without its data (base64 may spell anything)
     assert "http" not in code  # no URL at all: no CDN, no font, no namespace
-    for pattern in (r"<script[^>]+src=", r"<link\b", r"@import", r"url\(", r"<iframe", r"<img\b", r"fetch\(", r"XMLHttpRequest", r"href="):
+    for pattern in (r"<script[^>]+src=", r"<link\b", r"@import", r"(?<![.\w])url\(", r"<iframe", r"<img\b", r"fetch\(", r"XMLHttpRequest", r"href="):
         assert not re.search(pattern, code, re.I), pattern
-    assert html.count("<script") == 2 and html.count("</script>") == 2  # the data block and the code, both inline
+    assert html.count("<script") == 3 and html.count("</script>") == 3  # the data block, the live model's worker and the code, all inline
     assert page_data(html)["text"] == text  # the text's own "</script>" is escaped inside the data
     assert summary["chars"] == len(text) and summary["states"] == ("h", "c", "i", "f", "g", "o")
 
@@ -143,7 +143,7 @@ def test_budget_drops_precision_then_states_then_characters(probed):
     full, _ = build_html(result, model, vocab, max_mb=5.0)
     flagged = {tuple(u) for u in page_data(full)["coverage"]["flagged"]}
     sizes = {}
-    for max_mb in (0.30, 0.20, 0.15, 0.11):
+    for max_mb in (0.45, 0.35, 0.20, 0.15):
         html, summary = build_html(result, model, vocab, max_mb=max_mb)
         size = len(html.encode("utf-8"))
         assert size == summary["bytes"] <= max_mb * 1e6
@@ -159,13 +159,62 @@ def test_budget_drops_precision_then_states_then_characters(probed):
     assert ranked == sorted(ranked, reverse=True) and len(set(ranked)) > 1, sizes
 
     # too small even for the flagged units over the whole text: the text is cut, and the page says so
-    html, summary = build_html(result, model, vocab, max_mb=0.09)
+    html, summary = build_html(result, model, vocab, max_mb=0.12)
     data = page_data(html)
-    assert summary["chars"] < len(text) and len(html.encode()) <= 0.09e6
+    assert summary["chars"] < len(text) and len(html.encode()) <= 0.12e6
     assert data["chars"] == summary["chars"] and data["text"] == text[: summary["chars"]]
     assert any("shows the first" in note for note in data["notes"])
     assert summary["states"] == ()
     assert "only the" in data["coverage"]["description"]
+
+
+def test_the_live_model_goes_in_after_the_flagged_units_float16_then_int8_else_a_note_with_the_budget_it_needs():
+    from charnn.probe.html import Coverage, fit_page, live_model, next_char_predictions, script_json
+
+    text = probe_text()[:400]
+    vocab = Vocab(tuple(sorted(set(text))))
+    torch.manual_seed(1)
+    model = CharRNN(ModelConfig(vocab_size=vocab.size, layers=2, hidden=64, embed=8)).eval()
+    result = run_probe(model, vocab.encode(text), text, ProbeOptions(top=1, random_units=2, ablation=False, control=False, threads=1), {})
+    try:
+        sizes = {precision: len(script_json(live_model(model, vocab, precision)).encode()) for precision in ("float16", "int8")}
+        predictions = next_char_predictions(model, vocab.encode(text))
+        _, bare = fit_page(result, vocab, predictions, len(text), [], 10**9, [Coverage((), 127)], [None])
+        flagged_only = bare["bytes"]
+
+        html, summary = build_html(result, model, vocab, max_mb=(flagged_only + sizes["float16"] + 2000) / 1e6)
+        live = page_data(html)["live"]
+        assert summary["live"] == live["precision"] == "float16" and summary["chars"] == len(text)
+        weights = dict(model_tensors_of(model))
+        for tensor in live["tensors"]:  # float16 weights, as torch names them, to float16's precision
+            stored = np.frombuffer(unpack(tensor["data"]), dtype="<f2").reshape(tensor["shape"])
+            assert np.allclose(stored, weights[tensor["name"]], atol=1e-3, rtol=1e-3), tensor["name"]
+        assert live["unknown_id"] == vocab.unknown_id and live["cell"] == "lstm"
+
+        html, summary = build_html(result, model, vocab, max_mb=(flagged_only + (sizes["float16"] + sizes["int8"]) // 2) / 1e6)
+        live = page_data(html)["live"]
+        assert summary["live"] == "int8"
+        decoder = next(t for t in live["tensors"] if t["name"] == "decoder.weight")
+        q = np.frombuffer(unpack(decoder["data"]), dtype=np.int8).reshape(decoder["shape"]).astype(np.float32)
+        scales = np.frombuffer(unpack(decoder["scales"]), dtype="<f4")
+        assert np.abs(q * scales[:, None] - weights["decoder.weight"]).max() <= scales.max() / 2 + 1e-6
+
+        budget = (flagged_only + sizes["int8"] // 2) / 1e6
+        html, summary = build_html(result, model, vocab, max_mb=budget)
+        data = page_data(html)
+        assert data["live"] is None and summary["live"] is None and summary["chars"] == len(text)
+        needed = float(re.search(r"--html-max-mb ([0-9.]+)", data["live_note"]).group(1))
+        assert needed > budget
+        assert build_html(result, model, vocab, max_mb=needed)[1]["live"] is not None  # the note's budget is enough
+        assert page_data(build_html(result, model, vocab, max_mb=5, live=False)[0])["live"] is None
+    finally:
+        result.close()
+
+
+def model_tensors_of(model):
+    from charnn.probe.html import model_tensors
+
+    return [(name, weight.detach().numpy()) for name, weight in model_tensors(model)]
 
 
 def test_write_html_is_atomic_and_reports_its_size(probed, tmp_path):
@@ -365,6 +414,20 @@ def test_the_page_assets_are_in_the_built_wheel(tmp_path):
     assert built.returncode == 0, built.stderr
     names = zipfile.ZipFile(next((tmp_path / "wheel").glob("charnn-*.whl"))).namelist()
     assets = sorted(p.name for p in (root / "charnn" / "probe" / "assets").iterdir())
-    assert assets == ["explorer.css", "explorer.html", "explorer.js"]
+    assert assets == ["explorer-worker.js", "explorer.css", "explorer.html", "explorer.js"]
     for name in assets:
         assert f"charnn/probe/assets/{name}" in names
+
+
+@pytest.mark.parametrize("name", ["explorer.js", "explorer-worker.js"])
+def test_the_page_scripts_parse(name):
+    """A syntax error in the page's JavaScript fails here, without a browser (node --check), where node is installed."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node executable: the browser tests still load the scripts")
+    path = Path(__file__).resolve().parents[1] / "charnn" / "probe" / "assets" / name
+    checked = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr

@@ -29,6 +29,7 @@ import base64
 import functools
 import importlib.resources
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ COARSE_LEVELS = (15, 7)  # coarser steps for the other units when int8 does not 
 MIN_SHOWN_CHARS = 100  # a budget that cannot hold this many characters is refused
 FORWARD_CHUNK = 4096
 UNIT_BLOCK = 64  # units quantised at once (bounds memory on long texts)
+LIVE_PRECISIONS = ("float16", "int8")  # the live model's weights, best first
+LIVE_MAX_CHARS = 5000  # the longest text the page's own model runs (every state of every unit is kept)
 SAMPLE_TRACKS = 16  # tracks per state deflated to estimate the size of a coverage before building it
 DELTA_STATES = {"c"}
 GATES = frozenset(gate for gates in SIGMOID_GATES.values() for gate in gates)
@@ -248,9 +251,23 @@ def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: in
              **feature_blob(feature, chars)}
             for name, feature in result.features.items()
         ],
+        "unit_scores": unit_scores(result),
         "report": report,
         "notes": page_notes,
     }
+
+
+def unit_scores(result: ProbeFindings) -> dict:
+    """Per scored feature, every unit's held-out score in its selected direction, (states, layers, hidden) as
+    uint8 (score · 250; 255 where undefined): the layer overview orders its rows by it."""
+    out = {}
+    for name, scores in result.scores.items():
+        if name not in result.report["features"]:
+            continue
+        heldout = scores.oriented[2]
+        coded = np.where(np.isnan(heldout), 255, np.rint(np.clip(np.nan_to_num(heldout), 0, 1) * 250)).astype(np.uint8)
+        out[name] = packed(coded.tobytes())
+    return out
 
 
 @functools.cache
@@ -267,14 +284,43 @@ def render(data: dict) -> str:
     if path:
         title += f" on {Path(path).name}"
     escaped_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    page, style, script = (asset(name) for name in ("explorer.html", "explorer.css", "explorer.js"))
-    # the data last: nothing inside it is taken for a placeholder
-    return page.replace("__TITLE__", escaped_title).replace("__STYLE__", style).replace("__SCRIPT__", script).replace("__DATA__", script_json(data))
+    page = asset("explorer.html").replace("__TITLE__", escaped_title)
+    for placeholder, name in (("__STYLE__", "explorer.css"), ("__WORKER__", "explorer-worker.js"), ("__SCRIPT__", "explorer.js")):
+        page = page.replace(placeholder, asset(name))
+    return page.replace("__DATA__", script_json(data))  # the data last: nothing inside it is taken for a placeholder
+
+
+def model_tensors(model: CharRNN) -> list[tuple[str, torch.Tensor]]:
+    """The weights the page's own forward pass reads, by the names torch gives them."""
+    named = [("embedding", model.embedding.weight)]
+    for layer in range(model.config.layers):
+        named += [(f"{name}_l{layer}", weight) for name, weight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), model.layer_weights(layer))]
+    return named + [("decoder.weight", model.decoder.weight), ("decoder.bias", model.decoder.bias)]
+
+
+def live_model(model: CharRNN, vocab: Vocab, precision: str) -> dict:
+    """The model for the page to run itself: float16 weights, or int8 with a float32 scale per row (biases float16)."""
+    tensors = []
+    for name, weight in model_tensors(model):
+        values = weight.detach().float().cpu().numpy()
+        entry = {"name": name, "shape": list(values.shape)}
+        if precision == "int8" and values.ndim == 2:
+            scales = np.abs(values).max(axis=1) / 127
+            scales = np.where(scales > 0, scales, 1).astype(np.float32)
+            entry.update(dtype="int8", data=packed(np.rint(values / scales[:, None]).astype(np.int8).tobytes()),
+                         scales=packed(scales.astype("<f4").tobytes()))
+        else:
+            entry.update(dtype="float16", data=packed(values.astype("<f2").tobytes()))
+        tensors.append(entry)
+    config = model.config
+    return {"precision": precision, "cell": config.cell, "layers": config.layers, "hidden": config.hidden, "embed": config.embed,
+            "vocab_size": config.vocab_size, "unknown_id": vocab.unknown_id, "tensors": tensors, "max_chars": LIVE_MAX_CHARS}
 
 
 def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
-             coverages: list[Coverage]) -> tuple[str | None, dict]:
-    """The first of coverages whose page of the first chars characters fits budget bytes (None if none does)."""
+             coverages: list[Coverage], lives: list[dict | None]) -> tuple[str | None, dict]:
+    """The first (live model, coverage) pair, in that order of preference, whose page of the first chars
+    characters fits budget bytes (None if none does)."""
     recording = result.recording
     flagged = flagged_units(result.report)
     flagged_set = set(flagged)
@@ -282,32 +328,50 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
               if (layer, unit) not in flagged_set]
     data = base_data(result, vocab, predictions, chars, notes, budget)
     groups = [track_group(recording, state, flagged, chars, FULL_LEVELS) for state in recording.state_names if flagged]
-    fixed = len(render({**data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8"))
     samples: dict = {}
     built: dict[tuple[str, int], dict] = {}  # (state, levels) -> the other units' track group, shared by coverages
-    size = fixed
-    for coverage in coverages:
-        rest = []
-        if coverage.states and others:
-            if fixed + estimate_bytes(recording, coverage, others, chars, samples) > budget * 1.1:
-                continue  # clearly too large: not worth quantising and deflating
-            for state in coverage.states:
-                if (state, coverage.levels) not in built:
-                    built[(state, coverage.levels)] = track_group(recording, state, others, chars, coverage.levels)
-                rest.append(built[(state, coverage.levels)])
-        description = coverage.describe(recording, len(flagged))
-        page = render({**data, "tracks": groups + rest, "coverage": {
-            "description": description, "everyone": list(coverage.states), "levels": coverage.levels,
-            "flagged": [list(unit) for unit in flagged], "budget_mb": budget / MB}})
-        size = len(page.encode("utf-8"))
-        if size <= budget:
-            return page, {"chars": chars, "probed_chars": len(result.text), "bytes": size, "coverage": description,
-                          "states": coverage.states, "levels": coverage.levels}
+    size = 0
+    for live in lives:
+        live_data = {"live": live, "live_note": None if live else live_note(lives, budget)}
+        fixed = len(render({**data, **live_data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8"))
+        size = fixed
+        for coverage in coverages:
+            rest = []
+            if coverage.states and others:
+                if fixed + estimate_bytes(recording, coverage, others, chars, samples) > budget * 1.1:
+                    continue  # clearly too large: not worth quantising and deflating
+                for state in coverage.states:
+                    if (state, coverage.levels) not in built:
+                        built[(state, coverage.levels)] = track_group(recording, state, others, chars, coverage.levels)
+                    rest.append(built[(state, coverage.levels)])
+            description = coverage.describe(recording, len(flagged))
+            page = render({**data, **live_data, "tracks": groups + rest, "coverage": {
+                "description": description, "everyone": list(coverage.states), "levels": coverage.levels,
+                "flagged": [list(unit) for unit in flagged], "budget_mb": budget / MB}})
+            size = len(page.encode("utf-8"))
+            if size <= budget:
+                return page, {"chars": chars, "probed_chars": len(result.text), "bytes": size, "coverage": description,
+                              "states": coverage.states, "levels": coverage.levels,
+                              "live": live["precision"] if live else None, "live_note": live_data["live_note"]}
     return None, {"bytes": size}
 
 
-def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: float = 5.0, notes: list[str] | None = None) -> tuple[str, dict]:
-    """The page and a summary (chars shown, bytes, coverage), fitted to max_mb megabytes (10^6 bytes)."""
+def live_note(lives: list[dict | None], budget: int) -> str:
+    """Why the page has no live model: one line with the budget it would need."""
+    smallest = [live for live in lives if live]
+    if not smallest:
+        return "this page has no live model"
+    weights = len(script_json(smallest[-1]).encode("utf-8"))
+    return (f"the model is not in this page: its {smallest[-1]['precision']} weights take {weights / MB:.2f} MB beside the data; "
+            f"--html-max-mb {math.ceil((budget + weights) / MB * 10) / 10:g} makes room for them")
+
+
+def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: float = 5.0, notes: list[str] | None = None,
+               live: bool = True) -> tuple[str, dict]:
+    """The page and a summary (chars shown, bytes, coverage, live model), fitted to max_mb megabytes (10^6 bytes).
+
+    The text and the flagged units come first, then the live model (float16, else int8, where it fits with the
+    whole text), then the other units' tracks."""
     if not max_mb > 0:
         raise CharnnError(f"--html-max-mb must be above 0, not {max_mb!r}")
     budget = int(max_mb * MB)
@@ -315,10 +379,11 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
     predictions = next_char_predictions(model, vocab.encode(text, unknown="replace"))
     notes = list(notes or []) + list(result.notes)
     coverages = coverages_for(result.recording)
+    lives = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS] + [None] if live else [None]
     chars = len(text)
     least = min(MIN_SHOWN_CHARS, len(text))
     while True:
-        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages)
+        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages, lives)
         if page is not None:
             return page, summary
         if chars <= least:
@@ -327,12 +392,13 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
         # even the flagged units alone do not fit: show fewer characters, with the flagged units only
         chars = max(least, int(chars * min(0.9, budget / summary["bytes"] * 0.95)))
         coverages = coverages[-1:]
+        lives = lives[-1:]  # the text comes before the live model
 
 
 def write_html(result: ProbeFindings, path: str | Path, model: CharRNN, vocab: Vocab, max_mb: float = 5.0,
-               notes: list[str] | None = None) -> dict:
+               notes: list[str] | None = None, live: bool = True) -> dict:
     """Write the explorer page to path atomically (temp file + rename); returns the summary of build_html."""
-    html, summary = build_html(result, model, vocab, max_mb, notes)
+    html, summary = build_html(result, model, vocab, max_mb, notes, live)
     try:
         atomic_write_bytes(Path(path), html.encode("utf-8"))
     except OSError as err:

@@ -18,7 +18,7 @@ const el = (tag, props, ...children) => {
 // ------------------------------------------------------------ data
 const D = JSON.parse($("charnn-data").textContent);
 const R = D.report;
-const N = D.chars;
+let N = D.chars;  // characters of the text shown: the probed text's, or the user's under the live model
 const SIGMOID = new Set(D.gates);  // the states in [0, 1]
 
 function bytesOf(b64) {
@@ -41,7 +41,7 @@ function typed(bytes, dtype) {
 
 const S = {
   layer: 1, unit: 0, state: "h", feature: null, pos: null, cScale: "centred",
-  tracks: new Map(), features: new Map(),
+  tracks: new Map(), features: new Map(), heldoutStart: R.split.heldout.start, source: "probed", probed: null,
   predIds: null, predProbs: null, actual: null, spans: [], lineOf: null, colOf: null,
 };
 
@@ -68,6 +68,8 @@ async function load() {
   S.predIds = typed(ids, D.predictions.id_dtype);
   S.predProbs = probs;
   S.actual = actual;
+  S.unitScores = new Map();
+  for (const [name, blob] of Object.entries(D.unit_scores || {})) S.unitScores.set(name, await unpack(blob));
   D.features.forEach((f, k) => {
     const labels = f.dtype === "bits" ? bitsOf(features[k]) : typed(features[k], f.dtype);
     S.features.set(f.name, { ...f, labels, defined: defined[k] ? bitsOf(defined[k]) : null });
@@ -86,6 +88,7 @@ function key(layer, unit, state) { return `${layer}:${unit}:${state}`; }
 const has = (layer, unit, state) => S.tracks.has(key(layer, unit, state));
 const track = (layer, unit, state) => S.tracks.get(key(layer, unit, state)) || null;
 function realValue(entry, i, state) {  // the recorded value the stored step at position i stands for
+  if (entry.real) return entry.real[i];  // the live model's own float values
   const v = entry.values[i] / entry.levels;
   if (SIGMOID.has(state)) return 0.5 + 0.5 * v;
   return state === "c" ? v * entry.scale : v;
@@ -119,11 +122,12 @@ function trackView(entry, state) {
   entry.view = { mode, t, colour, low, mid, high };
   return entry.view;
 }
-const BG = [], FG = [];
+const BG = [], FG = [], BG_RGB = [];
 for (let q = -127; q <= 127; q++) {
   const t = Math.abs(q) / 127, end = q < 0 ? RED : BLUE;
   const mix = (k) => Math.round(255 + (end[k] - 255) * t);
   BG.push(`rgb(${mix(0)},${mix(1)},${mix(2)})`);
+  BG_RGB.push([mix(0), mix(1), mix(2)]);
   FG.push(t > 0.55 ? "#fff" : "#111");
 }
 
@@ -153,17 +157,17 @@ function charLabel(ch) {
   if (code === 127) return "␡";
   return ch;
 }
-function buildText() {
-  const chars = Array.from(D.text);
+function buildText(chars) {
   if (chars.length !== N) throw new Error(`the text has ${chars.length} characters, the data ${N}`);
   const box = $("text"), fragment = document.createDocumentFragment();
-  S.lineOf = new Int32Array(N); S.colOf = new Int32Array(N);
-  let line = 1, col = 0;
+  box.textContent = ""; S.spans = [];
+  S.lineOf = new Int32Array(N); S.colOf = new Int32Array(N); S.lineStart = new Int32Array(N);
+  let line = 1, col = 0, lineStart = 0;
   for (let i = 0; i < N; i++) {
     const ch = chars[i], span = document.createElement("span");
     span.ci = i;
-    S.lineOf[i] = line; S.colOf[i] = col;
-    if (ch === "\n") { span.textContent = "↵\n"; span.className = "nl"; line++; col = 0; }
+    S.lineOf[i] = line; S.colOf[i] = col; S.lineStart[i] = lineStart;
+    if (ch === "\n") { span.textContent = "↵\n"; span.className = "nl"; line++; col = 0; lineStart = i + 1; }
     else {
       const code = ch.codePointAt(0);
       span.textContent = (code < 32 && ch !== "\t") || code === 127 ? charLabel(ch) : ch;
@@ -184,7 +188,7 @@ function showTip(i, x, y) {
   const ch = S.chars[i];
   const parts = [];
   parts.push(`<div><span class="char">'${escapeHtml(charLabel(ch))}'</span> position ${i.toLocaleString()} · line ${S.lineOf[i]}, col ${S.colOf[i]}` +
-             `${i >= R.split.heldout.start ? " · held-out" : " · selection"}</div>`);
+             `${S.heldoutStart === null ? " · your text" : i >= S.heldoutStart ? " · held-out" : " · selection"}</div>`);
   const entry = track(S.layer, S.unit, S.state);
   if (entry) {
     const coarse = entry.levels < 127 ? ` <span class="small">(±${(0.5 / entry.levels * (S.state === "c" ? entry.scale : SIGMOID.has(S.state) ? 0.5 : 1)).toFixed(2)})</span>` : "";
@@ -229,7 +233,7 @@ function escapeHtml(s) { return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<
 
 // ------------------------------------------------------------ plots
 let plotPending = false;
-function schedulePlot() { if (!plotPending) { plotPending = true; requestAnimationFrame(() => { plotPending = false; drawPlots(); }); } }
+function schedulePlot() { if (!plotPending) { plotPending = true; requestAnimationFrame(() => { plotPending = false; drawViews(); }); } }
 function sizeCanvas(canvas) {
   const ratio = devicePixelRatio || 1, width = Math.max(50, canvas.clientWidth), height = canvas.clientHeight;
   if (canvas.width !== Math.round(width * ratio)) { canvas.width = Math.round(width * ratio); canvas.height = Math.round(height * ratio); }
@@ -261,8 +265,8 @@ function drawRange(canvas, start, stop, bars) {
   }
   ctx.fillStyle = "#f3f3f3"; ctx.fillRect(0, mid, width, 1);
   ctx.fillStyle = "#ddd"; ctx.fillRect(0, unitHeight + 2, width, 1);
-  const split = R.split.heldout.start;
-  if (split > start && split < stop) {
+  const split = S.heldoutStart;
+  if (split !== null && split > start && split < stop) {
     ctx.setLineDash([4, 3]); ctx.strokeStyle = "#444"; ctx.beginPath(); ctx.moveTo(xOf(split) + 0.5, 0); ctx.lineTo(xOf(split) + 0.5, height); ctx.stroke(); ctx.setLineDash([]);
   }
   if (entry) {
@@ -301,11 +305,7 @@ function label(ctx, text, top) {  // small text on a white patch, readable over 
   ctx.fillStyle = "rgba(255,255,255,0.8)"; ctx.fillRect(2, top, ctx.measureText(text).width + 4, 11);
   ctx.fillStyle = "#444"; ctx.fillText(text, 4, top + 9);
 }
-function nearRange() {
-  const span = Math.min(N, 240), centre = S.pos === null ? 0 : S.pos;
-  const start = Math.max(0, Math.min(N - span, centre - span / 2 | 0));
-  return [start, start + span];
-}
+function nearRange() { return windowAround(240); }
 function drawPlots() {
   drawRange($("plot-all"), 0, N, false);
   const [start, stop] = nearRange();
@@ -497,6 +497,348 @@ function readHash() {
   return out;
 }
 
+// ------------------------------------------------------------ views beside the plots: internals, layer overview, value at an event
+function showView(name) {
+  S.view = name;
+  for (const button of document.querySelectorAll("#view-tabs button")) button.classList.toggle("active", button.dataset.view === name);
+  for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
+  schedulePlot();
+}
+function windowAround(span) {  // [start, stop) of span characters around the pointer
+  const width = Math.min(N, span), centre = S.pos === null ? 0 : S.pos;
+  const start = Math.max(0, Math.min(N - width, centre - (width / 2 | 0)));
+  return [start, start + width];
+}
+function drawViews() {
+  if (S.view === "internals") drawInternals();
+  else if (S.view === "layer") drawLayer();
+  else if (S.view === "event") drawEvent();
+  else drawPlots();
+}
+function rowChar(ch) { return ch === "\n" ? "↵" : ch === "\t" ? "⇥" : charLabel(ch); }
+
+function drawInternals() {  // every state of the selected unit as stacked rows of coloured text over the same characters
+  const box = $("internals");
+  box.textContent = "";
+  const columns = Math.max(20, Math.floor((box.clientWidth - 200) / 7.9));
+  const [start, stop] = windowAround(columns);
+  for (const state of D.states) {
+    const entry = track(S.layer, S.unit, state);
+    const name = el("button", { type: "button", class: "row-label" + (state === S.state ? " active" : ""), text: state, "data-state": state,
+                                title: `${STATE_HELP[state] || state}: click to make it the main view`, onclick: () => select(S.layer, S.unit, state) });
+    const line = el("span", { class: "row-text", "data-state": state });
+    let legendText = "not in this file";
+    if (entry) {
+      const view = trackView(entry, state);
+      for (let i = start; i < stop; i++) {
+        const c = view.colour[entry.values[i] + entry.levels], span = el("span", { text: rowChar(S.chars[i]) });
+        span.style.backgroundColor = BG[c]; span.style.color = FG[c];
+        span.title = `${state} = ${fmt(realValue(entry, i, state))} at ${i}`;
+        if (i === S.pos) span.className = "at";
+        line.append(span);
+      }
+      legendText = `${view.low} … ${view.mid} … ${view.high}`;
+    } else line.append(el("span", { class: "missing", text: "not in this file: raise --html-max-mb, or run the live model on the text" }));
+    box.append(el("div", { class: "row" }, name, line, el("span", { class: "small", text: legendText })));
+  }
+}
+
+function layerOrder() {  // the units of the selected layer, by the chosen feature's held-out score or by number
+  const H = D.hidden, order = Array.from({ length: H }, (_, u) => u), by = $("layer-order").value, scores = S.unitScores.get(by);
+  if (scores) {
+    const base = (D.states.indexOf(S.state) * D.layers + (S.layer - 1)) * H, score = (u) => scores[base + u] === 255 ? -1 : scores[base + u];
+    order.sort((a, b) => score(b) - score(a) || a - b);
+  }
+  return order;
+}
+function drawLayer() {  // every unit of the layer × the characters around the pointer, as one heat map
+  const canvas = $("layer-map"), H = D.hidden;
+  canvas.style.height = `${Math.max(120, Math.min(560, H * 3))}px`;
+  const [ctx, width, height] = sizeCanvas(canvas);
+  const [start, stop] = windowAround(Math.max(20, Math.floor(width / 6)));
+  const order = layerOrder(), count = stop - start, image = new ImageData(count, H);
+  let absent = 0;
+  order.forEach((unit, row) => {
+    const entry = track(S.layer, unit, S.state);
+    if (!entry) absent++;
+    const view = entry ? trackView(entry, S.state) : null;
+    for (let i = start; i < stop; i++) {
+      const k = 4 * (row * count + i - start);
+      if (view) { const rgb = BG_RGB[view.colour[entry.values[i] + entry.levels]]; image.data[k] = rgb[0]; image.data[k + 1] = rgb[1]; image.data[k + 2] = rgb[2]; }
+      else { const stripe = (i + row) % 4 < 2 ? 226 : 238; image.data[k] = image.data[k + 1] = image.data[k + 2] = stripe; }  // absent: hatched grey
+      image.data[k + 3] = 255;
+    }
+  });
+  const bitmap = document.createElement("canvas");
+  bitmap.width = count; bitmap.height = H;
+  bitmap.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  const rowHeight = height / H, columnWidth = width / count, mine = order.indexOf(S.unit);
+  ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5; ctx.strokeRect(0.75, mine * rowHeight, width - 1.5, Math.max(2, rowHeight)); ctx.lineWidth = 1;
+  if (S.pos !== null && S.pos >= start && S.pos < stop) { ctx.fillStyle = "rgba(0,0,0,0.45)"; ctx.fillRect((S.pos - start) * columnWidth, 0, Math.max(1.5, columnWidth / 3), height); }
+  S.layerMap = { order, rowHeight, start, columnWidth };
+  const by = $("layer-order").value;
+  $("layer-note").textContent = `layer ${S.layer} · ${S.state} · ${H} units (${by ? `best ${by} score at the top` : "unit 0 at the top"}) × characters ` +
+    `${start.toLocaleString()}–${(stop - 1).toLocaleString()}${absent ? ` · ${absent} units not in this file (hatched)` : ""} · click a row to select its unit`;
+}
+function layerRowAt(event) {
+  const map = S.layerMap, rect = $("layer-map").getBoundingClientRect();
+  if (!map) return null;
+  const row = Math.floor((event.clientY - rect.top) / map.rowHeight), i = map.start + Math.floor((event.clientX - rect.left) / map.columnWidth);
+  return row >= 0 && row < map.order.length ? { unit: map.order[row], i: Math.max(0, Math.min(N - 1, i)) } : null;
+}
+
+function eventChar() {
+  const raw = $("event-char").value;
+  if (raw === "" || raw === "\\n") return "\n";
+  if (raw === "\\t") return "\t";
+  return Array.from(raw)[0];
+}
+function drawEvent() {  // the selected unit at every occurrence of a character, one row per group, as a strip plot
+  const canvas = $("event-plot"), target = eventChar(), byLine = $("event-group").value === "line";
+  const back = Math.max(1, Math.round(+$("event-back").value) || 1), entry = track(S.layer, S.unit, S.state);
+  $("event-back-box").hidden = byLine;
+  const groups = new Map();
+  let events = 0;
+  for (let i = 0; i < N; i++) {
+    if (S.chars[i] !== target) continue;
+    const j = byLine ? S.lineStart[i] : i - back, group = j >= 0 ? S.chars[j] : "(start)";
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push(i);
+    events++;
+  }
+  let rows = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
+  if (rows.length > 16) rows = [...rows.slice(0, 15), ["(other)", rows.slice(15).flatMap((r) => r[1])]];
+  rows.sort((a, b) => (a[0] === "(other)") - (b[0] === "(other)") || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  canvas.style.height = `${Math.max(60, 24 + 20 * rows.length)}px`;
+  const [ctx, width, height] = sizeCanvas(canvas);
+  S.eventDots = [];
+  const note = $("event-note");
+  if (!entry || !events) {
+    note.textContent = !entry ? `${S.layer}:${S.unit} ${S.state} is not in this file` : `no '${rowChar(target)}' in the text`;
+    return;
+  }
+  let low = Infinity, high = -Infinity;
+  for (const [, positions] of rows) for (const i of positions) { const v = realValue(entry, i, S.state); if (v < low) low = v; if (v > high) high = v; }
+  if (SIGMOID.has(S.state)) { low = Math.min(low, 0); high = Math.max(high, 1); } else if (S.state !== "c") { low = Math.min(low, -1); high = Math.max(high, 1); }
+  if (!(high > low)) { low -= 1; high += 1; }
+  const left = 70, right = width - 10, xOf = (v) => left + (v - low) / (high - low) * (right - left);
+  ctx.font = "11px ui-monospace, monospace";
+  ctx.fillStyle = "#999"; ctx.fillText(low.toFixed(2), left, height - 4); ctx.fillText(high.toFixed(2), right - 30, height - 4);
+  if (low < 0 && high > 0) { ctx.fillStyle = "#eee"; ctx.fillRect(xOf(0), 0, 1, height - 16); }
+  rows.forEach(([group, positions], r) => {
+    const y = 12 + 20 * r;
+    ctx.fillStyle = "#333";
+    ctx.fillText(`${group.length === 1 ? `'${rowChar(group)}'` : group} ${positions.length}`, 4, y + 4);
+    for (const i of positions) {
+      const x = xOf(realValue(entry, i, S.state)), jitter = ((i * 2654435761) % 1000) / 1000 * 10 - 5, dotY = y + jitter;
+      ctx.fillStyle = i === S.pos ? "#000" : "rgba(18,52,150,0.55)";
+      ctx.fillRect(x - 1.5, dotY - 1.5, 3, 3);
+      S.eventDots.push({ x, y: dotY, i });
+    }
+  });
+  note.textContent = `${events.toLocaleString()} × '${rowChar(target)}', ${S.layer}:${S.unit} ${S.state} after reading it, grouped by ` +
+    (byLine ? "the first character of its line" : `the character ${back} before`) + " · hover a dot to go there";
+}
+function eventDotAt(event) {
+  const rect = $("event-plot").getBoundingClientRect(), x = event.clientX - rect.left, y = event.clientY - rect.top;
+  let best = null, bestDistance = 36;
+  for (const dot of S.eventDots || []) { const d = (dot.x - x) ** 2 + (dot.y - y) ** 2; if (d < bestDistance) { best = dot; bestDistance = d; } }
+  return best;
+}
+function viewControls() {
+  for (const button of document.querySelectorAll("#view-tabs button")) button.addEventListener("click", () => showView(button.dataset.view));
+  const order = $("layer-order");
+  order.append(el("option", { value: "", text: "unit number" }));
+  for (const name of S.unitScores.keys()) order.append(el("option", { value: name, text: `${name} score` }));
+  order.addEventListener("change", schedulePlot);
+  const map = $("layer-map");
+  map.addEventListener("click", (event) => { const at = layerRowAt(event); if (at) select(S.layer, at.unit, S.state); });
+  map.addEventListener("mousemove", (event) => {
+    const at = layerRowAt(event), entry = at && track(S.layer, at.unit, S.state);
+    map.title = at ? `unit ${S.layer}:${at.unit} ${S.state}` + (entry ? ` = ${fmt(realValue(entry, at.i, S.state))} at ${at.i}` : " (not in this file)") : "";
+  });
+  for (const id of ["event-char", "event-group", "event-back"]) $(id).addEventListener("input", schedulePlot);
+  $("event-plot").addEventListener("mousemove", (event) => { const dot = eventDotAt(event); if (dot && dot.i !== S.pos) jumpTo(dot.i); });
+}
+
+// ------------------------------------------------------------ search
+function searchHits(query) {
+  const q = Array.from(query), hits = [];
+  if (!q.length) return hits;
+  outer: for (let i = 0; i + q.length <= N; i++) {
+    for (let k = 0; k < q.length; k++) if (S.chars[i + k] !== q[k]) continue outer;
+    hits.push(i);
+  }
+  return hits;
+}
+function clearSearch() {
+  for (const span of document.querySelectorAll("#text span.hit")) span.classList.remove("hit");
+  S.search = { query: null, hits: [], at: -1 };
+  $("search-count").textContent = "";
+}
+function stepSearch(direction) {
+  const query = $("search").value;
+  if (query !== S.search.query) {
+    clearSearch();
+    S.search = { query, hits: searchHits(query), at: direction > 0 ? -1 : 0 };
+    const length = Array.from(query).length;
+    for (const start of S.search.hits.slice(0, 20000)) for (let k = start; k < start + length; k++) S.spans[k].classList.add("hit");
+  }
+  const { hits } = S.search;
+  if (!query) return;
+  if (!hits.length) { $("search-count").textContent = "no match"; return; }
+  S.search.at = (S.search.at + direction + hits.length) % hits.length;
+  $("search-count").textContent = `${S.search.at + 1} of ${hits.length.toLocaleString()}`;
+  jumpTo(hits[S.search.at]);
+}
+function searchControls() {
+  clearSearch();
+  $("search").addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); stepSearch(event.shiftKey ? -1 : 1); } });
+  $("search").addEventListener("input", () => { if (!$("search").value) clearSearch(); });
+  $("search-next").addEventListener("click", () => stepSearch(1));
+  $("search-prev").addEventListener("click", () => stepSearch(-1));
+}
+
+// ------------------------------------------------------------ the live model: charnn's forward pass in a Web Worker, on the user's text
+const Live = { worker: null, calls: new Map(), next: 1, ready: null, seed: 0, vocab: null };
+function halfTable() {  // float16 bits -> value
+  const table = new Float32Array(65536);
+  for (let bits = 0; bits < 65536; bits++) {
+    const sign = bits & 0x8000 ? -1 : 1, exponent = (bits >> 10) & 31, mantissa = bits & 1023;
+    table[bits] = exponent === 0 ? sign * mantissa * 2 ** -24 : exponent === 31 ? (mantissa ? NaN : sign * Infinity)
+                : sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  return table;
+}
+async function liveWeights(model) {
+  const half = halfTable(), weights = { layers: Array.from({ length: model.layers }, () => ({})) };
+  for (const tensor of model.tensors) {
+    const bytes = await unpack(tensor.data), size = tensor.shape.reduce((a, b) => a * b, 1), values = new Float32Array(size);
+    if (tensor.dtype === "int8") {
+      const q = new Int8Array(bytes.buffer, bytes.byteOffset, size), scales = new Float32Array((await unpack(tensor.scales)).slice().buffer);
+      const columns = tensor.shape[1];
+      for (let k = 0; k < size; k++) values[k] = q[k] * scales[(k / columns) | 0];
+    } else {
+      const bits = new Uint16Array(bytes.slice().buffer);
+      for (let k = 0; k < size; k++) values[k] = half[bits[k]];
+    }
+    const layer = tensor.name.match(/^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$/);
+    if (layer) weights.layers[+layer[2]][layer[1]] = values;
+    else weights[tensor.name.replace(".", "_")] = values;
+  }
+  return weights;
+}
+function liveCall(op, payload, progress) {
+  const id = Live.next++;
+  return new Promise((resolve, reject) => {
+    Live.calls.set(id, { resolve, reject, progress });
+    Live.worker.postMessage({ op, id, ...payload });
+  });
+}
+async function startLive() {
+  const model = D.live;
+  Live.vocab = new Map(D.vocab.slice(0, -1).map((ch, id) => [ch, id]));
+  const source = new Blob([$("charnn-worker").textContent], { type: "text/javascript" });
+  Live.worker = new Worker(URL.createObjectURL(source));
+  Live.worker.onmessage = (event) => {
+    const { id, result, error, progress } = event.data, call = Live.calls.get(id);
+    if (!call) return;
+    if (progress !== undefined) { if (call.progress) call.progress(progress); return; }
+    Live.calls.delete(id);
+    if (error) call.reject(new Error(error)); else call.resolve(result);
+  };
+  Live.worker.onerror = (event) => { liveStatus(`the live model stopped: ${event.message}`); };
+  const weights = await liveWeights(model);
+  await liveCall("load", { model: { cell: model.cell, layers: model.layers, hidden: model.hidden, embed: model.embed,
+                                    vocab_size: model.vocab_size, unknown_id: model.unknown_id, weights } });
+}
+function liveStatus(text) { $("live-status").textContent = text; }
+function liveIds(chars) {
+  const ids = new Int32Array(chars.length);
+  let unknown = 0;
+  chars.forEach((ch, t) => { const id = Live.vocab.get(ch); if (id === undefined) unknown++; ids[t] = id === undefined ? D.live.unknown_id : id; });
+  return { ids, unknown };
+}
+function quantised(real, state) {  // the live values as the page's int8 tracks (drawing) beside the float values (reading)
+  const values = new Int8Array(real.length);
+  let scale = 1;
+  if (state === "c") { scale = 0; for (const v of real) scale = Math.max(scale, Math.abs(v)); scale = scale || 1; }
+  for (let i = 0; i < real.length; i++) {
+    const v = SIGMOID.has(state) ? 2 * real[i] - 1 : state === "c" ? real[i] / scale : real[i];
+    values[i] = Math.max(-127, Math.min(127, Math.round(v * 127)));
+  }
+  return { values, levels: 127, scale, real, view: null };
+}
+async function runLive(text) {
+  await Live.ready;
+  let chars = Array.from(text);
+  const cut = chars.length > D.live.max_chars;
+  if (cut) chars = chars.slice(0, D.live.max_chars);
+  if (!chars.length) { liveStatus("type some text first"); return null; }
+  const { ids, unknown } = liveIds(chars);
+  liveStatus(`running the model on ${chars.length.toLocaleString()} characters…`);
+  const k = D.predictions.k;
+  const out = await liveCall("run", { ids, k }, (share) => liveStatus(`running the model: ${Math.round(100 * share)}%`));
+  const T = chars.length, L = D.layers, H = D.hidden, tracks = new Map();
+  out.names.forEach((state, s) => {
+    const all = out.states[s];
+    for (let l = 0; l < L; l++) for (let u = 0; u < H; u++) {
+      const real = new Float32Array(T);
+      for (let t = 0; t < T; t++) real[t] = all[(t * L + l) * H + u];
+      tracks.set(key(l + 1, u, state), quantised(real, state));
+    }
+  });
+  const predIds = new Uint16Array(T * k), predProbs = new Uint8Array(T * k), actual = new Uint8Array(T);
+  for (let j = 0; j < T * k; j++) { predIds[j] = out.topIds[j]; predProbs[j] = Math.round(out.topProbs[j] * 255); }
+  for (let t = 0; t < T; t++) actual[t] = Math.round(out.actual[t] * 255);
+  const shown = chars.map((ch, t) => ids[t] === D.live.unknown_id ? D.vocab[D.vocab.length - 1] : ch);
+  setSource({ name: "your text", chars: shown, tracks, predIds, predProbs, actual, features: new Map(), heldoutStart: null,
+              probs: out.topProbs, ids: out.topIds });
+  const rate = T / Math.max(out.seconds, 1e-3);
+  liveStatus(`your text: ${T.toLocaleString()} characters in ${out.seconds.toFixed(2)} s (${Math.round(rate).toLocaleString()} characters/s, ` +
+             `${D.live.precision} weights)` + (unknown ? `; ${unknown} outside the vocabulary, read as unknown (shown ${D.vocab[D.vocab.length - 1]})` : "") +
+             (cut ? `; only the first ${D.live.max_chars.toLocaleString()} characters` : "") + ". No labels here: the features belong to the probed text.");
+  Live.last = { seconds: out.seconds, chars: T, rate, unknown, topIds: out.topIds, topProbs: out.topProbs };
+  return Live.last;
+}
+async function sampleLive() {
+  await Live.ready;
+  const text = $("live-text").value || "\n", chars = Array.from(text), { ids } = liveIds(chars);
+  const count = Math.max(1, Math.min(2000, Math.round(+$("live-count").value) || 200));
+  const temperature = Math.max(0.05, Math.min(3, +$("live-temp").value || 0.8)), seed = Live.seed++;
+  liveStatus(`sampling ${count} characters at temperature ${temperature}…`);
+  const out = await liveCall("sample", { ids, count, temperature, seed });
+  $("live-text").value = text + Array.from(out.ids, (id) => D.vocab[id]).join("");
+  const done = await runLive($("live-text").value);
+  if (done) liveStatus(`sampled ${count} characters at temperature ${temperature} (seed ${seed}); ` + $("live-status").textContent);
+  return $("live-text").value;
+}
+function setSource(source) {
+  if (!S.probed) S.probed = { name: "probed", chars: S.chars, tracks: S.tracks, predIds: S.predIds, predProbs: S.predProbs, actual: S.actual,
+                              features: S.features, heldoutStart: S.heldoutStart };
+  N = source.chars.length;
+  Object.assign(S, { tracks: source.tracks, predIds: source.predIds, predProbs: source.predProbs, actual: source.actual,
+                     features: source.features, heldoutStart: source.heldoutStart, source: source.name, pos: null });
+  hideTip();
+  clearSearch();
+  buildText(source.chars);
+  applyOverlay();
+  $("live-back").hidden = source === S.probed;
+  select(S.layer, S.unit, S.state);
+}
+function liveControls() {
+  if (!D.live) { $("live-off").textContent = D.live_note || "this page has no live model"; return; }
+  $("live-on").hidden = false;
+  $("live-off").textContent = `The model (${D.live.precision} weights) runs in this page: type any text, then run it or sample from it.`;
+  Live.ready = startLive().catch((err) => { liveStatus(`the live model could not start: ${err.message}`); throw err; });
+  const guard = (work) => () => work().catch((err) => liveStatus(`the live model failed: ${err.message}`));
+  $("live-run").addEventListener("click", guard(() => runLive($("live-text").value)));
+  $("live-sample").addEventListener("click", guard(sampleLive));
+  $("live-back").addEventListener("click", () => { setSource(S.probed); liveStatus(""); });
+}
+
 function summary() {
   const m = R.model, t = R.text;
   const parts = [`${m.cell.toUpperCase()} ${m.layers}×${m.hidden} (${m.parameters.toLocaleString()} parameters)`];
@@ -514,8 +856,8 @@ async function main() {
   const wanted = readHash();
   summary();
   $("keys").textContent = D.states.join(" ");
-  buildText();
-  unitButtons(); stateButtons(); numberPicker(); overlayPicker(); drawScatters();
+  buildText(Array.from(D.text));
+  unitButtons(); stateButtons(); numberPicker(); overlayPicker(); drawScatters(); viewControls(); searchControls(); liveControls();
   if (C_SCALES[wanted.c]) S.cScale = wanted.c;
   cScalePicker();
   const text = $("text");
@@ -528,7 +870,7 @@ async function main() {
   near.addEventListener("click", (event) => { const [a, b] = nearRange(); jumpTo(plotPosition(near, event, a, b)); });
   addEventListener("resize", schedulePlot);
   addEventListener("keydown", (event) => {
-    if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName) || event.ctrlKey || event.metaKey || event.altKey) return;
     if (D.states.includes(event.key) && has(S.layer, S.unit, event.key)) select(S.layer, S.unit, event.key);
   });
   // the first unit shown: the URL's, else the best-scoring flagged unit of the first feature that has one
@@ -545,9 +887,9 @@ async function main() {
   applyOverlay();
   select(layer, unit, state);
   if (wanted.at !== undefined && +wanted.at >= 0 && +wanted.at < N) jumpTo(+wanted.at);
-  drawPlots();
+  drawViews();
   window.charnnExplorer = {  // for tests and the console
-    loadMs: performance.now(), state: S, select,
+    loadMs: performance.now(), state: S, select, showView, runLive, sampleLive, live: Live, back: () => S.probed && setSource(S.probed),
     value: (layer, unit, state, i) => { const entry = track(layer, unit, state); return entry ? realValue(entry, i, state) : null; },
   };
   document.body.dataset.ready = "true";
