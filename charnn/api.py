@@ -260,13 +260,14 @@ class ProbeResult:
             write_json(self.report, path)
         return json.dumps(self.report, indent=1)
 
-    def to_html(self, path: str | Path | None = None, max_mb: float = 5.0) -> str:
-        """The one-file explorer page (it opens from disk; no server); with a path, also written there."""
+    def to_html(self, path: str | Path | None = None, max_mb: float = 5.0, live: bool = True) -> str:
+        """The one-file explorer page (it opens from disk; no server); with a path, also written there.
+        live=False leaves the model's weights out (the page then cannot run it on the user's own text)."""
         from charnn.atomic import atomic_write_bytes
         from charnn.probe.html import build_html
 
         self._check_megabytes(max_mb)
-        page, _ = build_html(self.findings, self.model.network, self.model.vocab, max_mb, self.input_notes)
+        page, _ = build_html(self.findings, self.model.network, self.model.vocab, max_mb, self.input_notes, live)
         if path is not None:
             try:
                 atomic_write_bytes(Path(path), page.encode("utf-8"))
@@ -274,12 +275,12 @@ class ProbeResult:
                 raise CharnnError(f"cannot write --html '{path}': {err.strerror or err}") from None
         return page
 
-    def write_html(self, path: str | Path, max_mb: float = 5.0) -> dict:
-        """Write the explorer page (never half-written); returns what it holds: bytes, chars, coverage."""
+    def write_html(self, path: str | Path, max_mb: float = 5.0, live: bool = True) -> dict:
+        """Write the explorer page (never half-written); returns what it holds: bytes, chars, coverage, live model."""
         from charnn.probe.html import write_html
 
         self._check_megabytes(max_mb)
-        return write_html(self.findings, path, self.model.network, self.model.vocab, max_mb, self.input_notes)
+        return write_html(self.findings, path, self.model.network, self.model.vocab, max_mb, self.input_notes, live)
 
     @staticmethod
     def _check_megabytes(max_mb: float) -> None:

@@ -28,7 +28,7 @@ def find_chromium() -> str | None:
 
 
 def screenshot(html_path: str | Path, png_path: str | Path, hash_state: str = "", width: int = 1280, height: int = 800,
-               hover: int | None = None) -> None:
+               hover: int | None = None, view: str | None = None, live_text: str | None = None) -> None:
     """Open a page in headless Chromium from disk and save a PNG (the README's docs/explorer.png)."""
     import tempfile
 
@@ -57,8 +57,14 @@ def screenshot(html_path: str | Path, png_path: str | Path, hash_state: str = ""
                 page.wait_for_selector("body[data-ready='true']", timeout=60_000)
             except Exception:  # playwright's timeout: say what the page said instead
                 raise CharnnError(f"'{html_path}' did not become ready in 60 s: {'; '.join(problems) or 'no error logged'}") from None
+            if live_text is not None:  # run the page's own model on this text first
+                page.fill("#live-text", live_text)
+                page.click("#live-run")
+                page.wait_for_function("() => charnnExplorer.state.source === 'your text'", timeout=120_000)
+            if view is not None:
+                page.click(f"#view-tabs button[data-view='{view}']")
             if hover is not None:
-                target = page.locator("#text span").nth(hover)
+                target = page.locator("#text > span").nth(hover)
                 target.scroll_into_view_if_needed()
                 target.hover()
                 page.wait_for_selector("#tip.show")
@@ -106,16 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c-scale", choices=("centred", "max", "tanh"), help="colour scale of c (default: centred)")
     parser.add_argument("--hover", type=int, help="hover the character at this position, showing the tooltip")
     parser.add_argument("--at", type=int, help="scroll the text to this position")
+    parser.add_argument("--view", choices=("plots", "internals", "layer", "event"), help="the view above the text (default: plots)")
+    parser.add_argument("--order", metavar="FEATURE", help="the layer overview's rows by this feature's held-out score")
+    parser.add_argument("--live-text", metavar="FILE", help="run the page's live model on this file's text before the screenshot")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
     args = parser.parse_args(argv)
     if args.at is None:
         args.at = args.hover
-    state = "&".join(f"{key}={value}" for key, value in (("u", args.unit), ("f", args.feature), ("c", args.c_scale), ("at", args.at)) if value is not None)
+    state = "&".join(f"{key}={value}" for key, value in (("u", args.unit), ("f", args.feature), ("c", args.c_scale), ("at", args.at), ("o", args.order)) if value is not None)
     try:
-        screenshot(args.page, args.png, state, args.width, args.height, args.hover)
-    except CharnnError as err:
-        print(f"browser_tools: {err}", file=sys.stderr)
+        live_text = Path(args.live_text).read_text(encoding="utf-8") if args.live_text else None
+        screenshot(args.page, args.png, state, args.width, args.height, args.hover, args.view, live_text)
+    except (CharnnError, OSError) as err:
+        print(f"browser_tools: {getattr(err, 'filename', None) and f'cannot read {err.filename}: {err.strerror}' or err}", file=sys.stderr)
         return 1
     print(f"wrote {args.png} ({Path(args.png).stat().st_size / 1000:.0f} kB)")
     return 0

@@ -76,6 +76,9 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                              "units only; 3.8 MB adding h and c of every unit at 31 levels (what 5 MB holds); 7.4 MB for "
                              "every state of every unit at 31 levels, 12.8 MB at 255. Larger models and texts need "
                              "proportionally more; a 2 x 256 LSTM's flagged units alone take about the same as here")
+    output.add_argument("--html-no-model", action="store_true",
+                        help="leave the live model out of --html (by default the page carries the model's weights, float16 "
+                             "or int8, where they fit beside at least 10,000 characters, and runs it on text the user types)")
     output.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     output.add_argument("--threads", type=rule(ProbeOptions, "threads"), default=1,
                         help="CPU threads for the batched ablation (default: 1). Recording one stream always uses 1. "
@@ -171,7 +174,7 @@ def command_probe(args: argparse.Namespace) -> int:
     try:
         if args.json is not None:
             result.to_json(args.json)
-        written = result.write_html(args.html, args.html_max_mb) if args.html is not None else None
+        written = result.write_html(args.html, args.html_max_mb, live=not args.html_no_model) if args.html is not None else None
         if not args.quiet:
             console = Console()
             result.print(console)
@@ -180,6 +183,8 @@ def command_probe(args: argparse.Namespace) -> int:
                 cut = f" (the first {shown:,} of {written['probed_chars']:,} characters)" if shown < written["probed_chars"] else ""
                 console.print(f"wrote {args.html}: {written['bytes'] / 1e6:.2f} MB{cut}; holds {written['coverage']}",
                               markup=False, highlight=False)
+                console.print(f"live model: {written['live']} weights (type your own text in the page)" if written["live"]
+                              else written["live_note"], markup=False, highlight=False)
     finally:
         result.close()
     return 0

@@ -56,6 +56,7 @@ MIN_SHOWN_CHARS = 100  # a budget that cannot hold this many characters is refus
 FORWARD_CHUNK = 4096
 UNIT_BLOCK = 64  # units quantised at once (bounds memory on long texts)
 LIVE_PRECISIONS = ("float16", "int8")  # the live model's weights, best first
+LIVE_MIN_CHARS = 10_000  # the live model goes in where it leaves at least this many characters of the text
 LIVE_MAX_CHARS = 5000  # the longest text the page's own model runs (every state of every unit is kept)
 SAMPLE_TRACKS = 16  # tracks per state deflated to estimate the size of a coverage before building it
 DELTA_STATES = {"c"}
@@ -332,7 +333,10 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
     built: dict[tuple[str, int], dict] = {}  # (state, levels) -> the other units' track group, shared by coverages
     size = 0
     for live in lives:
-        live_data = {"live": live, "live_note": None if live else live_note(lives, budget)}
+        live_data = {"live": live, "live_note": None if live else live_note(lives[1:], budget)}
+        if live and chars < len(result.text):
+            live_data["notes"] = [note + " beside the live model (--html-no-model leaves it out)" if note.startswith("the page shows the first")
+                                  else note for note in data["notes"]]
         fixed = len(render({**data, **live_data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8"))
         size = fixed
         for coverage in coverages:
@@ -353,6 +357,8 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
                 return page, {"chars": chars, "probed_chars": len(result.text), "bytes": size, "coverage": description,
                               "states": coverage.states, "levels": coverage.levels,
                               "live": live["precision"] if live else None, "live_note": live_data["live_note"]}
+        if live is None:
+            break  # the models after it only inform its note
     return None, {"bytes": size}
 
 
@@ -360,7 +366,7 @@ def live_note(lives: list[dict | None], budget: int) -> str:
     """Why the page has no live model: one line with the budget it would need."""
     smallest = [live for live in lives if live]
     if not smallest:
-        return "this page has no live model"
+        return "the live model was left out of this page (--html-no-model)"
     weights = len(script_json(smallest[-1]).encode("utf-8"))
     return (f"the model is not in this page: its {smallest[-1]['precision']} weights take {weights / MB:.2f} MB beside the data; "
             f"--html-max-mb {math.ceil((budget + weights) / MB * 10) / 10:g} makes room for them")
@@ -370,8 +376,9 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
                live: bool = True) -> tuple[str, dict]:
     """The page and a summary (chars shown, bytes, coverage, live model), fitted to max_mb megabytes (10^6 bytes).
 
-    The text and the flagged units come first, then the live model (float16, else int8, where it fits with the
-    whole text), then the other units' tracks."""
+    The text and the flagged units come first, then the live model (float16, else int8; for it the text may be
+    cut down to LIVE_MIN_CHARS characters, and the page says so), then the other units' tracks. live=False, or a
+    budget that cannot hold the model beside LIVE_MIN_CHARS characters, leaves the model out."""
     if not max_mb > 0:
         raise CharnnError(f"--html-max-mb must be above 0, not {max_mb!r}")
     budget = int(max_mb * MB)
@@ -379,20 +386,32 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
     predictions = next_char_predictions(model, vocab.encode(text, unknown="replace"))
     notes = list(notes or []) + list(result.notes)
     coverages = coverages_for(result.recording)
-    lives = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS] + [None] if live else [None]
-    chars = len(text)
-    least = min(MIN_SHOWN_CHARS, len(text))
-    while True:
-        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages, lives)
+    if live:
+        models = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS]
+        page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, models, min(LIVE_MIN_CHARS, len(text)))
         if page is not None:
             return page, summary
-        if chars <= least:
-            raise CharnnError(f"--html-max-mb {max_mb:g} cannot hold even {least} characters with the flagged units "
-                              f"({summary['bytes'] / MB:.2f} MB); raise it")
+        nothing = [None, *models]  # no model: the note says what one would need
+    else:
+        nothing = [None]
+    page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, nothing, min(MIN_SHOWN_CHARS, len(text)))
+    if page is None:
+        raise CharnnError(f"--html-max-mb {max_mb:g} cannot hold even {min(MIN_SHOWN_CHARS, len(text))} characters with the "
+                          f"flagged units ({summary['bytes'] / MB:.2f} MB); raise it")
+    return page, summary
+
+
+def fit_text(result: ProbeFindings, vocab: Vocab, predictions: tuple, notes: list[str], budget: int, coverages: list[Coverage],
+             lives: list[dict | None], least: int) -> tuple[str | None, dict]:
+    """The page of the most characters (at least `least`) that fits with one of lives (None if none does)."""
+    chars = len(result.text)
+    while True:
+        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages, lives)
+        if page is not None or chars <= least:
+            return page, summary
         # even the flagged units alone do not fit: show fewer characters, with the flagged units only
         chars = max(least, int(chars * min(0.9, budget / summary["bytes"] * 0.95)))
         coverages = coverages[-1:]
-        lives = lives[-1:]  # the text comes before the live model
 
 
 def write_html(result: ProbeFindings, path: str | Path, model: CharRNN, vocab: Vocab, max_mb: float = 5.0,

@@ -17,12 +17,16 @@ function load(model) {
         gi: new Float64Array(G * H), gh: new Float64Array(G * H), logits: new Float64Array(model.vocab_size) };
 }
 
-function affine(W, b, rows, cols, x, out) {  // out = W x + b, W row-major (rows, cols)
+function affine(W, b, rows, cols, x, out) {  // out = W x + b, W row-major (rows, cols); four sums for the CPU's pipelines
   for (let r = 0; r < rows; r++) {
-    let sum = b[r];
     const base = r * cols;
-    for (let k = 0; k < cols; k++) sum += W[base + k] * x[k];
-    out[r] = sum;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, k = 0;
+    for (; k + 3 < cols; k += 4) {
+      s0 += W[base + k] * x[k]; s1 += W[base + k + 1] * x[k + 1];
+      s2 += W[base + k + 2] * x[k + 2]; s3 += W[base + k + 3] * x[k + 3];
+    }
+    for (; k < cols; k++) s0 += W[base + k] * x[k];
+    out[r] = b[r] + ((s0 + s1) + (s2 + s3));
   }
 }
 

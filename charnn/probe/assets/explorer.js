@@ -486,6 +486,8 @@ function saveHash() {
   const parts = [`u=${key(S.layer, S.unit, S.state)}`];
   if (S.feature) parts.push(`f=${encodeURIComponent(S.feature)}`);
   if (S.cScale !== "centred") parts.push(`c=${S.cScale}`);
+  if (S.view && S.view !== "plots") parts.push(`v=${S.view}`);
+  if ($("layer-order").value) parts.push(`o=${encodeURIComponent($("layer-order").value)}`);
   try { history.replaceState(null, "", "#" + parts.join("&")); } catch (err) { /* some file:// setups refuse; the page works without */ }
 }
 function readHash() {
@@ -502,7 +504,7 @@ function showView(name) {
   S.view = name;
   for (const button of document.querySelectorAll("#view-tabs button")) button.classList.toggle("active", button.dataset.view === name);
   for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
-  schedulePlot();
+  schedulePlot(); saveHash();
 }
 function windowAround(span) {  // [start, stop) of span characters around the pointer
   const width = Math.min(N, span), centre = S.pos === null ? 0 : S.pos;
@@ -652,7 +654,7 @@ function viewControls() {
   const order = $("layer-order");
   order.append(el("option", { value: "", text: "unit number" }));
   for (const name of S.unitScores.keys()) order.append(el("option", { value: name, text: `${name} score` }));
-  order.addEventListener("change", schedulePlot);
+  order.addEventListener("change", () => { schedulePlot(); saveHash(); });
   const map = $("layer-map");
   map.addEventListener("click", (event) => { const at = layerRowAt(event); if (at) select(S.layer, at.unit, S.state); });
   map.addEventListener("mousemove", (event) => {
@@ -887,6 +889,8 @@ async function main() {
   applyOverlay();
   select(layer, unit, state);
   if (wanted.at !== undefined && +wanted.at >= 0 && +wanted.at < N) jumpTo(+wanted.at);
+  if (wanted.o !== undefined && S.unitScores.has(wanted.o)) $("layer-order").value = wanted.o;
+  if (["internals", "layer", "event"].includes(wanted.v)) showView(wanted.v);
   drawViews();
   window.charnnExplorer = {  // for tests and the console
     loadMs: performance.now(), state: S, select, showView, runLive, sampleLive, live: Live, back: () => S.probed && setSource(S.probed),
