@@ -193,3 +193,26 @@ def test_the_copy_task_explorer_groups_the_separator_by_the_first_letter_and_sam
         assert sampled.startswith("abcX") and len(sampled) == 44 and set(sampled) <= set(vocab.chars)
         assert page.locator("#text > span").count() == 44
     assert problems == [], problems
+
+
+def test_the_views_of_a_gru_on_tweets(chromium, tmp_path):
+    from browser_tools import open_page
+
+    path, result, model, vocab = probed_page(tmp_path, "gru", TWEETS, "tweets")
+    with open_page(chromium, path) as (page, problems):
+        S = "charnnExplorer.state"
+        page.click("#view-tabs button[data-view='internals']")
+        assert page.locator("#internals .row-label").all_inner_texts() == ["h", "r", "z", "n"]
+        page.click("#internals .row-label[data-state='z']")
+        assert page.evaluate(f"() => {S}.state") == "z"
+        page.click("#view-tabs button[data-view='layer']")
+        page.select_option("#layer-order", "inside_hashtag")
+        page.wait_for_function(f"() => {S}.layerMap && {S}.layerMap.order.length === 16")
+        assert "o=inside_hashtag" in page.evaluate("() => location.hash") and "v=layer" in page.evaluate("() => location.hash")
+        page.click("#view-tabs button[data-view='event']")
+        page.fill("#event-char", "#")
+        page.wait_for_function(f"() => ({S}.eventDots || []).length === {TWEETS.count('#')}")
+        page.fill("#search", "@FoxNews")
+        page.press("#search", "Enter")
+        assert page.evaluate(f"() => {S}.pos") == TWEETS.index("@FoxNews")
+    assert problems == [], problems

@@ -246,7 +246,14 @@ def test_probe_html_from_the_command_line(checkpoint, capsys):
     assert status == 0, printed.err
     assert "wrote" in printed.out and "MB" in printed.out
     assert 0 < out.stat().st_size <= 500_000
-    assert page_data(out.read_text(encoding="utf-8"))["report"]["text"]["path"] == str(text)
+    data = page_data(out.read_text(encoding="utf-8"))
+    assert data["report"]["text"]["path"] == str(text)
+    assert data["live"]["precision"] == "float16" and "live model: float16 weights" in printed.out
+
+    assert main(["probe", "--checkpoint", str(path), "--text", str(text), "--features", "code", "--no-ablation", "--no-control",
+                 "--threads", "1", "--html", str(out), "--html-no-model"]) == 0
+    assert page_data(out.read_text(encoding="utf-8"))["live"] is None
+    assert "left out of this page (--html-no-model)" in capsys.readouterr().out
 
     with pytest.raises(SystemExit):
         main(["probe", "--help"])
