@@ -29,11 +29,9 @@ def find_chromium() -> str | None:
 
 def screenshot(html_path: str | Path, png_path: str | Path, hash_state: str = "", width: int = 1280, height: int = 800,
                hover: int | None = None, view: str | None = None, live_text: str | None = None) -> None:
-    """Open a page in headless Chromium from disk and save a PNG (the README's docs/explorer.png)."""
-    import tempfile
-
+    """Open a page in headless Chromium from disk and save a PNG (the README's docs/explorer*.png)."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         raise CharnnError("screenshots need the playwright package: pip install playwright "
                           "(its browser download is not needed: the system's chromium is used)") from None
@@ -42,46 +40,33 @@ def screenshot(html_path: str | Path, png_path: str | Path, hash_state: str = ""
     executable = find_chromium()
     if executable is None:
         raise CharnnError("no chromium found (install Debian's 'chromium' or set CHARNN_CHROMIUM)")
-    url = Path(html_path).resolve().as_uri() + (f"#{hash_state}" if hash_state else "")
-    with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": width, "height": height})
-        problems: list[str] = []
-        try:
-            page = context.new_page()
-            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(url)
-            try:
-                page.wait_for_selector("body[data-ready='true']", timeout=60_000)
-            except Exception:  # playwright's timeout: say what the page said instead
-                raise CharnnError(f"'{html_path}' did not become ready in 60 s: {'; '.join(problems) or 'no error logged'}") from None
-            if live_text is not None:  # run the page's own model on this text first
-                page.fill("#live-text", live_text)
-                page.click("#live-run")
-                page.wait_for_function("() => charnnExplorer.state.source === 'your text'", timeout=120_000)
-            if view is not None:
-                page.click(f"#view-tabs button[data-view='{view}']")
-            if hover is not None:
-                target = page.locator("#text > span").nth(hover)
-                target.scroll_into_view_if_needed()
-                target.hover()
-                page.wait_for_selector("#tip.show")
-            page.screenshot(path=str(png_path))
-        finally:
-            context.close()
+    with open_page(executable, html_path, width, height, hash_state, ready_seconds=60) as (page, _):
+        if live_text is not None:  # run the page's own model on this text first
+            page.fill("#live-text", live_text)
+            page.click("#live-run")
+            page.wait_for_function("() => charnnExplorer.state.source === 'your text'", timeout=120_000)
+        if view is not None:
+            page.click(f"#view-tabs button[data-view='{view}']")
+        if hover is not None:
+            target = page.locator("#text > span").nth(hover)
+            target.scroll_into_view_if_needed()
+            target.hover()
+            page.wait_for_selector("#tip.show")
+        page.screenshot(path=str(png_path))
 
 
 @contextlib.contextmanager
-def open_page(executable: str, path: str | Path, width: int = 1200, height: int = 800):
+def open_page(executable: str, path: str | Path, width: int = 1200, height: int = 800, hash_state: str = "",
+              ready_seconds: float = 30):
     """A page opened from disk in headless Chromium, ready: (page, problems). Every request that is not file:
-    is refused and counted as a problem, as are console errors and warnings and uncaught exceptions."""
+    is refused and counted as a problem, as are console errors and warnings and uncaught exceptions. A page
+    that is not ready in ready_seconds is one CharnnError with what it logged."""
     import tempfile
 
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
+    url = Path(path).resolve().as_uri() + (f"#{hash_state}" if hash_state else "")
     with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS, viewport={"width": width, "height": height})
@@ -91,8 +76,11 @@ def open_page(executable: str, path: str | Path, width: int = 1200, height: int 
             page = context.new_page()
             page.on("console", lambda message: problems.append(message.text) if message.type in ("error", "warning") else None)
             page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(Path(path).resolve().as_uri())
-            page.wait_for_selector("body[data-ready='true']", timeout=30_000)
+            page.goto(url)
+            try:
+                page.wait_for_selector("body[data-ready='true']", timeout=ready_seconds * 1000)
+            except Exception:  # playwright's timeout: say what the page said instead
+                raise CharnnError(f"'{path}' did not become ready in {ready_seconds:g} s: {'; '.join(problems) or 'no error logged'}") from None
             yield page, problems
         finally:
             context.close()

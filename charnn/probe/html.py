@@ -217,7 +217,8 @@ def script_json(data: dict) -> str:
     return text
 
 
-def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int) -> dict:
+def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
+              beside_model: bool = False) -> dict:
     """Everything the page shows except the unit tracks."""
     recording = result.recording
     report = result.report
@@ -227,7 +228,7 @@ def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: in
     page_notes = list(notes)
     if chars < total:
         page_notes.insert(0, f"the page shows the first {chars:,} of the {total:,} probed characters: more do not fit "
-                             f"--html-max-mb {budget / MB:g}")
+                             f"--html-max-mb {budget / MB:g}" + (" beside the live model (--html-no-model leaves it out)" if beside_model else ""))
     return {
         "charnn_explorer": HTML_FORMAT,
         "text": display_text(result.text[:chars]),
@@ -319,24 +320,21 @@ def live_model(model: CharRNN, vocab: Vocab, precision: str) -> dict:
 
 
 def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
-             coverages: list[Coverage], lives: list[dict | None]) -> tuple[str | None, dict]:
+             coverages: list[Coverage], lives: list[dict | None], live_note: str | None = None) -> tuple[str | None, dict]:
     """The first (live model, coverage) pair, in that order of preference, whose page of the first chars
-    characters fits budget bytes (None if none does)."""
+    characters fits budget bytes (None if none does). lives are all models, or [None] with live_note saying why."""
     recording = result.recording
     flagged = flagged_units(result.report)
     flagged_set = set(flagged)
     others = [(layer, unit) for layer in range(1, recording.layers + 1) for unit in range(recording.hidden)
               if (layer, unit) not in flagged_set]
-    data = base_data(result, vocab, predictions, chars, notes, budget)
+    data = base_data(result, vocab, predictions, chars, notes, budget, beside_model=lives[0] is not None)
     groups = [track_group(recording, state, flagged, chars, FULL_LEVELS) for state in recording.state_names if flagged]
     samples: dict = {}
     built: dict[tuple[str, int], dict] = {}  # (state, levels) -> the other units' track group, shared by coverages
     size = 0
     for live in lives:
-        live_data = {"live": live, "live_note": None if live else live_note(lives[1:], budget)}
-        if live and chars < len(result.text):
-            live_data["notes"] = [note + " beside the live model (--html-no-model leaves it out)" if note.startswith("the page shows the first")
-                                  else note for note in data["notes"]]
+        live_data = {"live": live, "live_note": None if live else live_note}
         fixed = len(render({**data, **live_data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8"))
         size = fixed
         for coverage in coverages:
@@ -357,18 +355,15 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
                 return page, {"chars": chars, "probed_chars": len(result.text), "bytes": size, "coverage": description,
                               "states": coverage.states, "levels": coverage.levels,
                               "live": live["precision"] if live else None, "live_note": live_data["live_note"]}
-        if live is None:
-            break  # the models after it only inform its note
     return None, {"bytes": size}
 
 
-def live_note(lives: list[dict | None], budget: int) -> str:
-    """Why the page has no live model: one line with the budget it would need."""
-    smallest = [live for live in lives if live]
-    if not smallest:
+def missing_model_note(models: list[dict], budget: int) -> str:
+    """Why the page has no live model: one line with the budget the smallest of models would need."""
+    if not models:
         return "the live model was left out of this page (--html-no-model)"
-    weights = len(script_json(smallest[-1]).encode("utf-8"))
-    return (f"the model is not in this page: its {smallest[-1]['precision']} weights take {weights / MB:.2f} MB beside the data; "
+    weights = len(script_json(models[-1]).encode("utf-8"))
+    return (f"the model is not in this page: its {models[-1]['precision']} weights take {weights / MB:.2f} MB beside the data; "
             f"--html-max-mb {math.ceil((budget + weights) / MB * 10) / 10:g} makes room for them")
 
 
@@ -386,15 +381,13 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
     predictions = next_char_predictions(model, vocab.encode(text, unknown="replace"))
     notes = list(notes or []) + list(result.notes)
     coverages = coverages_for(result.recording)
-    if live:
-        models = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS]
+    models = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS] if live else []
+    if models:
         page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, models, min(LIVE_MIN_CHARS, len(text)))
         if page is not None:
             return page, summary
-        nothing = [None, *models]  # no model: the note says what one would need
-    else:
-        nothing = [None]
-    page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, nothing, min(MIN_SHOWN_CHARS, len(text)))
+    page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, [None], min(MIN_SHOWN_CHARS, len(text)),
+                             missing_model_note(models, budget))
     if page is None:
         raise CharnnError(f"--html-max-mb {max_mb:g} cannot hold even {min(MIN_SHOWN_CHARS, len(text))} characters with the "
                           f"flagged units ({summary['bytes'] / MB:.2f} MB); raise it")
@@ -402,11 +395,11 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
 
 
 def fit_text(result: ProbeFindings, vocab: Vocab, predictions: tuple, notes: list[str], budget: int, coverages: list[Coverage],
-             lives: list[dict | None], least: int) -> tuple[str | None, dict]:
+             lives: list[dict | None], least: int, live_note: str | None = None) -> tuple[str | None, dict]:
     """The page of the most characters (at least `least`) that fits with one of lives (None if none does)."""
     chars = len(result.text)
     while True:
-        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages, lives)
+        page, summary = fit_page(result, vocab, predictions, chars, notes, budget, coverages, lives, live_note)
         if page is not None or chars <= least:
             return page, summary
         # even the flagged units alone do not fit: show fewer characters, with the flagged units only
