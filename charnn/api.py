@@ -140,30 +140,35 @@ class Model:
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                  top_p: float | None = None, num_samples: int = 1, seed: int | None = None, stop: str | None = None,
-                 clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error") -> str | list[str]:
+                 clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error",
+                 precision: str = "fp32") -> str | list[str]:
         """Sample text: a string, or a list of num_samples strings generated together.
 
         prime: text to warm the state on (included in the result unless echo=False); temperature 0 is greedy;
         top_k/top_p restrict the choice; the same seed gives the same text; stop ends a sample when it
         produces that string; clamp holds units ("2:117=1.0", "-1:5:c=-2", or a list of them) inside every
-        step; unknown="replace" maps priming characters outside the vocabulary to the unknown id.
+        step; unknown="replace" maps priming characters outside the vocabulary to the unknown id; precision="bf16"
+        computes each step's matrix products in bf16 (faster on hardware with bf16 units; close to, not equal to, fp32).
         """
         from charnn.sample import generate
 
         options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                num_samples=num_samples, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown)
+                                num_samples=num_samples, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
+                                precision=precision)
         texts = generate(self.network, self.vocab, options)
         return texts[0] if num_samples == 1 else texts
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
                top_p: float | None = None, seed: int | None = None, stop: str | None = None,
-               clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error") -> Iterator[str]:
+               clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error",
+               precision: str = "fp32") -> Iterator[str]:
         """The text of one sample as it is produced: the prime (with echo), then a character at a time.
         The same seed gives the same text as generate(). Options are checked when stream() is called."""
         from charnn.sample import stream
 
         options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                num_samples=1, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown)
+                                num_samples=1, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
+                                precision=precision)
         return (piece for _, piece in stream(self.network, self.vocab, options))
 
     def evaluate(self, text: str, unknown: str = "error", progress: bool = False, name: str = "the text") -> dict:
@@ -187,7 +192,7 @@ class Model:
 
     def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
               top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
-              ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
+              precision: str = "fp32", ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
               unknown: str = "replace", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
               patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None,
               labels: str | Path | Sequence[str | Path] | None = None) -> ProbeResult:
@@ -196,14 +201,15 @@ class Model:
         control, and ablate the best. language: the code's syntax ("auto" guesses it, from text_path's name when
         given). patterns: hypotheses of your own, {name: regex}, each a binary feature True on its matches
         (features="none" probes only these and `labels`); labels: --labels files of your own per-character labels
-        (JSON {name: [...]} with null undefined, or .npy). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
+        (JSON {name: [...]} with null undefined, or .npy). precision="bf16" computes the ablation's matrix products
+        in bf16 (faster on hardware with bf16 units; deltas a little off fp32's). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
         notebook it shows the explorer."""
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
         if not isinstance(text, str):
             raise UsageError(f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
         options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
-                               random_units=random_units, ablate=ablate, ablation=ablation, control=control, seed=seed,
+                               random_units=random_units, ablate=ablate, precision=precision, ablation=ablation, control=control, seed=seed,
                                threads=threads, progress=progress,
                                patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())),
                                label_files=tuple(str(p) for p in ([labels] if isinstance(labels, (str, Path)) else labels or ())))

@@ -20,16 +20,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as Bar  # every bar's base class, in a notebook too
 
 from charnn.device import exact_fp32, sum_dtype
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
+from charnn.probe.fused import FUSED_CELLS, FusedStack
 from charnn.probe.record import Recurrence, Replacement, as_id_tensor, torch_threads
 
 ABLATION_METHODS = ("zero", "mean")
+PROBE_PRECISIONS = ("fp32", "bf16")
 MAX_BATCH = 128  # copies per pass; more are run in further passes
 SMALL_STEP_MACS = 1 << 20  # below this many multiply-adds per step and layer, ablation runs on one thread
 CHUNK_ELEMENTS = 1 << 23  # steps per chunk are chosen so that steps * copies * gates stays near this
+FUSED_CHUNK = 256  # characters per call of the fused kernels
 
 
 def _replacement(recurrence: Recurrence, layer_index: int, units: Sequence[int | None], method: str,
@@ -60,14 +64,27 @@ def ablated_loss_sums(
     method: str = "zero",
     means: tuple[np.ndarray, np.ndarray | None] | None = None,
     chunk: int | None = None,
-    progress: bool = False,
+    progress: bool | Bar = False,
+    fused: bool | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Loss sums (copies, masks) in nats: copy b runs with unit units[b] of layer (from 1) replaced (None: nothing)."""
+    """Loss sums (copies, masks) in nats: copy b runs with unit units[b] of layer (from 1) replaced (None: nothing).
+    fused: run the layers as torch's own kernels, a chunk per call (LSTM and GRU; see charnn.probe.fused), else
+    step through the text with the hand-written recurrence (which a plain RNN always does); None: fused on a GPU,
+    where the hand-written steps are bound by launching small kernels; by hand on a CPU, where oneDNN's LSTM
+    kernel at ~100 copies ran slower than the hand-written steps (docs/benchmarks.md, "Probing").
+    precision: fp32, or bf16 (the hand-written steps' matrix products take bf16 inputs: faster where the
+    hardware has bf16 units, with deltas that differ from fp32's by a little; an opt-in, --precision bf16).
+    progress: True for a bar of its own, or a phase's bar (ablate_layers), advanced by pass_work per character."""
     if method not in ABLATION_METHODS:
         raise CharnnError(f"--ablate must be one of {', '.join(ABLATION_METHODS)}, not '{method}'")
     if method == "mean" and means is None:
         raise CharnnError("mean ablation needs the units' means over the text")
-    recurrence = Recurrence(model)
+    if precision not in PROBE_PRECISIONS:
+        raise CharnnError(f"--precision must be one of {', '.join(PROBE_PRECISIONS)}, not '{precision}'")
+    if fused is None:
+        fused = precision == "fp32" and next(model.parameters()).device.type == "cuda"
+    recurrence = Recurrence(model, torch.bfloat16 if precision == "bf16" else torch.float32)
     if not 1 <= layer <= recurrence.layers:
         raise CharnnError(f"layer {layer} does not exist: the model has layers 1..{recurrence.layers}")
     for unit in units:
@@ -77,12 +94,12 @@ def ablated_loss_sums(
     # small batches of small layers: per-step work too little to share between threads
     threads = 1 if len(units) * recurrence.hidden * width < SMALL_STEP_MACS else None
     with torch_threads(threads):
-        return _loss_sums(recurrence, ids, layer, units, masks, method, means, chunk, progress)
+        return _loss_sums(model, recurrence, ids, layer, units, masks, method, means, chunk, progress, fused, precision)
 
 
-def _loss_sums(recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: int, units: Sequence[int | None],
+def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: int, units: Sequence[int | None],
                masks: np.ndarray, method: str, means: tuple[np.ndarray, np.ndarray | None] | None,
-               chunk: int | None, progress: bool) -> np.ndarray:
+               chunk: int | None, progress: bool | Bar, fused: bool, precision: str) -> np.ndarray:
     ids = as_id_tensor(ids).to(recurrence.device)
     masks = np.asarray(masks, dtype=bool).reshape(-1, len(ids))
     # the last position has no next character to predict
@@ -99,15 +116,35 @@ def _loss_sums(recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: in
     states = recurrence.initial_state(batch, first_batched_layer=layer - 1)
     sums = torch.zeros(batch, masks.shape[0], dtype=total_dtype, device=recurrence.device)
     positions = len(ids) - 1
-    with tqdm(total=positions, desc=f"ablating layer {layer} ×{batch}", unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
-        for start in range(0, positions, chunk):
-            stop = min(start + chunk, positions)
-            output = recurrence.run_chunk(ids[start:stop], states, replacement)
-            log_probs = torch.log_softmax(recurrence.logits(output.top), dim=-1)  # (T, B, V)
-            targets = ids[start + 1 : stop + 1].view(-1, 1, 1).expand(-1, batch, 1)
-            losses = -log_probs.gather(2, targets).squeeze(2)  # (T, B)
-            sums += (losses.T.to(chunk_dtype) @ mask_tensor[start:stop]).to(total_dtype)
-            bar.update(stop - start)
+
+    def add(start: int, top: torch.Tensor) -> None:
+        """Add the losses of positions start.. (the top layer's h there, (T, B, H)) under every mask."""
+        stop = start + len(top)
+        log_probs = torch.log_softmax(recurrence.logits(top), dim=-1)  # (T, B, V)
+        targets = ids[start + 1 : stop + 1].view(-1, 1, 1).expand(-1, batch, 1)
+        losses = -log_probs.gather(2, targets).squeeze(2)  # (T, B)
+        sums.add_((losses.T.to(chunk_dtype) @ mask_tensor[start:stop]).to(total_dtype))
+        bar.update((stop - start) * weight)
+
+    shared = isinstance(progress, Bar)
+    weight = pass_work(recurrence.layers, layer, batch) if shared else 1
+    if shared:
+        progress.set_postfix_str(f"layer {layer}, {batch} copies", refresh=False)
+    own = tqdm(total=positions, desc=f"ablating layer {layer} ×{batch}", unit="char", unit_scale=True,
+               disable=shared or not progress, leave=False)
+    with own:
+        bar = progress if shared else own
+        if fused and precision == "fp32" and recurrence.cell in FUSED_CELLS and positions > 1:
+            # the first character by hand puts each copy's fill in place; the kernels hold it from there
+            add(0, recurrence.run_chunk(ids[:1], states, replacement).top)
+            stack = FusedStack(model, states, held=(layer - 1, units))
+            for start in range(1, positions, FUSED_CHUNK):
+                stop = min(start + FUSED_CHUNK, positions)
+                add(start, stack.run(ids[start:stop])[0])
+        else:
+            for start in range(0, positions, chunk):
+                stop = min(start + chunk, positions)
+                add(start, recurrence.run_chunk(ids[start:stop], states, replacement).top)
     return sums.cpu().numpy()
 
 
@@ -120,7 +157,8 @@ def ablation_deltas(
     method: str = "zero",
     means: tuple[np.ndarray, np.ndarray | None] | None = None,
     max_batch: int = MAX_BATCH,
-    progress: bool = False,
+    progress: bool | Bar = False,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Change in mean loss (nats/char) under each mask when each unit is ablated alone, (units, masks); NaN for empty masks."""
     masks = np.asarray(masks, dtype=bool).reshape(-1, len(ids))
@@ -130,10 +168,27 @@ def ablation_deltas(
     per_pass = max(1, max_batch - 1)
     for start in range(0, len(ablated), per_pass):
         rows = ablated[start : start + per_pass]
-        sums = ablated_loss_sums(model, ids, layer, [None] + [units[r] for r in rows], masks, method, means, progress=progress)
+        sums = ablated_loss_sums(model, ids, layer, [None] + [units[r] for r in rows], masks, method, means, progress=progress,
+                                 precision=precision)
         deltas[rows] = sums[1:] - sums[0]  # copy 0 is the baseline of this pass
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, deltas / np.maximum(counts, 1), np.nan)
+
+
+def pass_work(layers: int, layer: int, copies: int) -> int:
+    """What one character of an ablation pass costs, in layer-steps of one copy: the layers below `layer`
+    run once, the ablated one and those above it once per copy."""
+    return (layer - 1) + (layers - layer + 1) * copies
+
+
+def ablation_work(layers: int, positions: int, plan: dict[int, int], max_batch: int = MAX_BATCH) -> int:
+    """The work of ablating plan's units ({layer: units}) of a text of positions + 1 characters (pass_work units)."""
+    per_pass = max(1, max_batch - 1)
+    total = 0
+    for layer, count in plan.items():
+        for start in range(0, count, per_pass):
+            total += positions * pass_work(layers, layer, min(per_pass, count - start) + 1)
+    return total
 
 
 def percentile_among(value: float, others: Sequence[float] | np.ndarray) -> float | None:
@@ -191,14 +246,22 @@ def ablate_layers(
     means: tuple[np.ndarray, np.ndarray | None] | None = None,
     seed: int = 0,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> dict[int, LayerAblation]:
     """For each layer (from 1) with flagged units: ablate them and random_count random units of that layer, one at a time."""
     results = {}
     hidden = model.config.hidden
+    chosen = {}
     for layer, units in sorted(flagged.items()):
         random_units = draw_random_units(hidden, random_count, seed, layer)
         spare = draw_spare_unit(hidden, random_units, seed, layer) if set(units) & set(random_units) else None
         everyone = sorted(set(units) | set(random_units) | ({spare} if spare is not None else set()))
-        deltas = ablation_deltas(model, ids, layer, everyone, masks, method, means, progress=progress)
-        results[layer] = LayerAblation(layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)}, spare)
+        chosen[layer] = (random_units, spare, everyone)
+    # one bar for the whole phase, its ETA from the work done (layers x copies per character), not pass by pass
+    work = ablation_work(model.config.layers, len(ids) - 1, {layer: len(everyone) for layer, (_, _, everyone) in chosen.items()})
+    with tqdm(total=work, desc="ablating", disable=not progress, leave=False,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}") as bar:
+        for layer, (random_units, spare, everyone) in chosen.items():
+            deltas = ablation_deltas(model, ids, layer, everyone, masks, method, means, progress=bar, precision=precision)
+            results[layer] = LayerAblation(layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)}, spare)
     return results

@@ -60,6 +60,10 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     ablation.add_argument("--ablate", choices=("zero", "mean"), default="zero",
                           help="replace an ablated unit's h and c with 0 or with its mean over the text (default: zero)")
     ablation.add_argument("--no-ablation", action="store_true", help="rank units only; skip the ablations (much faster)")
+    ablation.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                          help="the ablation's matrix products: fp32 (default), or bf16, several times faster on a CPU with AMX "
+                               "or AVX-512 BF16 and on recent GPUs, with loss deltas a little off fp32's (docs/benchmarks.md, "
+                               "\"Probing\", measures both)")
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT")
     output.add_argument("--html", metavar="OUT",
@@ -166,7 +170,7 @@ def command_probe(args: argparse.Namespace) -> int:
         text = read_probe_text(args.text)
     result = model.probe(text, features=features, task=task if features == "task" else args.task, language=args.language,
                          top=args.top, heldout_fraction=args.heldout_fraction, random_units=args.random_units,
-                         ablate=args.ablate, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
+                         ablate=args.ablate, precision=args.precision, ablation=not args.no_ablation, control=not args.no_control, seed=args.seed,
                          max_chars=args.max_chars, unknown=args.unknown, threads=args.threads,
                          patterns=[parse_pattern(spec) for spec in args.feature], labels=args.labels,
                          progress=not args.quiet and sys.stderr.isatty(), text_path=text_path)

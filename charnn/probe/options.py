@@ -30,6 +30,7 @@ class ProbeOptions:
     control: bool = True
     seed: int = ruled(0, SEED)
     threads: int | None = ruled(None, whole(1))  # intra-op threads while probing; None: torch's setting
+    precision: str = "fp32"  # of the ablation's matrix products: fp32, or bf16 (an opt-in: faster, deltas a little off)
     progress: bool = False
     patterns: tuple[tuple[str, str], ...] = ()  # the user's features: (name, regex), from --feature NAME=REGEX
     label_files: tuple[str, ...] = ()  # the user's labels: --labels FILE (JSON {NAME: [...]} or .npy), read at probe time
@@ -49,6 +50,8 @@ class ProbeOptions:
             raise UsageError(f"--feature {twice}=... is given twice; each feature needs its own name")
         if self.feature_set == "none" and not self.patterns and not self.label_files:
             raise UsageError("--features none probes only your own features: give at least one --feature NAME=REGEX or --labels FILE")
+        if self.precision not in ("fp32", "bf16"):
+            raise UsageError(f"--precision must be fp32 or bf16, not {self.precision!r}")
         if self.ablate not in ("zero", "mean"):
             raise UsageError(f"--ablate must be zero or mean, not {self.ablate!r}")
         if self.language not in (None, "auto", *SYNTAXES):

@@ -211,7 +211,7 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         if options.ablate == "mean":
             means = (recording.unit_means("h"), recording.unit_means("c") if cfg.cell == "lstm" else None)
         ablation = ablate_layers(model, ids, {layer: sorted(units) for layer, units in flagged.items()}, np.stack(masks),
-                                 options.random_units, options.ablate, means, options.seed, options.progress)
+                                 options.random_units, options.ablate, means, options.seed, options.progress, options.precision)
         timings["ablate"] = time.perf_counter() - started
         if options.random_units > cfg.hidden - 1:
             notes.append(f"the random-unit band has at most {cfg.hidden - 1} units (a layer has {cfg.hidden}), "

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
+from charnn.probe.fused import FusedStack
 
 STATE_NAMES: dict[str, tuple[str, ...]] = {
     "lstm": ("h", "c", "i", "f", "g", "o"),
@@ -121,8 +122,9 @@ class ChunkOutput:
 class Recurrence:
     """The CharRNN's recurrence written out by hand over its own weights (eval mode, no grad)."""
 
-    def __init__(self, model: CharRNN):
+    def __init__(self, model: CharRNN, dtype: torch.dtype = torch.float32):
         cfg = model.config
+        self.dtype = dtype  # of the matrix products' inputs: float32, or bfloat16 (opt-in, --precision bf16)
         self.cell = cfg.cell
         self.layers = cfg.layers
         self.hidden = cfg.hidden
@@ -146,6 +148,15 @@ class Recurrence:
             self.decoder_weight = model.decoder.weight.detach().float().T.contiguous()  # (H, V)
             self.decoder_bias = model.decoder.bias.detach().float().clone()
         self.device = self.input_table.device
+        if dtype != torch.float32:  # products take bf16 inputs and give fp32; the gates' arithmetic stays fp32
+            self.input_weights = [w.to(dtype) for w in self.input_weights]
+            self.hidden_weights = [w.to(dtype) for w in self.hidden_weights]
+
+    def _product(self, add: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """add + x @ weight, in fp32 (x rounded to bf16 first when the recurrence computes its products in bf16)."""
+        if self.dtype == torch.float32:
+            return torch.addmm(add, x, weight, out=out) if x.dim() == 2 else torch.add(add, torch.matmul(x, weight), out=out)
+        return torch.add(add, torch.matmul(x.to(self.dtype), weight), out=out)
 
     @property
     def is_lstm(self) -> bool:
@@ -176,7 +187,7 @@ class Recurrence:
         for layer in range(self.layers):
             batch = states[layer][0].size(0)
             if layer > 0:
-                x = torch.matmul(x, self.input_weights[layer]) + self.input_biases[layer]  # (T, B', G)
+                x = self._product(self.input_biases[layer], x, self.input_weights[layer])  # (T, B', G)
             if x.size(1) != batch:
                 x = x.expand(steps, batch, x.size(2))
             here = replacement if replacement is not None and replacement.layer_index == layer else None
@@ -202,7 +213,7 @@ class Recurrence:
             c_buffer = torch.empty(slots, batch, hidden, device=self.device)
             for t in range(steps):
                 slot = t if record else 0
-                gates = torch.addmm(projected[t], h, w_hh, out=gate_buffer[slot])
+                gates = self._product(projected[t], h, w_hh, out=gate_buffer[slot])
                 squashed = gates.sigmoid()
                 g = gates[:, 2 * hidden : 3 * hidden].tanh()
                 if replacement is None:
@@ -225,7 +236,7 @@ class Recurrence:
             gate_buffer = torch.empty(slots, batch, width, device=self.device)  # r, z, n after their nonlinearity
             for t in range(steps):
                 slot = t if record else 0
-                recurrent = torch.addmm(b_hh, h, w_hh)  # (B, 3H)
+                recurrent = self._product(b_hh, h, w_hh)  # (B, 3H)
                 rz = torch.sigmoid(projected[t, :, : 2 * hidden] + recurrent[:, : 2 * hidden], out=gate_buffer[slot, :, : 2 * hidden])
                 r, z = rz[:, :hidden], rz[:, hidden:]
                 n = torch.tanh(torch.addcmul(projected[t, :, 2 * hidden :], r, recurrent[:, 2 * hidden :]), out=gate_buffer[slot, :, 2 * hidden :])
@@ -240,9 +251,9 @@ class Recurrence:
             return out, (h.clone(),), kept
         for t in range(steps):
             if replacement is None:
-                h = torch.tanh(torch.addmm(projected[t], h, w_hh), out=out[t])
+                h = torch.tanh(self._product(projected[t], h, w_hh), out=out[t])
             else:
-                h = torch.addcmul(replacement.fill_h, torch.tanh(torch.addmm(projected[t], h, w_hh)), replacement.keep, out=out[t])
+                h = torch.addcmul(replacement.fill_h, torch.tanh(self._product(projected[t], h, w_hh)), replacement.keep, out=out[t])
         return out, (h.clone(),), kept
 
     def logits(self, top: torch.Tensor) -> torch.Tensor:
@@ -283,28 +294,35 @@ def record(
     directory: str | Path | None = None,
     progress: bool = False,
     description: str = "recording",
+    fused: bool = True,
 ) -> Recording:
-    """Run the model over ids (one stream from a zero state) and keep every state of every layer and unit."""
+    """Run the model over ids (one stream from a zero state) and keep every state of every layer and unit.
+    fused: h from torch's own kernels a chunk at a time, the gates and c recomputed from it (charnn.probe.fused);
+    else the hand-written recurrence, step by step."""
     if chunk < 1:
         raise CharnnError(f"chunk must be at least 1, not {chunk}")
     with torch_threads(1):  # one stream: matrix-vector steps, where a second thread costs more than it brings
-        return _record(model, ids, chunk, dtype, directory, progress, description)
+        return _record(model, ids, chunk, dtype, directory, progress, description, fused)
 
 
 def _record(model: CharRNN, ids: np.ndarray | torch.Tensor, chunk: int, dtype: np.dtype, directory: str | Path | None,
-            progress: bool, description: str) -> Recording:
+            progress: bool, description: str, fused: bool) -> Recording:
     recurrence = Recurrence(model)
     ids = as_id_tensor(ids).to(recurrence.device)
     recording = Recording.allocate(recurrence.cell, len(ids), recurrence.layers, recurrence.hidden, dtype, directory)
     states = recurrence.initial_state(1)
+    stack = FusedStack(model, states) if fused else None  # the kernels run h; the gates and c are recomputed from it
     names = recording.state_names
     stored = torch.from_numpy(np.zeros(0, dtype=dtype)).dtype  # the recording's dtype, converted on the device
     with tqdm(total=len(ids), desc=description, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
         for start in range(0, len(ids), chunk):
             stop = min(start + chunk, len(ids))
-            output = recurrence.run_chunk(ids[start:stop], states, record=True)
+            if stack is not None:
+                recorded = stack.run(ids[start:stop], record=True)[1]
+            else:
+                recorded = recurrence.run_chunk(ids[start:stop], states, record=True).recorded
             # every state of every layer in one block, (states, T, layers, H): one copy to the host per chunk
-            block = torch.stack([torch.stack([kept[name][:, 0, :] for kept in output.recorded], 1) for name in names])
+            block = torch.stack([torch.stack([kept[name][:, 0, :] for kept in recorded], 1) for name in names])
             block = block.to(stored).cpu().numpy()
             for index, name in enumerate(names):
                 recording.states[name][start:stop] = block[index]

@@ -125,6 +125,7 @@ def build_report(
         "control": {"kind": "untrained model of the same shape", "seed": options.seed} if control_scores is not None else None,
         "ablation": None if ablation is None else {
             "method": options.ablate,
+            "precision": options.precision,
             "acts_on": "the unit's h (and c) at every step, inside the recurrence",
             "random_units_per_layer": min(options.random_units, cfg.hidden - 1),  # compared with each unit, never itself
             "random_units_requested": options.random_units,
