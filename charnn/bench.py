@@ -353,11 +353,45 @@ def naive_sample(model: Any, streams: int, length: int, seed: int = 0, temperatu
     return out
 
 
-def charnn_sample(model: Any, vocab: Any, streams: int, length: int, seed: int = 0) -> list[str]:
+def charnn_sample(model: Any, vocab: Any, streams: int, length: int, seed: int = 0, precision: str = "fp32") -> list[str]:
     """charnn's sampler, as `charnn generate` runs it."""
     from charnn.sample import SampleOptions, generate
 
-    return generate(model, vocab, SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False))
+    return generate(model, vocab, SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False,
+                                                precision=precision))
+
+
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether `generate --precision bf16` runs on this device (hardware bf16)."""
+    from charnn.device import cpu_has_fast_bf16, cuda_has_native_bf16
+
+    return cpu_has_fast_bf16() if device.type == "cpu" else device.type == "cuda" and cuda_has_native_bf16(device)
+
+
+@torch.no_grad()
+def bf16_divergence(model: Any, streams: int = 64, steps: int = 200, seed: int = 0) -> dict:
+    """How far bf16 sampling's next-character distributions are from fp32's: both steps from the same fp32 state
+    along a trajectory sampled in fp32 (temperature 1); KL(fp32 || bf16) in nats per step, and how often the most
+    likely character is the same."""
+    from charnn.model import FastStepper
+
+    exact, approximate = FastStepper(model), FastStepper(model, torch.bfloat16)
+    device = model.decoder.weight.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    state = model.init_state(streams, device)
+    ids = torch.zeros(streams, dtype=torch.long, device=device)
+    kls, same = [], []
+    for _ in range(steps):
+        logits, next_state = exact.step(ids, state)
+        other, _ = approximate.step(ids, state)
+        log_p, log_q = torch.log_softmax(logits, 1), torch.log_softmax(other, 1)
+        kls.append((log_p.exp() * (log_p - log_q)).sum(1))
+        same.append(logits.argmax(1) == other.argmax(1))
+        state = next_state
+        ids = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
+    kl = torch.cat(kls)
+    return {"streams": streams, "steps": steps, "mean_kl_nats": float(kl.mean()), "max_kl_nats": float(kl.max()),
+            "same_argmax_share": float(torch.cat(same).float().mean())}
 
 
 def measure_sampling(settings: BenchSettings, status: Callable[[str], None], device: torch.device = torch.device("cpu")) -> dict:
@@ -377,6 +411,16 @@ def measure_sampling(settings: BenchSettings, status: Callable[[str], None], dev
                          "naive_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
                          "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
                          "disturbed_pairs": pairs["disturbed_pairs"]}
+        if has_fast_bf16(device):  # generate --precision bf16 beside fp32, interleaved the same way
+            charnn_sample(model, vocab, streams, 5, precision="bf16")
+            pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length, precision="bf16"), device),
+                                lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
+                                settings, status, f"sampling {streams} stream(s) in bf16 on {device.type}")
+            result[label]["bf16"] = {"charnn_chars_per_s": pairs["charnn"], "fp32_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
+                                     "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
+                                     "disturbed_pairs": pairs["disturbed_pairs"]}
+    if has_fast_bf16(device):
+        result["bf16_divergence"] = bf16_divergence(model, settings.sample_streams)
     return result
 
 
@@ -745,6 +789,16 @@ def table_rows(sections: dict) -> list[dict]:
             add(f"{where}sample {sample['model']} chars/s, {batched['streams']} streams", fmt(batched["charnn_chars_per_s"]),
                 fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×",
                 None if where else f"sample {batched['streams']} streams: chars/s", measured=batched)
+            for run in (single, batched):
+                if "bf16" in run:
+                    add(f"{where}sample {sample['model']} chars/s, {run['streams']} stream(s): --precision bf16 vs fp32",
+                        fmt(run["bf16"]["charnn_chars_per_s"]), fmt(run["bf16"]["fp32_chars_per_s"]), fmt(run["bf16"]["ratio"], 2) + "×",
+                        measured=run["bf16"])
+            divergence = sample.get("bf16_divergence")
+            if divergence:
+                add(f"{where}sample bf16 vs fp32: mean (max) KL nats/char, same most likely char ({divergence['streams']} streams "
+                    f"× {divergence['steps']} steps)", f"{divergence['mean_kl_nats']:.1e} ({divergence['max_kl_nats']:.1e}), "
+                    f"{divergence['same_argmax_share']:.2%}", "")
 
     add_runs(sections.get("train", []), sections.get("sample"))
     cuda = sections.get("cuda")

@@ -114,26 +114,40 @@ class StepLinear:
     uses); torch.addmm goes to MKL, which reached half of oneDNN's speed at batch 4–64 on the AMD CPU
     this was measured on. Elsewhere, or when this torch build lacks the op, it is torch.addmm.
     Both compute the same fp32 product (to float rounding).
+
+    With dtype bfloat16 the weight is kept in bf16 and x is rounded to bf16 for the product, which
+    accumulates in fp32; the bias is added in fp32 and the result is fp32 (an opt-in: not the fp32
+    product to float tolerance).
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        self.bias = None if bias is None else bias.detach().contiguous()
-        self.packed = self.pack(weight.detach())
-        self.weight_t = weight.detach().T.contiguous() if self.packed is None else None
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype = torch.float32):
+        self.dtype = dtype
+        self.bias = None if bias is None else bias.detach().float().contiguous()
+        weight = weight.detach().to(dtype)
+        self.packed = self.pack(weight)
+        self.weight_t = weight.T.contiguous() if self.packed is None else None
 
     def pack(self, weight: torch.Tensor) -> torch.Tensor | None:
         """The weight in oneDNN's layout, or None where the oneDNN path is not available."""
-        if weight.device.type != "cpu" or weight.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
             return None
         op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
         try:
             packed = weight.contiguous().to_mkldnn()
-            op(torch.zeros(1, weight.size(1), device=weight.device), packed, self.bias, "none", [], "")  # this build can run it
+            op(torch.zeros(1, weight.size(1), device=weight.device, dtype=self.dtype), packed, self._fused_bias(), "none", [], "")
         except (RuntimeError, TypeError, AttributeError):
             return None
         return packed
 
+    def _fused_bias(self) -> torch.Tensor | None:
+        """The bias inside oneDNN's op: the fp32 one, except in bf16, where it is added afterwards in fp32."""
+        return self.bias if self.dtype == torch.float32 else None
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype != torch.float32:
+            x = x.to(self.dtype)
+            out = torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "") if self.packed is not None else x @ self.weight_t
+            return out.float() if self.bias is None else torch.add(self.bias, out.float())
         if self.packed is not None:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         return x @ self.weight_t if self.bias is None else torch.addmm(self.bias, x, self.weight_t)
@@ -159,10 +173,11 @@ class FastStepper:
     Layer l's gates are one matmul of [x, h] with the concatenated [W_ih | W_hh]; layer 0's input
     projection is folded into a lookup table (vocab, gates), so it is a gather, not a matmul. The
     products go through StepLinear (oneDNN on a CPU).
-    Numerically it is the same computation as nn.LSTM/GRU/RNN in eval mode (tested to float tolerance).
+    Numerically it is the same computation as nn.LSTM/GRU/RNN in eval mode (tested to float tolerance);
+    with dtype bfloat16 (generate --precision bf16) its products take bf16 inputs, the rest stays fp32.
     """
 
-    def __init__(self, model: CharRNN):
+    def __init__(self, model: CharRNN, dtype: torch.dtype = torch.float32):
         cfg = model.config
         self.cell = cfg.cell
         self.layers = cfg.layers
@@ -182,15 +197,15 @@ class FastStepper:
                 if layer == 0:
                     folded = b_ih if gru else b_ih + b_hh  # GRU applies b_hh inside r * (...), so it stays apart
                     self.input_table = (emb @ w_ih.T + folded).contiguous()
-                    self.recurrent.append(StepLinear(w_hh, b_hh if gru else None))
+                    self.recurrent.append(StepLinear(w_hh, b_hh if gru else None, dtype))
                     self.inputs.append(None)
                 elif gru:
-                    self.recurrent.append(StepLinear(w_hh, b_hh))
-                    self.inputs.append(StepLinear(w_ih, b_ih))
+                    self.recurrent.append(StepLinear(w_hh, b_hh, dtype))
+                    self.inputs.append(StepLinear(w_ih, b_ih, dtype))
                 else:
-                    self.recurrent.append(StepLinear(torch.cat([w_ih, w_hh], 1), b_ih + b_hh))
+                    self.recurrent.append(StepLinear(torch.cat([w_ih, w_hh], 1), b_ih + b_hh, dtype))
                     self.inputs.append(None)
-            self.decoder = StepLinear(model.decoder.weight, model.decoder.bias)
+            self.decoder = StepLinear(model.decoder.weight, model.decoder.bias, dtype)
 
     def step(self, ids: torch.Tensor, state: State, clamps: Sequence = ()) -> tuple[torch.Tensor, State]:
         """Logits (B, V) for the next character after ids (B,), and the new state.

@@ -12,7 +12,7 @@ import torch
 
 from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
 from charnn.corpus import Vocab
-from charnn.device import exact_fp32
+from charnn.device import cpu_has_fast_bf16, cuda_has_native_bf16, exact_fp32
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, FastStepper, State, next_ids
 from charnn.sample_options import Clamp, SampleOptions  # noqa: F401 - where sampling's callers have always found them
@@ -42,12 +42,14 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
 MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
 
 
-def step_function(model: CharRNN, streams: int, clamps: Sequence[Clamp] = ()) -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
+def step_function(model: CharRNN, streams: int, clamps: Sequence[Clamp] = (),
+                  precision: str = "fp32") -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
     """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step, except for many streams
     where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster). Clamped units are held
-    inside the hand-written step, where every layer and the decoder see them, so clamping always takes it."""
-    stepper = FastStepper(model)
-    if clamps or streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
+    inside the hand-written step, where every layer and the decoder see them, so clamping always takes it, and
+    so does bf16 (its products in bf16, the rest in fp32)."""
+    stepper = FastStepper(model, torch.bfloat16 if precision == "bf16" else torch.float32)
+    if clamps or precision == "bf16" or streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
         return lambda ids, state: stepper.step(ids, state, clamps)
 
     def module_step(ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -84,6 +86,20 @@ def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Seque
     return first, state
 
 
+def check_sample_precision(precision: str, device: torch.device) -> None:
+    """Refuse bf16 sampling where the hardware only emulates bf16 (slower than fp32), in one sentence."""
+    if precision != "bf16":
+        return
+    if device.type == "cpu" and not cpu_has_fast_bf16():
+        raise UsageError("--precision bf16: this CPU has no bf16 unit (AVX-512 BF16 or AMX), so its bf16 products would be "
+                         "slower than fp32; sample in fp32 (the default)")
+    if device.type == "cuda" and not cuda_has_native_bf16(device):
+        raise UsageError("--precision bf16: this GPU only emulates bf16 (native bf16 needs compute capability 8.0 or newer); "
+                         "sample in fp32 (the default)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--precision bf16 samples on cpu and cuda, not on {device.type}; sample in fp32 (the default)")
+
+
 BLOCK_CHARS = 256  # without streaming or --stop, sampled ids stay on the device and are read this many steps at a time
 
 
@@ -108,7 +124,8 @@ class Sampler:
         self.streams = options.num_samples
         with torch.no_grad(), exact_fp32():
             self.inputs, self.state = warm_up(model, prime_ids, self.streams, self.clamps)
-        self.step = step_function(model, self.streams, self.clamps)
+        check_sample_precision(options.precision, self.device)
+        self.step = step_function(model, self.streams, self.clamps, options.precision)
 
     def next(self) -> torch.Tensor:
         """The next character id of every stream."""

@@ -13,6 +13,9 @@ from charnn.argtypes import SEED, check_rules, real, ruled, whole
 from charnn.errors import UsageError
 
 
+SAMPLE_PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class Clamp:
     """Hold one unit of one layer at a value while sampling (Radford's sentiment-neuron trick)."""
@@ -56,11 +59,14 @@ class SampleOptions:
     echo: bool = True
     unknown: str = "error"
     clamps: Sequence[Clamp] = ()
+    precision: str = "fp32"  # fp32, or bf16: the step's matrix products in bf16 (faster where the hardware has it)
 
     def validate(self, model: Any = None) -> None:
         """Reject values outside what is allowed, naming the flag: each field's rule, the clamps, and with a
         model (a CharRNN: its .config is read) whether the clamps fit it."""
         check_rules(self)
+        if self.precision not in SAMPLE_PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(SAMPLE_PRECISIONS)}, not {self.precision!r}")
         for clamp in self.clamps:
             if not math.isfinite(clamp.value):
                 raise UsageError(f"--clamp needs a finite VALUE in LAYER:UNIT=VALUE, not {clamp.value!r}")

@@ -223,3 +223,29 @@ def test_generate_cli_bad_input(trained, args, message):
     result = run_generate(*args, cwd=tmp)
     assert result.returncode in (1, 2)
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bf16_sampling_is_close_to_fp32_and_refused_where_the_cpu_only_emulates_it(trained, monkeypatch):
+    from charnn import sample as sample_module
+
+    _, model, vocab = trained
+    model.eval()
+    state = model.init_state(8)
+    ids = torch.arange(8) % vocab.size
+    exact, bf16 = FastStepper(model), FastStepper(model, torch.bfloat16)
+    for _ in range(50):  # the two walk the same inputs; the bf16 step's logits stay close to fp32's
+        with torch.no_grad():
+            logits, next_state = exact.step(ids, state)
+            approximate, _ = bf16.step(ids, state)
+        kl = torch.nn.functional.kl_div(torch.log_softmax(approximate, 1), torch.log_softmax(logits, 1), log_target=True, reduction="batchmean")
+        assert 0 < (approximate - logits).abs().max() < 0.1 and kl < 1e-3  # different products, close distributions
+        state, ids = next_state, logits.argmax(1)
+    monkeypatch.setattr(sample_module, "cpu_has_fast_bf16", lambda: True)
+    a = generate(model, vocab, SampleOptions(length=100, seed=3, num_samples=3, precision="bf16"))
+    assert a == generate(model, vocab, SampleOptions(length=100, seed=3, num_samples=3, precision="bf16"))  # seeded
+    assert len(a) == 3 and all(len(text) == 100 for text in a)
+    monkeypatch.setattr(sample_module, "cpu_has_fast_bf16", lambda: False)
+    with pytest.raises(UsageError, match="no bf16 unit"):
+        generate(model, vocab, SampleOptions(length=5, precision="bf16"))
+    with pytest.raises(UsageError, match="--precision must be one of fp32, bf16"):
+        SampleOptions(precision="fp16").validate()
