@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
-from charnn.probe.fused import FusedStack
+from charnn.probe.fused import FusedStack, LayerState
 
 STATE_NAMES: dict[str, tuple[str, ...]] = {
     "lstm": ("h", "c", "i", "f", "g", "o"),
@@ -34,7 +34,6 @@ STATE_NAMES: dict[str, tuple[str, ...]] = {
 }
 SIGMOID_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
 
-LayerState = tuple[torch.Tensor, ...]  # (h, c) for LSTM, (h,) otherwise; each (B, H)
 
 
 @dataclass(frozen=True)
