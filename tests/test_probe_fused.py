@@ -10,7 +10,6 @@ from charnn.model import ModelConfig, new_model
 from charnn.probe.ablate import _replacement, ablated_loss_sums
 from charnn.probe.fused import FusedStack, linear_scan
 from charnn.probe.record import Recurrence, record
-from charnn.probe.score import _float16_ranks, average_ranks
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 VOCAB, HIDDEN = 13, 24
@@ -88,18 +87,3 @@ def test_linear_scan_is_the_recurrence():
         expected.append(value)
     torch.testing.assert_close(linear_scan(decay, add, initial), torch.stack(expected), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(linear_scan(decay[:1], add[:1], initial), expected[0][None])
-
-
-def test_float16_ranks_by_counting_are_ranks_by_sorting():
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=(5000, 70)).astype(np.float16)  # many ties at float16 precision; 70 columns: three blocks
-    values[::7, 3] = 0.0
-    values[1::7, 3] = -0.0  # -0 ties with +0
-    values[:, 5] = 1.5  # a constant column
-    values[::11, 6] = np.inf
-    values[1::11, 6] = -np.inf
-    values[:, 8] = rng.integers(-3, 3, 5000)  # few distinct values
-    counted = average_ranks(values)
-    sorted_ranks = average_ranks(values.astype(np.float32))
-    np.testing.assert_array_equal(counted, sorted_ranks)
-    np.testing.assert_array_equal(_float16_ranks(values[:1]), np.ones((1, 70)))

@@ -61,6 +61,18 @@ def test_ranks_match_brute_force_on_random_data_with_ties():
         np.testing.assert_allclose(ranks[:, column], brute_ranks(values[:, column]))
 
 
+
+def test_float16_recordings_rank_as_their_values_do_with_signed_zeros_and_infinities_tied():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(300, 6)).astype(np.float16)  # many ties at float16 precision
+    values[::7, 1], values[1::7, 1] = 0.0, -0.0  # -0 ties with +0
+    values[:, 2] = 1.5  # a constant column
+    values[::11, 3], values[1::11, 3] = np.inf, -np.inf
+    values[:, 4] = rng.integers(-3, 3, 300)  # few distinct values
+    ranks = average_ranks(values)
+    for column in range(values.shape[1]):
+        np.testing.assert_allclose(ranks[:, column], brute_ranks(values[:, column].astype(np.float64)))
+
 def test_auroc_hand_values():
     assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)) == pytest.approx(0.75)
     # ties between a positive and a negative count half: (0.5 + 0 + 1 + 1) / 4

@@ -24,7 +24,6 @@ from charnn.probe.record import SIGMOID_GATES, Recording, UnitRef
 METRICS = {"binary": "auroc", "ordinal": "spearman"}
 PASS_THRESHOLDS = {"auroc": 0.9, "spearman": 0.7}  # held-out score a unit must reach to count as passing
 CHANCE = {"auroc": 0.5, "spearman": 0.0}
-FLOAT16_RANK_COLUMNS = 32  # columns counted at once (32 histograms of 65,536 bins: 16 MB)
 RANK_BLOCK_BYTES = 16 << 20  # float64 ranks of a block of units (peak memory is a few times this)
 
 
@@ -36,8 +35,8 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     n, m = values.shape
     if n == 0:
         return np.empty((n, m), dtype=np.float64)
-    if values.dtype == np.float16 and not np.isnan(values).any():
-        return _float16_ranks(values)
+    if values.dtype == np.float16:
+        values = values.astype(np.float32)  # exact; numpy sorts float32 with SIMD, float16 3x slower (docs/benchmarks.md)
     # work along contiguous rows of the transpose: a sort along a strided axis is several times slower
     rows = np.ascontiguousarray(values.T)  # (m, n)
     order = np.argsort(rows, axis=1)  # ties may land in any order: they get the same rank anyway
@@ -53,28 +52,6 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     ranks = np.empty((m, n), dtype=np.float64)
     np.put_along_axis(ranks, order, (run_start + run_end) * 0.5 + 1.0, axis=1)
     return ranks.T
-
-
-def float16_keys(values: np.ndarray) -> np.ndarray:
-    """uint16 keys that order as the float16 values do (-0 and +0 get the same key); no NaN."""
-    bits = (values + np.float16(0)).view(np.uint16)  # -0 + 0 is +0
-    return np.where(bits >= 0x8000, 0xFFFF - bits, bits | 0x8000).astype(np.uint16)
-
-
-def _float16_ranks(values: np.ndarray) -> np.ndarray:
-    """average_ranks of float16 columns by counting: a float16 has 65,536 bit patterns, so a histogram of each
-    column gives every value's rank (below it, plus half its ties) in O(n) instead of a sort's O(n log n)."""
-    n, m = values.shape
-    bins = 1 << 16
-    ranks = np.empty((n, m), dtype=np.float64)
-    for start in range(0, m, FLOAT16_RANK_COLUMNS):  # a histogram per column: (columns, 65,536) counts
-        keys = float16_keys(values[:, start : start + FLOAT16_RANK_COLUMNS])
-        columns = keys.shape[1]
-        flat = (keys.astype(np.int64) + np.arange(columns, dtype=np.int64) * bins).ravel()
-        counts = np.bincount(flat, minlength=columns * bins).reshape(columns, bins)
-        rank_of = (np.cumsum(counts, axis=1) - counts) + (counts + 1) * 0.5  # below it, plus half its ties (1-based)
-        ranks[:, start : start + columns] = rank_of[np.arange(columns), keys]
-    return ranks
 
 
 def auroc_from_ranks(ranks: np.ndarray, positive: np.ndarray) -> np.ndarray:
@@ -279,7 +256,7 @@ def score_recording(
                     if len(rows) >= 2:
                         contiguous = rows[-1] - rows[0] + 1 == len(rows)
                         block_values = flat[rows[0] : rows[-1] + 1, start:stop] if contiguous else flat[rows, start:stop]
-                        ranks = average_ranks(np.asarray(block_values))  # float16 recordings are ranked by counting
+                        ranks = average_ranks(np.asarray(block_values))
                         for labels in group:
                             if labels.kind == "binary":
                                 raw = auroc_from_ranks(ranks, labels.values[rows].astype(bool))
