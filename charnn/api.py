@@ -193,7 +193,7 @@ class Model:
     def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
               top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
               precision: str = "fp32", ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
-              unknown: str = "replace", threads: int | None = 1, progress: bool = False, text_path: str | None = None,
+              unknown: str = "replace", threads: int | None = None, progress: bool = False, text_path: str | None = None,
               patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None,
               labels: str | Path | Sequence[str | Path] | None = None) -> ProbeResult:
         """Find the units that track the features of a text, as `charnn probe` does: record every state, label
@@ -202,7 +202,8 @@ class Model:
         given). patterns: hypotheses of your own, {name: regex}, each a binary feature True on its matches
         (features="none" probes only these and `labels`); labels: --labels files of your own per-character labels
         (JSON {name: [...]} with null undefined, or .npy). precision="bf16" computes the ablation's matrix products
-        in bf16 (faster on hardware with bf16 units; deltas a little off fp32's). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
+        in bf16 (faster on hardware with bf16 units; deltas a little off fp32's). threads: the ablation's CPU
+        threads (None: torch's, all cores; 1 on a machine other jobs share). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
         notebook it shows the explorer."""
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
