@@ -566,7 +566,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     changes = {}
     for key, text in overrides.items():
         name = key.replace("-", "_")
-        if name not in known or name in ("corpus", "out", "max_steps", "max_minutes", "decay_steps"):
+        if name not in known or name in ("corpus", "out", "max_steps", "max_minutes", "decay_steps", "recipe"):
             raise UsageError(f"--quality-set: '{key}' is not a training setting the quality run lets you change")
         current = getattr(config, name)
         try:
@@ -581,7 +581,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
         except (KeyError, ValueError):
             raise UsageError(f"--quality-set {key}={text}: '{text}' is not a valid {type(current).__name__}") from None
         changes[name] = value
-    changed = replace(config, **changes)
+    changed = replace(config, **changes, **({"recipe": None} if changes else {}))  # changed, it is no recipe
     changed.validate()
     return changed
 
@@ -591,7 +591,8 @@ def measure_quality(settings: BenchSettings, status: Callable[[str], None], prog
     from charnn.trainer import Trainer
 
     corpus = resolve_quality_corpus(settings.quality_corpus)
-    base = apply_overrides(recommended_cpu_config(corpus, settings.quality_out, settings.cache_dir), settings.quality_overrides)
+    recommended = recommended_cpu_config(corpus, settings.quality_out, settings.cache_dir, settings.budget_minutes)
+    base = apply_overrides(recommended, settings.quality_overrides)
     # --max-minutes without --max-steps: the trainer times its first steps and plans its schedule to end with the budget
     config = replace(base, max_steps=None, max_minutes=settings.budget_minutes)
     status("quality: training (the step count is planned from the first steps' speed)")

@@ -75,11 +75,10 @@ class BenchSettings:
         return cls(**values)
 
 
-def recommended_cpu_config(corpus: str, out: str, cache_dir: str) -> Any:
-    """The training settings recommended for a 2-core CPU and a ~10-minute budget (the quality run)."""
-    from charnn.config import TrainConfig
+def recommended_cpu_config(corpus: str, out: str, cache_dir: str, minutes: float = 10.0) -> Any:
+    """The quality run's settings: the recipe charnn train picks for a budget of `minutes` on a CPU."""
+    from charnn.config import TrainConfig, recipe_for
 
-    # 2 × 256 sees enough characters in 10 minutes to win; bigger models see too few (docs/benchmarks.md, "Baselines from before charnn")
-    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", layers=2, hidden=256, embed=64,
-                       dropout=0.1, batch_size=64, seq_len=128, lr=2e-3, warmup_steps=50, min_lr_ratio=0.1,
-                       weight_decay=0.01, grad_clip=1.0, eval_chars=0, sample_chars=200, device="cpu")
+    recipe = recipe_for(minutes)  # docs/benchmarks.md, "Recipes": what each budget's recipe beat
+    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", grad_clip=1.0, eval_chars=0,
+                       sample_chars=200, device="cpu", recipe=recipe.name, **recipe.settings)

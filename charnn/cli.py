@@ -142,14 +142,17 @@ def build_parser() -> Parser:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Training flags; defaults are None here so that --resume can tell which flags were given."""
-    from charnn.config import DEFAULT_MAX_STEPS
+    from charnn.config import DEFAULT_MINUTES, RECIPES
 
     d = TrainConfig()
     parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
     parser.add_argument("--out", help="run directory (default: runs/<corpus name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    model = parser.add_argument_group("model")
+    budgets = ", ".join(recipe.name for recipe in RECIPES)
+    model = parser.add_argument_group("model", f"a fresh run timed by --max-minutes alone (the default run too) takes the recipe measured best "
+                                                f"for its budget ({budgets}; README, 'Time budgets') unless --cell, --layers, --hidden or "
+                                                "--embed is given; the other flags change the recipe. The defaults below are without one.")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
     model.add_argument("--layers", type=rule(TrainConfig, "layers"), help=f"recurrent layers (default: {d.layers})")
     model.add_argument("--hidden", type=rule(TrainConfig, "hidden"), help=f"units per layer (default: {d.hidden})")
@@ -164,7 +167,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--weight-decay", type=rule(TrainConfig, "weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})")
     loop.add_argument("--grad-clip", type=rule(TrainConfig, "grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})")
     loop.add_argument("--max-steps", type=rule(TrainConfig, "max_steps"), help=f"optimizer steps to train; the learning rate decays to its floor at the last "
-                                                     f"(default: from --epochs or --max-minutes when given, else {DEFAULT_MAX_STEPS})")
+                                                     "(default: from --epochs or --max-minutes; given neither, the run is --max-minutes "
+                                                     f"{DEFAULT_MINUTES:g})")
     loop.add_argument("--decay-steps", type=rule(TrainConfig, "decay_steps"), help="steps over which the learning rate decays (default: --max-steps)")
     loop.add_argument("--max-minutes", type=rule(TrainConfig, "max_minutes"), help="train for this many minutes: without --max-steps the first steps are timed and "
                                                         "the step count planned so that the schedule (evaluations included) ends with "

@@ -17,7 +17,9 @@ from charnn.sources import TASK_SEQUENCES
 PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
-DEFAULT_MAX_STEPS = 1000  # when neither --max-steps, --epochs nor --max-minutes says how long
+DEFAULT_MAX_STEPS = 1000  # a TrainConfig built directly, with neither max_steps, epochs nor max_minutes
+DEFAULT_MINUTES = 10.0  # a fresh run given no length (--max-steps, --epochs, --max-minutes) trains this long
+RECIPE_SHAPE = ("cell", "layers", "hidden", "embed")  # giving any of these turns the budget's recipe off
 PLAN_MARGIN = 0.02  # a time budget's plan ends this fraction early, so that a little noise still reaches the last step
 MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
 MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
@@ -65,6 +67,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32 or bf16 (autocast); a run records the precision it resolved to
     cache_dir: str = "runs/.cache"
+    recipe: str | None = None  # the RECIPES entry a time budget picked ("10 min"), None when the shape was given
 
     def validate(self) -> None:
         """Reject values outside what is allowed, naming the flag: each field's rule, then what spans fields."""
@@ -96,10 +99,41 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The settings that reached the lowest val loss in a wall-clock budget on a 2-core CPU (docs/benchmarks.md,
+    "Recipes"): a fresh run of `minutes` or more without shape flags trains them."""
+
+    minutes: float
+    settings: dict
+    measured: str  # what it reached, and where
+
+    @property
+    def name(self) -> str:
+        return f"{self.minutes:g} min"
+
+
+RECIPES = (
+    Recipe(10, dict(cell="lstm", layers=2, hidden=256, embed=64, dropout=0.1, batch_size=64, seq_len=128, lr=2e-3,
+                    warmup_steps=50, min_lr_ratio=0.1, weight_decay=0.01),
+           "tinyshakespeare val 1.473 nats (Zen 5)"),
+)
+
+
+def recipe_for(minutes: float) -> Recipe:
+    """The recipe of the largest budget not above `minutes` (the smallest one below them all)."""
+    fitting = [recipe for recipe in RECIPES if recipe.minutes <= minutes]
+    return max(fitting, key=lambda recipe: recipe.minutes) if fitting else min(RECIPES, key=lambda recipe: recipe.minutes)
+
+
 def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
     """A run's config: the defaults, then (resuming) the run's saved config.json, then the settings `given`
     (config field names; what the user did not give is left out). A fresh run without `out` goes to
-    runs/<corpus name>. The command line and charnn.train both build theirs here."""
+    runs/<corpus name>. The command line and charnn.train both build theirs here.
+
+    A fresh run given no length trains DEFAULT_MINUTES; a fresh run whose length is a time budget alone
+    (no --max-steps or --epochs) and that names no shape (RECIPE_SHAPE) takes the budget's recipe, under
+    the settings given."""
     unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
     if unknown:
         import difflib
@@ -123,6 +157,13 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
             raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
     if "max_steps" in given:
         base["step_plan"] = None  # the setting says how long, not a plan of an earlier process
+    if not resume:
+        if not {"max_steps", "epochs", "max_minutes"} & given.keys():
+            given = {**given, "max_minutes": DEFAULT_MINUTES}
+        minutes = given.get("max_minutes")
+        if isinstance(minutes, (int, float)) and not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys():  # else validation speaks
+            recipe = recipe_for(minutes)
+            base.update(recipe.settings, recipe=recipe.name)
     base.update(given)
     if "out" not in given and not resume:
         base["out"] = default_run_dir(base["corpus"])

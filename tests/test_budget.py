@@ -95,3 +95,76 @@ def test_the_plan_line_names_the_steps_and_the_speed():
     line = budget.plans[0].describe(chars_per_step=8192, minutes=2)
     assert line.startswith(f"plan at step {CALIBRATION_SKIP + CALIBRATION_STEPS}: ")
     assert f"{budget.plans[0].target:,} steps in 2 min" in line and f"{math.floor(8192 / 0.05):,} chars/s" in line
+
+
+# ----- a time budget's recipe --------------------------------------------------------------------
+@pytest.fixture
+def three_recipes(monkeypatch):
+    """Recipes of 5, 10 and 30 minutes that differ in every setting they set."""
+    from charnn import config
+
+    table = tuple(config.Recipe(m, dict(layers=layers, hidden=hidden, lr=lr), "test")
+                  for m, layers, hidden, lr in ((5, 1, 96, 5e-3), (10, 2, 160, 4e-3), (30, 3, 224, 3e-3)))
+    monkeypatch.setattr(config, "RECIPES", table)
+    return table
+
+
+def test_a_budget_takes_the_recipe_of_the_largest_budget_within_it(three_recipes):
+    from charnn.config import merge_train_config
+
+    for minutes, expected in ((5, 0), (7.5, 0), (10, 1), (29, 1), (30, 2), (600, 2), (1, 0)):
+        config = merge_train_config({"max_minutes": minutes})
+        recipe = three_recipes[expected]
+        assert (config.layers, config.hidden, config.lr, config.recipe) == (recipe.settings["layers"], recipe.settings["hidden"],
+                                                                             recipe.settings["lr"], recipe.name)
+        assert config.max_minutes == minutes and config.max_steps is None
+
+
+def test_a_run_given_no_length_trains_the_default_budget_with_its_recipe(three_recipes):
+    from charnn.config import DEFAULT_MINUTES, merge_train_config, recipe_for
+
+    config = merge_train_config({"corpus": "stdlib"})
+    assert config.max_minutes == DEFAULT_MINUTES and config.recipe == recipe_for(DEFAULT_MINUTES).name
+    assert config.hidden == recipe_for(DEFAULT_MINUTES).settings["hidden"]
+
+
+def test_flags_given_win_and_a_shape_flag_turns_the_recipe_off(three_recipes):
+    from charnn.config import RECIPE_SHAPE, TrainConfig, merge_train_config
+
+    changed = merge_train_config({"max_minutes": 30, "lr": 1e-3})
+    assert (changed.layers, changed.lr, changed.recipe) == (3, 1e-3, "30 min")
+    defaults = TrainConfig()
+    for name in RECIPE_SHAPE:
+        given = {"max_minutes": 30, name: getattr(defaults, name)}
+        config = merge_train_config(given)
+        assert config.recipe is None and (config.layers, config.hidden, config.lr) == (defaults.layers, defaults.hidden, defaults.lr)
+
+
+def test_a_length_in_steps_or_epochs_takes_no_recipe(three_recipes):
+    from charnn.config import TrainConfig, merge_train_config
+
+    for given in ({"max_steps": 300}, {"epochs": 2.0}, {"max_steps": 300, "max_minutes": 30}, {"epochs": 1.0, "max_minutes": 30}):
+        config = merge_train_config(given)
+        assert config.recipe is None and config.hidden == TrainConfig().hidden
+        assert config.max_minutes == given.get("max_minutes")
+
+
+def test_resuming_keeps_the_saved_settings_and_takes_no_new_recipe(three_recipes, tmp_path):
+    import json
+
+    from charnn.config import TrainConfig, merge_train_config
+
+    saved = TrainConfig(out=str(tmp_path), hidden=48, layers=1, max_minutes=30.0, recipe=None)
+    (tmp_path / "config.json").write_text(json.dumps({"train": saved.to_json()}))
+    resumed = merge_train_config({"out": str(tmp_path), "max_minutes": 60.0}, resume=True)
+    assert (resumed.hidden, resumed.layers, resumed.recipe, resumed.max_minutes) == (48, 1, None, 60.0)
+
+
+def test_a_budget_that_is_not_a_number_is_refused_by_its_rule_not_by_the_recipe():
+    from charnn.config import merge_train_config
+    from charnn.errors import UsageError
+
+    for bad in (-3.0, "ten"):
+        config = merge_train_config({"max_minutes": bad})  # no recipe arithmetic on a bad budget
+        with pytest.raises(UsageError, match="max.minutes"):
+            config.validate()
