@@ -38,7 +38,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, steps and characters: about a minute")
     parser.add_argument("--quality", action="store_true",
                         help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)")
-    parser.add_argument("--budget-minutes", type=POSITIVE, default=10.0, help="wall-clock budget of --quality (default: 10)")
+    parser.add_argument("--budget-minutes", type=POSITIVE, default=10.0, help="wall-clock budget of --quality (default: 10); it trains the recipe charnn train takes "
+                             "for that budget")
     parser.add_argument("--only", type=section_list, metavar="SECTIONS",
                         help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=whole(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
@@ -83,7 +84,7 @@ def command_bench(args: argparse.Namespace) -> int:
         resolve_precision(settings.precision, torch.device("cpu"))
     if "quality" in sections:
         # fail before the long parts, not after: a bad flag first, then a missing file
-        apply_overrides(recommended_cpu_config("x", "x", "x"), settings.quality_overrides)
+        apply_overrides(recommended_cpu_config("x", "x", "x", settings.budget_minutes), settings.quality_overrides)
         resolve_quality_corpus(settings.quality_corpus)
     if settings.encode_file and "encode" in sections and not Path(settings.encode_file).is_file():
         raise CharnnError(f"--encode-file '{settings.encode_file}' does not exist")

@@ -21,7 +21,8 @@ from charnn.bench_command import add_bench_options
 from charnn.errors import CharnnError
 from charnn.probe.command import add_probe_options
 
-TRAIN_DEFAULTS_NOTE = "Defaults suit a 2-core CPU (3-15 minutes); on a GPU try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+TRAIN_DEFAULTS_NOTE = ("With no flags: 10 minutes of the 10-minute recipe, measured best on a 2-core CPU; on a GPU try --layers 3 "
+                       "--hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000.")
 
 
 class Parser(argparse.ArgumentParser):
@@ -150,9 +151,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     budgets = ", ".join(recipe.name for recipe in RECIPES)
-    model = parser.add_argument_group("model", f"a fresh run timed by --max-minutes alone (the default run too) takes the recipe measured best "
-                                                f"for its budget ({budgets}; README, 'Time budgets') unless --cell, --layers, --hidden or "
-                                                "--embed is given; the other flags change the recipe. The defaults below are without one.")
+    model = parser.add_argument_group("model", f"a fresh run timed by --max-minutes M without --max-steps or --epochs (the default run too) "
+                                                f"takes the recipe of the largest budget not above M, or the smallest ({budgets}; README, "
+                                                "'Time budgets'), unless --cell, --layers, --hidden or --embed is given; other flags, these "
+                                                "and the training ones, change single settings of it. The defaults shown are without a recipe.")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
     model.add_argument("--layers", type=rule(TrainConfig, "layers"), help=f"recurrent layers (default: {d.layers})")
     model.add_argument("--hidden", type=rule(TrainConfig, "hidden"), help=f"units per layer (default: {d.hidden})")
@@ -170,7 +172,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                                                      "(default: from --epochs or --max-minutes; given neither, the run is --max-minutes "
                                                      f"{DEFAULT_MINUTES:g})")
     loop.add_argument("--decay-steps", type=rule(TrainConfig, "decay_steps"), help="steps over which the learning rate decays (default: --max-steps)")
-    loop.add_argument("--max-minutes", type=rule(TrainConfig, "max_minutes"), help="train for this many minutes: without --max-steps the first steps are timed and "
+    loop.add_argument("--max-minutes", type=rule(TrainConfig, "max_minutes"), help=f"train for this many minutes (a fresh run given no length: {DEFAULT_MINUTES:g}): without --max-steps the first steps are timed and "
                                                         "the step count planned so that the schedule (evaluations included) ends with "
                                                         "the budget, re-planned once if the speed drifts; with --max-steps, a cap that "
                                                         "stops with a checkpoint")

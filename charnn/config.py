@@ -20,6 +20,7 @@ MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 DEFAULT_MAX_STEPS = 1000  # a TrainConfig built directly, with neither max_steps, epochs nor max_minutes
 DEFAULT_MINUTES = 10.0  # a fresh run given no length (--max-steps, --epochs, --max-minutes) trains this long
 RECIPE_SHAPE = ("cell", "layers", "hidden", "embed")  # giving any of these turns the budget's recipe off
+LENGTHS = {"max_steps", "epochs", "max_minutes"}  # how long a run is
 PLAN_MARGIN = 0.02  # a time budget's plan ends this fraction early, so that a little noise still reaches the last step
 MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
 MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
@@ -126,6 +127,13 @@ def recipe_for(minutes: float) -> Recipe:
     return max(fitting, key=lambda recipe: recipe.minutes) if fitting else min(RECIPES, key=lambda recipe: recipe.minutes)
 
 
+def recipe_label(recipe: Recipe, given: dict) -> str:
+    """The recipe's name, and the settings given that change it: "10 min, --lr 0.001"."""
+    changed = [f"--{flag(k)} {given[k]:g}" if isinstance(given[k], float) else f"--{flag(k)} {given[k]}"
+               for k in recipe.settings if k in given and given[k] != recipe.settings[k]]
+    return ", ".join([recipe.name, *changed])
+
+
 def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
     """A run's config: the defaults, then (resuming) the run's saved config.json, then the settings `given`
     (config field names; what the user did not give is left out). A fresh run without `out` goes to
@@ -133,13 +141,18 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
 
     A fresh run given no length trains DEFAULT_MINUTES; a fresh run whose length is a time budget alone
     (no --max-steps or --epochs) and that names no shape (RECIPE_SHAPE) takes the budget's recipe, under
-    the settings given."""
+    the settings given. Resuming a run whose steps a budget planned with --max-steps given drops the
+    budget: the steps given say how long now."""
     unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
     if unknown:
         import difflib
 
         close = difflib.get_close_matches(unknown[0], [f.name for f in fields(TrainConfig)], n=1)
         raise UsageError(f"unknown training setting '{unknown[0]}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    kept = sorted({"recipe", "step_plan"} & given.keys())
+    if kept:
+        raise UsageError(f"'{kept[0]}' is written by charnn train itself (what a time budget chose), not a setting to give")
+    given = {k: v for k, v in given.items() if v is not None or k not in LENGTHS}  # None: not given (as on the command line)
     base = TrainConfig().to_json()
     if resume:
         out = given.get("out")
@@ -156,14 +169,16 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
             names = ", ".join(f"--{k} {given[k]} (saved: {base[k]})" for k in model_changes)
             raise CharnnError(f"--resume: flags contradict the saved model in '{out}': {names}")
     if "max_steps" in given:
+        if base.get("step_plan") == "max-minutes" and "max_minutes" not in given:
+            base["max_minutes"] = None  # the budget only planned the steps; steps given now replace that plan
         base["step_plan"] = None  # the setting says how long, not a plan of an earlier process
     if not resume:
-        if not {"max_steps", "epochs", "max_minutes"} & given.keys():
+        if not LENGTHS & given.keys():
             given = {**given, "max_minutes": DEFAULT_MINUTES}
         minutes = given.get("max_minutes")
         if isinstance(minutes, (int, float)) and not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys():  # else validation speaks
             recipe = recipe_for(minutes)
-            base.update(recipe.settings, recipe=recipe.name)
+            base.update(recipe.settings, recipe=recipe_label(recipe, given))
     base.update(given)
     if "out" not in given and not resume:
         base["out"] = default_run_dir(base["corpus"])

@@ -242,7 +242,7 @@ class Trainer:
                       + f" (cut {self.corpus.split_method(fractions)})")
         table.add_row("vocabulary", f"{len(self.vocab.chars)} characters")
         table.add_row("model", f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: {self.model.num_parameters():,} parameters"
-                      + (f" (the {cfg.recipe} recipe; shape flags choose your own)" if cfg.recipe else ""))
+                      + (f" (recipe: {cfg.recipe}" + (")" if self.resume else "; shape flags choose your own)") if cfg.recipe else ""))
         table.add_row("batches", f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; {self.train_batches.steps_per_epoch:,} steps per epoch")
         steps = (f"{cfg.max_steps:,} steps" + (f" (from --{cfg.step_plan})" if cfg.step_plan else "")
                  + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")) if cfg.max_steps else \

@@ -132,7 +132,7 @@ def test_flags_given_win_and_a_shape_flag_turns_the_recipe_off(three_recipes):
     from charnn.config import RECIPE_SHAPE, TrainConfig, merge_train_config
 
     changed = merge_train_config({"max_minutes": 30, "lr": 1e-3})
-    assert (changed.layers, changed.lr, changed.recipe) == (3, 1e-3, "30 min")
+    assert (changed.layers, changed.lr, changed.recipe) == (3, 1e-3, "30 min, --lr 0.001")
     defaults = TrainConfig()
     for name in RECIPE_SHAPE:
         given = {"max_minutes": 30, name: getattr(defaults, name)}
@@ -158,6 +158,58 @@ def test_resuming_keeps_the_saved_settings_and_takes_no_new_recipe(three_recipes
     (tmp_path / "config.json").write_text(json.dumps({"train": saved.to_json()}))
     resumed = merge_train_config({"out": str(tmp_path), "max_minutes": 60.0}, resume=True)
     assert (resumed.hidden, resumed.layers, resumed.recipe, resumed.max_minutes) == (48, 1, None, 60.0)
+
+
+def saved_run(directory, **settings):
+    import json
+
+    from charnn.config import TrainConfig
+
+    (directory / "config.json").write_text(json.dumps({"train": TrainConfig(out=str(directory), **settings).to_json()}))
+
+
+def test_resuming_with_no_length_continues_the_saved_plan_and_steps_given_replace_a_planned_budget(three_recipes, tmp_path):
+    from charnn.config import merge_train_config
+
+    saved_run(tmp_path, max_minutes=10.0, max_steps=1400, step_plan="max-minutes", recipe="10 min")
+    same = merge_train_config({"out": str(tmp_path)}, resume=True)
+    assert (same.max_minutes, same.max_steps, same.step_plan, same.recipe) == (10.0, 1400, "max-minutes", "10 min")
+    longer = merge_train_config({"out": str(tmp_path), "max_steps": 5000}, resume=True)
+    assert (longer.max_minutes, longer.max_steps, longer.step_plan) == (None, 5000, None)  # not cut at 10 minutes again
+    capped = merge_train_config({"out": str(tmp_path), "max_steps": 5000, "max_minutes": 20.0}, resume=True)
+    assert (capped.max_minutes, capped.max_steps) == (20.0, 5000)
+    saved_run(tmp_path, max_minutes=15.0, max_steps=5200)  # a cap the user gave with steps stays a cap
+    assert merge_train_config({"out": str(tmp_path), "max_steps": 6000}, resume=True).max_minutes == 15.0
+
+
+def test_none_from_python_is_not_a_length_and_charnn_s_own_fields_are_refused(three_recipes):
+    from charnn.config import DEFAULT_MINUTES, merge_train_config
+    from charnn.errors import UsageError
+
+    config = merge_train_config({"max_steps": None, "epochs": None, "max_minutes": None})
+    assert (config.max_minutes, config.max_steps, config.recipe) == (DEFAULT_MINUTES, None, "10 min")
+    for name, value in (("recipe", "30 min"), ("step_plan", "epochs")):
+        with pytest.raises(UsageError, match=name):
+            merge_train_config({name: value})
+
+
+def test_the_run_names_its_recipe_and_the_settings_given_that_change_it(three_recipes):
+    from charnn.config import merge_train_config
+
+    assert merge_train_config({"max_minutes": 10, "lr": 1e-3, "seq_len": 64}).recipe == "10 min, --lr 0.001"
+    assert merge_train_config({"max_minutes": 10, "lr": 4e-3}).recipe == "10 min"  # the recipe's own value changes nothing
+
+
+def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_changes(three_recipes):
+    from charnn.bench import apply_overrides
+    from charnn.bench_settings import recommended_cpu_config
+
+    for minutes, recipe in ((5, three_recipes[0]), (12, three_recipes[1]), (45, three_recipes[2])):
+        config = recommended_cpu_config("corpus.txt", "out", "cache", minutes)
+        assert (config.hidden, config.lr, config.recipe) == (recipe.settings["hidden"], recipe.settings["lr"], recipe.name)
+        assert config.eval_chars == 0 and config.split == "0.9,0.1"  # the whole val split of a 90/10 cut
+    changed = apply_overrides(recommended_cpu_config("corpus.txt", "out", "cache", 30), {"hidden": "320", "lr": "3e-3"})
+    assert (changed.hidden, changed.recipe) == (320, "30 min, --hidden 320")
 
 
 def test_a_budget_that_is_not_a_number_is_refused_by_its_rule_not_by_the_recipe():
