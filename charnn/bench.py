@@ -421,8 +421,26 @@ def measure_sampling(settings: BenchSettings, status: Callable[[str], None], dev
                                      "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
                                      "disturbed_pairs": pairs["disturbed_pairs"]}
     if has_fast_bf16(device):
-        result["bf16_divergence"] = bf16_divergence(model, settings.sample_streams)
+        trained, source = divergence_model(settings, device)
+        result["bf16_divergence"] = {**bf16_divergence(model if trained is None else trained, settings.sample_streams), "model": source}
     return result
+
+
+def divergence_model(settings: BenchSettings, device: torch.device) -> tuple[Any, str]:
+    """The trained model bf16 sampling is compared on (--divergence-run, else the newest run), and what it is;
+    (None, why) when there is none: an untrained model's near-uniform distributions would understate the divergence."""
+    from charnn.sample import resolve_checkpoint
+
+    try:
+        checkpoint = resolve_checkpoint(settings.divergence_run, runs_dir=settings.runs_dir)
+    except CharnnError:
+        if settings.divergence_run:
+            raise
+        return None, (f"random {settings.sample_layers}×{settings.sample_hidden} weights (no trained run under "
+                      f"{settings.runs_dir}/; --divergence-run RUN gives the real figure)")
+    model = checkpoint.build_model(device).eval()
+    config = model.config
+    return model, f"{checkpoint.path} ({config.layers}×{config.hidden} {config.cell.upper()}, trained)"
 
 
 # ----- encoding ----------------------------------------------------------------------------------
@@ -800,7 +818,7 @@ def table_rows(sections: dict) -> list[dict]:
                         measured=run["bf16"])
             divergence = sample.get("bf16_divergence")
             if divergence:
-                add(f"{where}sample bf16 vs fp32: mean (max) KL nats/char, same most likely char ({divergence['streams']} streams "
+                add(f"{where}sample bf16 vs fp32: mean (max) KL nats/char, same most likely char, on {divergence.get('model', 'random weights')} ({divergence['streams']} streams "
                     f"× {divergence['steps']} steps)", f"{divergence['mean_kl_nats']:.1e} ({divergence['max_kl_nats']:.1e}), "
                     f"{divergence['same_argmax_share']:.2%}", "")
 

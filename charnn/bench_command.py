@@ -54,6 +54,9 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")
     parser.add_argument("--quality-corpus", default=str(QUALITY_CORPUS), help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)")
     parser.add_argument("--quality-out", default="runs/bench-quality", help="run directory of --quality, replaced each time (default: runs/bench-quality)")
+    parser.add_argument("--divergence-run", metavar="RUN",
+                        help="the trained run whose next-character distributions bf16 sampling is compared on (default: the "
+                             "newest run under runs/; random weights when there is none, whose flat distributions understate it)")
     parser.add_argument("--quality-set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="change a recommended --quality setting, e.g. hidden=384 or seq_len=256; repeatable")
     parser.set_defaults(handler=command_bench)
@@ -74,7 +77,8 @@ def command_bench(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
                                "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
                                "quality_overrides": dict(args.quality_set), "threads": args.threads,
-                               "wait_quiet": args.wait_quiet or 0.0, "precision": args.precision}
+                               "wait_quiet": args.wait_quiet or 0.0, "precision": args.precision,
+                               "divergence_run": args.divergence_run}
     if args.repeats:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
@@ -86,6 +90,10 @@ def command_bench(args: argparse.Namespace) -> int:
         # fail before the long parts, not after: a bad flag first, then a missing file
         apply_overrides(recommended_cpu_config("x", "x", "x", settings.budget_minutes), settings.quality_overrides)
         resolve_quality_corpus(settings.quality_corpus)
+    if settings.divergence_run and "sample" in sections:  # a run that is not there fails now, not after the training part
+        from charnn.sample import resolve_checkpoint
+
+        resolve_checkpoint(settings.divergence_run)
     if settings.encode_file and "encode" in sections and not Path(settings.encode_file).is_file():
         raise CharnnError(f"--encode-file '{settings.encode_file}' does not exist")
     console = Console(stderr=True)

@@ -51,6 +51,8 @@ class BenchSettings:
     sample_chars: int = 2000  # single stream
     sample_streams: int = 64
     sample_steps_batched: int = 300  # characters per stream with sample_streams streams
+    divergence_run: str | None = None  # the trained run bf16 sampling is compared on; None: the newest under runs/
+    runs_dir: str = "runs"
     encode_sizes_mb: tuple[float, float] = (50, 200)
     encode_repeats: int = 2
     encode_file: str | None = None  # a large text file to encode instead of the repeated stdlib

@@ -38,6 +38,7 @@ def tiny_settings(tmp_path: Path, corpus: Path, **changes) -> BenchSettings:
         sample_streams=3, sample_steps_batched=5, encode_sizes_mb=(0.2, 0.4), encode_repeats=1, corpus=str(corpus),
         cache_dir=str(tmp_path / "cache"), budget_minutes=0.03, quality_corpus=str(corpus), quality_out=str(tmp_path / "quality"),
         quality_overrides={"layers": "1", "hidden": "16", "embed": "8", "batch_size": "4", "seq_len": "16", "warmup_steps": "2"},
+        runs_dir=str(tmp_path / "no-runs"),  # bf16's divergence on random weights, not on a real run of this checkout
     )
     values.update(changes)
     return BenchSettings.quick(**values)
@@ -227,3 +228,25 @@ def test_the_gpu_section_without_a_gpu_is_one_sentence(capsys):
     assert main(["bench", "--only", "cuda", "--quick"]) == 1
     stderr = capsys.readouterr().err
     assert "no CUDA GPU is available here" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_bf16_divergence_is_measured_on_a_trained_run_and_says_when_there_is_none(tmp_path, code_file):
+    import torch
+
+    from charnn.config import TrainConfig
+    from charnn.errors import CharnnError
+    from charnn.trainer import train
+
+    empty = BenchSettings(runs_dir=str(tmp_path / "runs"))
+    model, source = bench.divergence_model(empty, torch.device("cpu"))
+    assert model is None and "random" in source and "--divergence-run" in source
+    run = tmp_path / "runs" / "tiny"
+    train(TrainConfig(corpus=str(code_file), out=str(run), layers=1, hidden=16, embed=8, batch_size=4, seq_len=16, max_steps=6,
+                      eval_every=3, sample_chars=0, cache_dir=str(tmp_path / "cache"), device="cpu", precision="fp32"), progress=False)
+    for settings in (empty, BenchSettings(divergence_run=str(run))):  # the newest run, or the one named
+        model, source = bench.divergence_model(settings, torch.device("cpu"))
+        assert model.config.hidden == 16 and str(run) in source and "trained" in source
+        divergence = bench.bf16_divergence(model, streams=2, steps=5)
+        assert divergence["max_kl_nats"] >= divergence["mean_kl_nats"] and 0 <= divergence["same_argmax_share"] <= 1
+    with pytest.raises(CharnnError):
+        bench.divergence_model(BenchSettings(divergence_run=str(tmp_path / "nothing")), torch.device("cpu"))
