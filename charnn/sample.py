@@ -86,18 +86,19 @@ def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Seque
     return first, state
 
 
-def check_sample_precision(precision: str, device: torch.device) -> None:
-    """Refuse bf16 sampling where the hardware only emulates bf16 (slower than fp32), in one sentence."""
+def check_sample_precision(precision: str, device: torch.device, work: str = "sample") -> None:
+    """Refuse bf16 products where the hardware only emulates bf16 (slower than fp32), in one sentence; work says
+    what would run in fp32 instead (sample, probe)."""
     if precision != "bf16":
         return
     if device.type == "cpu" and not cpu_has_fast_bf16():
         raise UsageError("--precision bf16: this CPU has no bf16 unit (AVX-512 BF16 or AMX), so its bf16 products would be "
-                         "slower than fp32; sample in fp32 (the default)")
+                         f"slower than fp32; {work} in fp32 (the default)")
     if device.type == "cuda" and not cuda_has_native_bf16(device):
         raise UsageError("--precision bf16: this GPU only emulates bf16 (native bf16 needs compute capability 8.0 or newer); "
-                         "sample in fp32 (the default)")
+                         f"{work} in fp32 (the default)")
     if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--precision bf16 samples on cpu and cuda, not on {device.type}; sample in fp32 (the default)")
+        raise UsageError(f"--precision bf16 runs on cpu and cuda, not on {device.type}; {work} in fp32 (the default)")
 
 
 BLOCK_CHARS = 256  # without streaming or --stop, sampled ids stay on the device and are read this many steps at a time

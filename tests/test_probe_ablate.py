@@ -148,3 +148,19 @@ def test_a_flagged_unit_among_the_random_units_is_still_compared_with_as_many(st
     assert len(layer.band_units(drawn[0])) == 4 and drawn[0] not in layer.band_units(drawn[0])
     assert layer.band_units(outside) == drawn  # a unit outside the draw keeps the draw as it is
     assert len(layer.band(drawn[0], 0)) == 4
+
+
+def test_a_bf16_ablation_where_bf16_is_only_emulated_is_refused_before_any_work(monkeypatch):
+    import charnn.sample
+    from charnn.errors import UsageError
+    from charnn.model import ModelConfig
+    from charnn.probe.pipeline import ProbeOptions, run_probe
+
+    monkeypatch.setattr(charnn.sample, "cpu_has_fast_bf16", lambda: False)
+    model = CharRNN(ModelConfig(vocab_size=5, layers=1, hidden=8, embed=4, dropout=0.0)).eval()
+    text = "abcd" * 200
+    ids = np.array(["abcd".index(c) for c in text])
+    with pytest.raises(UsageError, match="no bf16 unit.*probe in fp32"):
+        run_probe(model, ids, text, ProbeOptions(precision="bf16", random_units=2))
+    findings = run_probe(model, ids, text, ProbeOptions(precision="bf16", ablation=False, control=False, random_units=2))
+    assert findings is not None  # no ablation, nothing in bf16: nothing to refuse
