@@ -48,7 +48,7 @@ from torch import nn
 
 from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, REPO_ROOT, SAMPLE_VOCAB, SECTIONS,
                                    SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
-from charnn.config import RECIPES, recipe_label
+from charnn.config import recipe_label, recipe_named
 from charnn.device import timed
 from charnn.errors import CharnnError, UsageError
 
@@ -600,7 +600,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
         except (KeyError, ValueError):
             raise UsageError(f"--quality-set {key}={text}: '{text}' is not a valid {type(current).__name__}") from None
         changes[name] = value
-    recipe = next((r for r in RECIPES if r.name == config.recipe), None)
+    recipe = recipe_named(config.recipe)
     label = recipe_label(recipe, changes) if recipe else config.recipe  # "10 min, --lr 0.004": what was changed
     changed = replace(config, **changes, recipe=label)
     changed.validate()

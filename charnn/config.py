@@ -132,6 +132,11 @@ def recipe_for(minutes: float) -> Recipe:
     return max(fitting, key=lambda recipe: recipe.minutes) if fitting else min(RECIPES, key=lambda recipe: recipe.minutes)
 
 
+def recipe_named(name: str | None) -> Recipe | None:
+    """The RECIPES entry of that name ("10 min"), or None."""
+    return next((recipe for recipe in RECIPES if recipe.name == name), None)
+
+
 def recipe_label(recipe: Recipe, given: dict) -> str:
     """The recipe's name, and the settings given that change it: "10 min, --lr 0.001"."""
     changed = [f"--{flag(k)} {given[k]:g}" if isinstance(given[k], float) else f"--{flag(k)} {given[k]}"
