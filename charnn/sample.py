@@ -86,7 +86,7 @@ def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Seque
     return first, state
 
 
-def check_sample_precision(precision: str, device: torch.device, work: str = "sample") -> None:
+def check_bf16_products(precision: str, device: torch.device, work: str = "sample") -> None:
     """Refuse bf16 products where the hardware only emulates bf16 (slower than fp32), in one sentence; work says
     what would run in fp32 instead (sample, probe)."""
     if precision != "bf16":
@@ -125,7 +125,7 @@ class Sampler:
         self.streams = options.num_samples
         with torch.no_grad(), exact_fp32():
             self.inputs, self.state = warm_up(model, prime_ids, self.streams, self.clamps)
-        check_sample_precision(options.precision, self.device)
+        check_bf16_products(options.precision, self.device)
         self.step = step_function(model, self.streams, self.clamps, options.precision)
 
     def next(self) -> torch.Tensor:

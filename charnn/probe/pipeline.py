@@ -28,7 +28,7 @@ from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.options import MAX_CHARS, ProbeOptions
 from charnn.probe.result import ProbeFindings, build_report
 from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
-from charnn.sample import check_sample_precision
+from charnn.sample import check_bf16_products
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
 MIN_CHARS = 20
@@ -129,7 +129,7 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     if len(text) != len(ids):
         raise CharnnError("the probe text and its ids differ in length")
     if options.ablation:  # before any work: bf16 where it is only emulated would be slower, not faster
-        check_sample_precision(options.precision, next(model.parameters()).device, "probe")
+        check_bf16_products(options.precision, next(model.parameters()).device, "probe")
     named = f"--text '{meta['text_path']}'" if meta and meta.get("text_path") else "the probe text"
     if len(text) < MIN_CHARS:
         cut = f" (cut by --max-chars from {meta['truncated_from']:,})" if meta and meta.get("truncated_from") else ""
