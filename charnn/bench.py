@@ -8,8 +8,8 @@ Sections:
 - matmul: this machine's fp32 matrix-multiply ceiling (GFLOP/s), a large GEMM through both of torch's
   CPU libraries: ``torch.mm`` (MKL) and a oneDNN linear layer (what nn.LSTM runs on); bf16 for reference.
 - train: charnn's real ``Trainer.train_step`` (data pipeline, learning-rate schedule, clipping, NaN
-  check, carried state) on the stdlib corpus vs a bare Embedding → nn.LSTM → Linear loop with AdamW on
-  random token batches of the same shape; FLOPs per character and the fraction of the ceiling.
+  check, carried state) on the stdlib corpus vs a bare loop over the same model, precision policy and fused
+  AdamW on random token batches of the same shape; FLOPs per character and the fraction of the ceiling.
 - sample: ``charnn.sample.generate`` (FastStepper) vs nn.LSTM called once per character.
 - encode: ``load_corpus`` on a large file, in a subprocess so its peak RSS is its own, at two sizes
   (RSS must not grow with the size), vs a whole-file numpy encoder.
@@ -44,13 +44,13 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from torch import nn
 
 from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, REPO_ROOT, SAMPLE_VOCAB, SECTIONS,
                                    SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
 from charnn.config import recipe_label, recipe_named
 from charnn.device import timed
 from charnn.errors import CharnnError, UsageError
+from charnn.precision import Precision
 
 # ----- statistics --------------------------------------------------------------------------------
 def spread(values: Sequence[float]) -> dict:
@@ -236,34 +236,23 @@ def measure_matmul(shape: tuple[int, int, int], calls: int, repeats: int, wait_q
 
 
 # ----- training ----------------------------------------------------------------------------------
-class BareLSTM(nn.Module):
-    """The baseline model: Embedding → nn.LSTM → dropout → Linear, nothing else."""
-
-    def __init__(self, vocab: int, shape: TrainShape):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab, shape.embed)
-        self.rnn = nn.LSTM(shape.embed, shape.hidden, num_layers=shape.layers, batch_first=True,
-                           dropout=shape.dropout if shape.layers > 1 else 0.0)
-        self.dropout = nn.Dropout(shape.dropout)
-        self.decoder = nn.Linear(shape.hidden, vocab)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.embedding(ids))  # (B, T, H)
-        return self.decoder(self.dropout(out))  # (B, T, V)
-
-
 class BareLoop:
-    """The baseline training loop: random token batches, cross-entropy, AdamW; no data pipeline, no clipping."""
+    """The baseline training loop: the trainer's model, precision policy and AdamW (like for like, so that the ratio
+    is the trainer's own overhead) on random token batches; no data pipeline, carried state, clipping or tally."""
 
-    def __init__(self, vocab: int, shape: TrainShape, lr: float = 2e-3, seed: int = 0, precision: str = "fp32",
+    def __init__(self, vocab: int, shape: TrainShape, precision: Precision, lr: float = 2e-3, seed: int = 0,
                  device: torch.device = torch.device("cpu")):
-        generator = torch.Generator().manual_seed(seed)
         from charnn.device import autocast_for
+        from charnn.model import ModelConfig, new_model
+        from charnn.precision import grad_scaler
+        from charnn.trainer import make_optimizer
 
+        generator = torch.Generator().manual_seed(seed)
+        self.precision = precision
         self.autocast = autocast_for(precision, device)
-        with torch.device("cpu"):
-            self.model = BareLSTM(vocab, shape).to(device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.99))
+        self.model = new_model(ModelConfig(vocab, "lstm", shape.layers, shape.hidden, shape.embed, shape.dropout), device)
+        self.optimizer = make_optimizer(self.model, lr, weight_decay=0.01)
+        self.scaler = grad_scaler(precision, device.type)
         # a few pre-drawn batches, already on the device: drawing and copying them is not part of what is timed
         self.batches = [torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator, device="cpu").to(device)
                         for _ in range(4)]
@@ -273,18 +262,17 @@ class BareLoop:
         chunk = self.batches[self.step_count % len(self.batches)]
         x, y = chunk[:, :-1], chunk[:, 1:]
         with self.autocast:
-            logits = self.model(x)
+            logits, _ = self.model(x, None, self.precision.recurrent_dtype)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.step_count += 1
-
-
-def training_precision(trainer: Any) -> str:
-    """'bf16' when the trainer computes under bf16 autocast, else 'fp32' (the bare loop then does the same)."""
-    autocast = getattr(trainer, "autocast", None)
-    return "bf16" if isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16 else "fp32"
 
 
 def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto", device: str = "cpu") -> Any:
@@ -307,9 +295,9 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, sta
         device = trainer.device
         try:
             vocab = trainer.vocab.size
-            precision = training_precision(trainer)
+            precision = trainer.precision
             torch.manual_seed(0)
-            bare = BareLoop(vocab, shape, precision=precision, device=device)  # like for like: the ratio is the trainer's own overhead
+            bare = BareLoop(vocab, shape, precision, device=device)
             for _ in range(settings.train_warmup_steps):
                 trainer.train_step()
                 bare.step()
@@ -323,7 +311,7 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, sta
     bare_gflops = pairs["baseline"]["median"] * flops / 1e9
     return {
         "shape": asdict(shape), "name": shape.name, "vocab": vocab, "steps_per_repeat": steps, "chars_per_step": chars_per_step,
-        "charnn_precision": precision, "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
+        "charnn_precision": precision.name, "charnn_precision_describe": precision.describe(), "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
         "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"], "disturbed_pairs": pairs["disturbed_pairs"],
         "mflop_per_char": flops / 1e6, "charnn_gflops": charnn_gflops, "bare_gflops": bare_gflops,
     }

@@ -11,6 +11,7 @@ from typing import Any
 from charnn.argtypes import POSITIVE, whole
 from charnn.bench_settings import QUALITY_CORPUS, SECTIONS, BenchSettings, recommended_cpu_config
 from charnn.errors import CharnnError
+from charnn.precision import PRECISIONS
 
 
 def section_list(text: str) -> list[str]:
@@ -47,7 +48,7 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-quiet", type=POSITIVE, metavar="SECONDS",
                         help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
                              "idle, and measure a pair they disturbed again")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="the trainer's --precision (default: auto, as charnn train); the bare loop computes the same way")
     parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
                                                                "../shared/corpora when present, else the stdlib repeated)")

@@ -19,6 +19,7 @@ from charnn.config import TrainConfig
 from charnn.sample_options import SAMPLE_PRECISIONS, SampleOptions
 from charnn.bench_command import add_bench_options
 from charnn.errors import CharnnError
+from charnn.precision import CUDA_AUTO, PRECISIONS
 from charnn.probe.command import add_probe_options
 
 TRAIN_DEFAULTS_NOTE = ("With no flags: 10 minutes of the 10-minute recipe, measured best on a 2-core CPU; on a GPU try --layers 3 "
@@ -190,10 +191,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     loop.add_argument("--deterministic", action="store_const", const=True,
                       help="deterministic GPU kernels (cuDNN and cuBLAS), so that a run on one GPU repeats itself bit for bit, "
                            "more slowly; on a CPU runs repeat exactly without it")
-    loop.add_argument("--precision", choices=("auto", "fp32", "bf16"),
-                      help="arithmetic of forward and backward: bf16 autocast (weights and checkpoints stay fp32) or fp32; "
-                           "auto takes bf16 where the hardware computes it natively: a CUDA GPU that supports it or a CPU "
-                           "with AVX-512 BF16 or AMX, where it trains 1.6-2x faster (default: auto)")
+    loop.add_argument("--precision", choices=PRECISIONS,
+                      help="what forward and backward compute in (weights, optimizer and checkpoints stay fp32): fp32; bf16 "
+                           "(everything a device computes in bf16: the recurrence too, cast explicitly on a GPU, where it needs "
+                           "cuDNN 9.13+); bf16-head (embedding and decoder bf16, recurrence fp32/TF32); fp16 (GPU only, loss "
+                           f"scaled). auto: bf16 on a CPU with AVX-512 BF16 or AMX, {CUDA_AUTO} on a GPU of compute capability "
+                           "8.0+, else fp32; the run's table says what ran in which dtype (docs/gpu.md) (default: auto)")
     loop.add_argument("--quiet", action="store_true", help="no progress bar")
     add_corpus_options(parser, with_defaults=False)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from charnn.argtypes import DROPOUT, POSITIVE, SEED, check_rules, real, ruled, whole
 from charnn.errors import CharnnError, UsageError
+from charnn.precision import PRECISIONS
 from charnn.sources import TASK_SEQUENCES
 
-PRECISIONS = ("auto", "fp32", "bf16")  # resolved by charnn.device.resolve_precision
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 DEFAULT_MAX_STEPS = 1000  # a TrainConfig built directly, with neither max_steps, epochs nor max_minutes
@@ -66,7 +66,7 @@ class TrainConfig:
     carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
     deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
     device: str = "auto"
-    precision: str = "auto"  # auto, fp32 or bf16 (autocast); a run records the precision it resolved to
+    precision: str = "auto"  # charnn.precision.PRECISIONS; a run records the policy it resolved to
     cache_dir: str = "runs/.cache"
     recipe: str | None = None  # the RECIPES entry a time budget picked ("10 min"), None when the shape was given
 

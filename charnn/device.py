@@ -1,5 +1,5 @@
-"""Where and how a model computes: the device (CUDA, MPS or the CPU), the precision (bf16 autocast where the
-hardware computes it natively, else fp32) and the process group when torchrun launched several processes.
+"""Where and how a model computes: the device (CUDA, MPS or the CPU), the facts that choose its precision
+policy (charnn.precision), and the process group when torchrun launched several processes.
 
 Every stage that runs a model (train, sample, eval, probe, bench) asks this module, so none of them has to
 import the trainer to find its device.
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from charnn.errors import CharnnError, UsageError
+from charnn.precision import Hardware, Precision, choose_precision
 
 T = TypeVar("T")
 
@@ -91,43 +92,54 @@ def cpu_has_fast_bf16() -> bool:
 
 
 @functools.cache
-def cpu_runs_bf16(cell: str) -> bool:
-    """Whether PyTorch's CPU kernel for `cell` runs under bf16 autocast here. The oneDNN LSTM kernel has
-    no bf16 path on a CPU without AVX-512 (an AVX2-only EPYC raises "could not create a primitive
-    descriptor"); a one-unit layer is tried, since what fails is the kernel, not the shape."""
+def runs_bf16(cell: str, device: torch.device = torch.device("cpu")) -> bool:
+    """Whether PyTorch's kernel for `cell` computes in bf16 on device, forward and backward: a one-unit layer is
+    tried, since what fails is the kernel, not the shape. The oneDNN LSTM kernel has no bf16 path on a CPU
+    without AVX-512 (an AVX2-only EPYC raises "could not create a primitive descriptor"); cuDNN has one from
+    9.13, where torch uses it, and older ones refuse bf16 or fall back to kernels without it."""
     try:
-        with torch.device("cpu"), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1).to(device, torch.bfloat16)
+        out, _ = module(torch.zeros(1, 1, 1, device=device, dtype=torch.bfloat16))
+        out.float().sum().backward()
+        synchronize(device)
+    except RuntimeError:
+        return False
+    return out.dtype == torch.bfloat16
+
+
+@functools.cache
+def cpu_autocast_runs_bf16(cell: str) -> bool:
+    """Whether a CPU's bf16 autocast computes `cell` in bf16 (it does the LSTM and the RNN, and leaves the GRU in fp32)."""
+    try:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
             module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
             out, _ = module(torch.zeros(1, 1, 1))
         out.float().sum().backward()
     except RuntimeError:
         return False
-    return True
+    return out.dtype == torch.bfloat16
 
 
-def resolve_precision(requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None) -> str:
-    """auto → bf16 where the hardware computes it natively (a CUDA GPU of compute capability 8.0 or newer, a CPU
-    with AVX-512 BF16 or AMX: 1.6–2× faster training on such a CPU, see docs/benchmarks.md), else fp32.
-    An explicit bf16 that this CPU's kernels cannot run for `cell`, or that a GPU only emulates, is refused here,
-    before any work;
-    `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
-    if requested == "bf16" and device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--precision bf16 is supported on cpu and cuda, not on {device.type}; use --precision fp32")
-    advice = (f"'{resuming}' trained in bf16: continue it in fp32 with --resume --precision fp32" if resuming
-              else "use --precision fp32, which auto picks here")
-    if requested == "bf16" and device.type == "cpu" and not cpu_runs_bf16(cell):
-        raise UsageError(f"--precision bf16: PyTorch's {cell.upper()} kernel cannot compute in bf16 on this CPU; {advice}")
-    if requested == "bf16" and device.type == "cuda" and not cuda_has_native_bf16(device):
-        major, minor = torch.cuda.get_device_capability(device)
-        raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) only "
-                         f"emulates bf16, slower than fp32; native bf16 needs compute capability 8.0 (Ampere) or newer; {advice}")
-    if requested != "auto":
-        return requested
+def hardware(device: torch.device, cell: str = "lstm") -> Hardware:
+    """The facts about device that decide its training precision (charnn.precision.choose_precision)."""
     if device.type == "cuda":
-        return "bf16" if cuda_has_native_bf16(device) else "fp32"
+        major, minor = torch.cuda.get_device_capability(device)
+        native = cuda_has_native_bf16(device)
+        return Hardware("cuda", f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})", native,
+                        native and runs_bf16(cell, device))
     if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() and cpu_runs_bf16(cell) else "fp32"
-    return "fp32"
+        return Hardware("cpu", "this CPU", cpu_has_fast_bf16(), runs_bf16(cell, device), cpu_autocast_runs_bf16(cell))
+    return Hardware(device.type, device.type)
+
+
+def resolve_precision(requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None) -> Precision:
+    """The precision policy of `--precision requested` on device (charnn.precision): auto takes bf16 on a CPU with
+    AVX-512 BF16 or AMX (faster training there, docs/benchmarks.md), the safe CUDA candidate on a GPU of
+    compute capability 8.0+, else fp32. A request the device cannot honour is refused here, before any work;
+    `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
+    advice = (f"'{resuming}' trained in {requested}: continue it in fp32 with --resume --precision fp32" if resuming
+              else "use --precision fp32 or auto")
+    return choose_precision(requested, hardware(device, cell), cell, advice)
 
 
 def cuda_has_native_bf16(device: torch.device) -> bool:
@@ -142,9 +154,11 @@ def sum_dtype(device: torch.device | str) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
 
 
-def autocast_for(precision: str, device: torch.device) -> Any:
-    """The autocast context of a resolved precision (weights, optimizer and checkpoints stay fp32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+def autocast_for(precision: Precision, device: torch.device) -> Any:
+    """The autocast region of a precision policy around a forward pass (weights, optimizer and checkpoints stay fp32)."""
+    if precision.head is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision.head == "bf16" else torch.float16)
 
 
 @contextmanager

@@ -7,8 +7,11 @@ than computing: `FastStepper` does the same step by hand over the module's own w
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +20,7 @@ from charnn.argtypes import DROPOUT, check_rules, ruled, whole
 from charnn.errors import CharnnError, UsageError
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # charnn.precision's names
 State = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU/RNN: (h,); each (layers, batch, hidden)
 
 
@@ -79,15 +83,33 @@ class CharRNN(nn.Module):
         zeros = lambda: torch.zeros(shape, device=device)  # noqa: E731
         return (zeros(), zeros()) if self.is_lstm else (zeros(),)
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Logits (B, T, V) for ids (B, T) and the state after the last character."""
+    def forward(self, ids: torch.Tensor, state: State | None = None, recurrent_dtype: str | None = None) -> tuple[torch.Tensor, State]:
+        """Logits (B, T, V) for ids (B, T) and the state after the last character.
+
+        recurrent_dtype ("fp32", "bf16", "fp16"): the recurrent layers compute in it outside any autocast region,
+        their weights (fp32 parameters, so gradients stay fp32), input and state cast to it; None: they run as the
+        caller's region says. CUDA's autocast runs cuDNN's RNN in fp16 whatever dtype the region was given."""
         x = self.embedding(ids)  # (B, T, E)
-        if state is None:
-            out, new_state = self.rnn(x)
+        hx = None if state is None else state if self.is_lstm else state[0]
+        if recurrent_dtype is None:
+            out, new_state = self.rnn(x, hx)
         else:
-            out, new_state = self.rnn(x, state if self.is_lstm else state[0])
+            out, new_state = self.recurrence_in(DTYPES[recurrent_dtype], x, hx)
         logits = self.decoder(self.dropout(out))
         return logits, tuple(new_state) if self.is_lstm else (new_state,)
+
+    def recurrence_in(self, dtype: torch.dtype, x: torch.Tensor, hx: Any) -> tuple[torch.Tensor, Any]:
+        """The recurrent layers over x in dtype, with autocast off around them."""
+        cast = lambda t: t.to(dtype)  # noqa: E731
+        hx = None if hx is None else tuple(map(cast, hx)) if self.is_lstm else cast(hx)
+        device_type = x.device.type
+        with torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else nullcontext():
+            if all(p.dtype == dtype for p in self.rnn.parameters()):
+                return self.rnn(cast(x), hx)
+            weights = {name: cast(p) for name, p in self.rnn.named_parameters()}
+            with warnings.catch_warnings():  # the cast weights are not one flat buffer: cuDNN copies them once per call
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
+                return torch.func.functional_call(self.rnn, weights, (cast(x), hx))
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -22,6 +22,7 @@ class TallyReading:
     failed_step: int | None  # the first step (from 1) whose loss or gradient norm was not finite
     failed_loss: float
     failed_norm: float
+    skipped: int = 0  # steps a loss scaler skipped because their gradients overflowed (fp16)
 
     @property
     def failed(self) -> bool:
@@ -47,14 +48,21 @@ class StepTally:
         self.loss_sum, self.last_norm = zero(), zero()
         self.failed_step = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
         self.failed_values = torch.zeros(2, device=self.device)
+        self.skipped = torch.zeros((), dtype=torch.int64, device=self.device)
         self.steps = 0
 
-    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, step: int) -> None:
-        """Count one step (numbered from 1): its loss and gradient norm, 0-dim tensors on the device."""
+    def add(self, loss: torch.Tensor, grad_norm: torch.Tensor, step: int, overflow_skips: bool = False) -> None:
+        """Count one step (numbered from 1): its loss and gradient norm, 0-dim tensors on the device.
+        overflow_skips: a loss scaler skips a step whose gradients overflowed, so a non-finite norm is counted as
+        skipped, not as a failure (its weights are untouched; a non-finite loss still fails)."""
         grad_norm = grad_norm.float()
         self.loss_sum += loss
         self.last_norm = grad_norm
-        first_failure = ~(torch.isfinite(loss) & torch.isfinite(grad_norm)) & (self.failed_step == 0)
+        finite_norm = torch.isfinite(grad_norm)
+        if overflow_skips:
+            self.skipped += (~finite_norm).long()
+            finite_norm = torch.ones_like(finite_norm)
+        first_failure = ~(torch.isfinite(loss) & finite_norm) & (self.failed_step == 0)
         self.failed_step = torch.where(first_failure, step, self.failed_step)
         self.failed_values = torch.where(first_failure, torch.stack([loss, grad_norm]), self.failed_values)
         self.steps += 1
@@ -63,7 +71,9 @@ class StepTally:
         """The block so far (one copy from the device), then a fresh block."""
         exact = sum_dtype(self.device)  # float64 holds any step number exactly
         values = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).to(exact)
-        loss_sum, norm, failed_loss, failed_norm, failed_step = torch.cat([values, self.failed_step.to(exact).reshape(1)]).tolist()
-        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, int(failed_step) or None, failed_loss, failed_norm)
+        counts = torch.stack([self.failed_step, self.skipped]).to(exact)
+        loss_sum, norm, failed_loss, failed_norm, failed_step, skipped = torch.cat([values, counts]).tolist()
+        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, int(failed_step) or None, failed_loss, failed_norm,
+                               int(skipped))
         self.reset()
         return reading

@@ -27,6 +27,7 @@ from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.sources import CorpusSpec
 from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
                            restore_rng, rng_snapshot, timed)
+from charnn.precision import grad_scaler
 from charnn.budget import Plan, TimeBudget
 from charnn.config import DEFAULT_MAX_STEPS, MODEL_FLAGS, TrainConfig, flag, learning_rate
 from charnn.errors import CharnnError
@@ -84,10 +85,10 @@ class TrainResult:
 FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW, fused into one kernel per step where this torch has it for the device (CPU from torch 2.4):
     the same update to float tolerance, with less per-step overhead (docs/benchmarks.md)."""
-    options = dict(lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    options = dict(lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
     if next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES:  # elsewhere fused=True fails only at the first step
         return torch.optim.AdamW(model.parameters(), **options)
     try:
@@ -132,7 +133,8 @@ class Trainer:
         self.device = pick_device(config.device)
         self.dist = Distributed.from_environment(self.device)
         # before any work; saved resolved, so that a resume computes the same way
-        config.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
+        self.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
+        config.precision = self.precision.name
         self.settings.enter_context(deterministic_kernels(config.deterministic))
         self.dist.on_main(lambda: self.directory.claim(resume, overwrite, self.console))
         torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
@@ -154,7 +156,8 @@ class Trainer:
             if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
                 raise
             raise CharnnError(f"not enough memory on {self.device} for a {config.layers} × {config.hidden} {config.cell.upper()}; lower --hidden or --layers") from None
-        self.optimizer = make_optimizer(self.model, config)
+        self.optimizer = make_optimizer(self.model, config.lr, config.weight_decay)
+        self.scaler = grad_scaler(self.precision, self.device.type)  # None unless the policy scales the loss (fp16)
         self.tally = StepTally(self.device)
         self.step = 0
         self.state: State | None = None
@@ -169,7 +172,7 @@ class Trainer:
             self.best_val_bpc = self.directory.best_score()
             self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
         self.ddp_model = self.wrap_distributed()
-        self.autocast = autocast_for(config.precision, self.device)
+        self.autocast = autocast_for(self.precision, self.device)
 
     # ----- set-up -------------------------------------------------------------------------
     def load_resume_state(self) -> None:
@@ -186,6 +189,8 @@ class Trainer:
         try:  # shapes of the weights were checked on loading; the rest of a damaged file must not crash later
             self.model.load_state_dict(checkpoint.model_state)
             self.optimizer.load_state_dict(extra["optimizer"])
+            if self.scaler is not None and "grad_scaler" in extra:
+                self.scaler.load_state_dict(extra["grad_scaler"])
             for param in self.model.parameters():
                 for moment in self.optimizer.state.get(param, {}).values():
                     if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != param.shape:
@@ -248,7 +253,8 @@ class Trainer:
                  + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")) if cfg.max_steps else \
             f"{cfg.max_minutes:g} min (steps planned from the first steps' speed)"
         table.add_row("schedule", steps + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}")
-        table.add_row("device", f"{self.device}" + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "") + f", {torch.get_num_threads()} threads, {cfg.precision}" + (" autocast" if cfg.precision == "bf16" else ""))
+        table.add_row("device", f"{self.device}" + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "") + f", {torch.get_num_threads()} threads")
+        table.add_row("precision", f"{self.precision.name}: {self.precision.describe(cfg.cell)}")
         table.add_row("run", f"{self.run_dir}" + (f" (resuming at step {self.step:,})" if self.resume else ""))
         return table
 
@@ -327,17 +333,24 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.autocast:
-            logits, state = self.ddp_model(x, self.state)
+            logits, state = self.ddp_model(x, self.state, self.precision.recurrent_dtype)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        # the carried state is kept in fp32 (autocast hands it back in bf16)
+        if self.scaler is None:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+        else:  # the gradients are unscaled before clipping; a step whose gradients overflowed is skipped
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        # the carried state is kept in fp32 (the recurrence hands it back in its own dtype)
         self.state = tuple(s.float() for s in detach_state(state)) if self.config.carry_state else None
         self.step += 1
         loss, grad_norm = loss.detach(), grad_norm.detach()
-        self.tally.add(loss, grad_norm, self.step)
+        self.tally.add(loss, grad_norm, self.step, overflow_skips=self.scaler is not None)
         return loss, grad_norm
 
     def run(self) -> TrainResult:
@@ -388,6 +401,8 @@ class Trainer:
                         writer.add_scalar("train/bits_per_char", reading.mean_loss / LN2, self.step)
                         writer.add_scalar("train/learning_rate", learning_rate(cfg, self.step - 1), self.step)
                         writer.add_scalar("train/grad_norm", reading.grad_norm, self.step)
+                        if self.scaler is not None:
+                            writer.add_scalar("train/overflow_skipped_steps", reading.skipped, self.step)
                         writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
                     self.last_train_loss = reading.mean_loss
                     if budget is not None and budget.wants_reading(self.step):
@@ -480,6 +495,8 @@ class Trainer:
             self.best_val_bpc = val_bpc
         meta = self.checkpoint_meta()
         extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
+        if self.scaler is not None:
+            extra["grad_scaler"] = self.scaler.state_dict()
         # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
         # accounts for (RunDirectory.best_score), rather than losing the best model
         if improved:
@@ -509,6 +526,7 @@ class Trainer:
                               "epoch": self.step // self.train_batches.steps_per_epoch,
                               "world": self.dist.world},
             "corpus": {"name": self.corpus.name, "kind": self.corpus.kind, "chars": len(self.corpus)},
+            "precision": self.precision.to_json(self.config.cell),  # what ran in which dtype
             "torch": torch.__version__,
         }
 

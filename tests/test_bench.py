@@ -176,10 +176,10 @@ def test_bad_quality_settings_are_refused_before_any_work(tmp_path, capsys):
 def test_bf16_this_cpu_cannot_compute_is_refused_before_the_measurements(monkeypatch, capsys):
     import charnn.device
 
-    monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: False)
+    monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: False)
     assert main(["bench", "--only", "train", "--quick", "--precision", "bf16"]) == 2
     stderr = capsys.readouterr().err
-    assert "cannot compute in bf16 on this CPU" in stderr and len(stderr.strip().splitlines()) == 1
+    assert "cannot compute in bf16 here" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_the_disturbance_of_other_processes_is_a_share_of_the_cpus():
@@ -200,15 +200,21 @@ def test_with_wait_quiet_a_disturbed_pair_is_measured_again(monkeypatch):
     assert without_waiting["ratio"]["median"] == 2.0 and without_waiting["disturbed_pairs"] == []  # every pair is kept
 
 
-def test_a_trainer_under_bf16_autocast_is_measured_against_the_bf16_ceiling():
+def test_the_bare_loop_trains_like_the_trainer(tmp_path, code_file):
+    # like for like: the trainer's policy (here the recurrence in fp32 outside autocast) and its fused AdamW
     import torch
 
-    class Fake:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16)
-
-    assert bench.training_precision(Fake()) == "bf16"
-    Fake.autocast = None
-    assert bench.training_precision(Fake()) == "fp32"
+    trainer = bench.make_trainer(TrainShape(1, 16, 4, 8, embed=8), str(code_file), str(tmp_path / "cache"), tmp_path / "run",
+                                 precision="bf16-head")
+    try:
+        bare = bench.BareLoop(trainer.vocab.size, TrainShape(1, 16, 4, 8, embed=8), trainer.precision)
+        seen = []
+        bare.model.rnn.register_forward_hook(lambda module, inputs, output: seen.append((torch.is_autocast_enabled("cpu"), output[0].dtype)))
+        bare.step()
+        assert seen == [(False, torch.float32)]
+        assert bare.optimizer.param_groups[0].get("fused") == trainer.optimizer.param_groups[0].get("fused")
+    finally:
+        trainer.close()
 
 
 def test_the_gpu_section_measures_on_the_models_device(tmp_path, code_file, fake_gpu, monkeypatch):

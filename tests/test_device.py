@@ -18,6 +18,7 @@ import charnn.trainer
 from charnn.checkpoint import load_checkpoint, save_checkpoint
 from charnn.cli import main
 from charnn.corpus import Vocab
+from charnn.precision import CUDA_AUTO
 from charnn.device import (Distributed, cuda_device, deterministic_kernels, exact_fp32, pick_device, resolve_precision,
                            restore_rng, rng_snapshot, tf32_switches)
 from charnn.errors import CharnnError, UsageError
@@ -189,17 +190,18 @@ def test_without_cuda_the_cpu_and_clear_errors():
 
 
 # ----- precision ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("capability, auto", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+@pytest.mark.parametrize("capability, auto", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), CUDA_AUTO), ((9, 0), CUDA_AUTO)])
 def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch, capability, auto):
     # is_bf16_supported() says True on a Turing GPU too, which emulates bf16 more slowly than fp32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
+    monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: True)  # cuDNN 9.13+
     gpu = torch.device("cuda", 0)
-    assert resolve_precision("auto", gpu) == auto
-    assert resolve_precision("fp32", gpu) == "fp32"
-    if auto == "bf16":
-        assert resolve_precision("bf16", gpu) == "bf16"
+    assert resolve_precision("auto", gpu).name == auto
+    assert resolve_precision("fp32", gpu).name == "fp32"
+    if auto != "fp32":
+        assert resolve_precision("bf16", gpu).recurrent == "bf16"  # cast outside autocast, never left to CUDA's autocast
     else:
         with pytest.raises(UsageError, match=r"Some GPU \(compute capability 7\.\d\) only emulates bf16.*--precision fp32"):
             resolve_precision("bf16", gpu)

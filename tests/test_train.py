@@ -18,13 +18,13 @@ from charnn.checkpoint import load_checkpoint
 from charnn.errors import UsageError
 import charnn.device
 from charnn.cli import main
-from charnn.device import cpu_has_fast_bf16, cpu_runs_bf16, resolve_precision
+from charnn.device import cpu_has_fast_bf16, resolve_precision, runs_bf16
 from charnn.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyTorch's CPU LSTM kernel (oneDNN) has no bf16 path on some CPUs (an AVX2-only EPYC): there the bf16 runs
 # are refused with a clear error (tested below with the check patched), and the tests that train in bf16 skip
-NEEDS_BF16 = pytest.mark.skipif(not cpu_runs_bf16("lstm"), reason="PyTorch's LSTM kernel cannot compute in bf16 on this CPU")
+NEEDS_BF16 = pytest.mark.skipif(not runs_bf16("lstm"), reason="PyTorch's LSTM kernel cannot compute in bf16 on this CPU")
 BF16 = pytest.param("bf16", marks=NEEDS_BF16)
 TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--seq-len", "16", "--quiet"]
 
@@ -173,41 +173,41 @@ def test_bf16_autocast_learns_like_fp32(tmp_path, code_file):
 
 def test_auto_precision_resolves_by_hardware(monkeypatch):
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_fast_bf16() and cpu_runs_bf16("lstm") else "fp32")
-    assert resolve_precision("fp32", cpu) == "fp32"
-    if cpu_runs_bf16("lstm"):
-        assert resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu).name == ("bf16" if cpu_has_fast_bf16() and runs_bf16("lstm") else "fp32")
+    assert resolve_precision("fp32", cpu).name == "fp32"
+    if runs_bf16("lstm"):
+        assert resolve_precision("bf16", cpu).name == "bf16"
     with pytest.raises(UsageError, match="--precision bf16 is supported on cpu and cuda"):
         resolve_precision("bf16", torch.device("mps"))
     # every combination, whatever this CPU is: auto takes bf16 only where it is both fast and runnable
     for fast, runs, expected in ((True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32"), (False, False, "fp32")):
         monkeypatch.setattr(charnn.device, "cpu_has_fast_bf16", lambda: fast)
-        monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: runs)
-        assert resolve_precision("auto", cpu) == expected
+        monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: runs)
+        assert resolve_precision("auto", cpu).name == expected
+        assert resolve_precision("bf16-head", cpu).recurrent == "fp32"  # the recurrence stays fp32 whatever the kernel can do
         if runs:
-            assert resolve_precision("bf16", cpu) == "bf16"
+            assert resolve_precision("bf16", cpu).name == "bf16"
         else:
-            with pytest.raises(UsageError, match="LSTM kernel cannot compute in bf16 on this CPU; use --precision fp32"):
+            with pytest.raises(UsageError, match="LSTM kernel cannot compute in bf16 here .*bf16-head.*; use --precision fp32"):
                 resolve_precision("bf16", cpu)
 
 
 def test_the_bf16_check_follows_the_cell():
     # one-unit trials, cached: the same answer twice, and a bool for each cell
     for cell in ("lstm", "gru", "rnn"):
-        assert cpu_runs_bf16(cell) in (True, False) and cpu_runs_bf16(cell) == cpu_runs_bf16(cell)
-        # and the one-unit trial speaks for a real shape: a 2 × 32 layer under autocast fails exactly when it says
+        assert runs_bf16(cell) in (True, False) and runs_bf16(cell) == runs_bf16(cell)
+        # and the one-unit trial speaks for a real shape: a 2 × 32 layer in bf16 computes in bf16 exactly when it says
         module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](8, 32, 2, batch_first=True)
         try:
-            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-                module(torch.randn(4, 16, 8))
-            ran = True
+            out, _ = module.to(torch.bfloat16)(torch.randn(4, 16, 8, dtype=torch.bfloat16))
+            ran = out.dtype == torch.bfloat16
         except RuntimeError:
             ran = False
-        assert ran == cpu_runs_bf16(cell), cell
+        assert ran == runs_bf16(cell), cell
 
 
 def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_path, code_file, monkeypatch, capsys):
-    monkeypatch.setattr(charnn.device, "cpu_runs_bf16", lambda cell: cell != "lstm")
+    monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: cell != "lstm")
     args = ["train", "--corpus", str(code_file), "--max-steps", "4", "--eval-every", "2", "--cache-dir", str(tmp_path / "cache"), *TINY]
     assert main([*args, "--out", str(tmp_path / "new"), "--precision", "bf16"]) == 2
     stderr = capsys.readouterr().err
@@ -297,7 +297,7 @@ def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file, 
         (["--batch-size", "5000"], "lower --batch-size or --seq-len"),
         (["--device", "cuda"], "no CUDA GPU is available"),
         (["--layers", "two"], "--layers must be a whole number >= 1, not 'two'"),
-        (["--precision", "fp16"], "invalid choice: 'fp16'"),
+        (["--precision", "fp8"], "invalid choice: 'fp8'"),
         (["--resume", "--out", "nowhere"], "holds no run to resume"),
     ],
 )
