@@ -164,3 +164,34 @@ def test_a_bf16_ablation_where_bf16_is_only_emulated_is_refused_before_any_work(
         run_probe(model, ids, text, ProbeOptions(precision="bf16", random_units=2))
     findings = run_probe(model, ids, text, ProbeOptions(precision="bf16", ablation=False, control=False, random_units=2))
     assert findings is not None  # no ablation, nothing in bf16: nothing to refuse
+
+
+def test_bf16_on_a_gpu_is_refused_with_the_reason_and_the_fused_path_stays_fp32(monkeypatch, strong_model):
+    import torch
+
+    import charnn.sample
+    from charnn.errors import CharnnError, UsageError
+    from charnn.probe.ablate import check_ablation_precision
+
+    monkeypatch.setattr(charnn.sample, "cuda_has_native_bf16", lambda device: True)
+    with pytest.raises(UsageError, match="on a GPU the ablation runs cuDNN's fused kernels in fp32.*probe in fp32"):
+        check_ablation_precision("bf16", torch.device("cuda", 0))
+    check_ablation_precision("fp32", torch.device("cuda", 0))
+    model, ids = strong_model(hidden=HIDDEN, vocab_size=VOCAB), some_ids(50)
+    with pytest.raises(CharnnError, match="fused ablation runs torch's kernels in fp32"):
+        ablated_loss_sums(model, ids, 1, [None, 0], np.ones((1, len(ids)), bool), fused=True, precision="bf16")
+
+
+def test_the_untrained_control_leaves_every_generator_as_it_was(monkeypatch, strong_model):
+    import torch
+
+    from charnn.probe.pipeline import untrained_copy
+
+    model = strong_model(hidden=HIDDEN, vocab_size=VOCAB)
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: reseeded.append(seed))
+    before = torch.get_rng_state()
+    first, second = untrained_copy(model, seed=3), untrained_copy(model, seed=3)
+    assert reseeded == [] and torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))  # the seed still decides it

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 from tqdm.std import tqdm as Bar  # every bar's base class, in a notebook too
 
 from charnn.device import exact_fp32, sum_dtype
-from charnn.errors import CharnnError
+from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN
 from charnn.probe.fused import FUSED_CELLS, FusedStack
 from charnn.probe.record import Recurrence, Replacement, as_id_tensor, torch_threads
+from charnn.sample import check_bf16_products
 
 ABLATION_METHODS = ("zero", "mean")
 PROBE_PRECISIONS = ("fp32", "bf16")
@@ -51,6 +52,16 @@ def _replacement(recurrence: Recurrence, layer_index: int, units: Sequence[int |
             if fill_c is not None:
                 fill_c[row, unit] = float(means[1][layer_index, unit])
     return Replacement(layer_index, keep, fill_h, fill_c)
+
+
+def check_ablation_precision(precision: str, device: torch.device) -> None:
+    """Refuse, before any work, an ablation precision that would be slower than fp32 on device: bf16 where the
+    hardware only emulates it, and bf16 on a GPU, where the ablation runs cuDNN's fused kernels in fp32 and bf16
+    would take the hand-written steps, bound by launching small kernels."""
+    check_bf16_products(precision, device, "probe")
+    if precision == "bf16" and device.type == "cuda":
+        raise UsageError("--precision bf16: on a GPU the ablation runs cuDNN's fused kernels in fp32, faster than bf16 "
+                         "products in the hand-written steps would be; probe in fp32 (the default)")
 
 
 @torch.no_grad()
@@ -82,8 +93,12 @@ def ablated_loss_sums(
         raise CharnnError("mean ablation needs the units' means over the text")
     if precision not in PROBE_PRECISIONS:
         raise CharnnError(f"--precision must be one of {', '.join(PROBE_PRECISIONS)}, not '{precision}'")
+    device = next(model.parameters()).device
+    check_ablation_precision(precision, device)
     if fused is None:
-        fused = precision == "fp32" and next(model.parameters()).device.type == "cuda"
+        fused = device.type == "cuda"
+    if fused and precision != "fp32":
+        raise CharnnError("the fused ablation runs torch's kernels in fp32; bf16 products are the hand-written steps' (fused=False)")
     recurrence = Recurrence(model, torch.bfloat16 if precision == "bf16" else torch.float32)
     if not 1 <= layer <= recurrence.layers:
         raise CharnnError(f"layer {layer} does not exist: the model has layers 1..{recurrence.layers}")
@@ -134,7 +149,7 @@ def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.T
                disable=shared or not progress, leave=False)
     with own:
         bar = progress if shared else own
-        if fused and precision == "fp32" and recurrence.cell in FUSED_CELLS and positions > 1:
+        if fused and recurrence.cell in FUSED_CELLS and positions > 1:
             # the first character by hand puts each copy's fill in place; the kernels hold it from there
             add(0, recurrence.run_chunk(ids[:1], states, replacement).top)
             stack = FusedStack(model, states, held=(layer - 1, units))

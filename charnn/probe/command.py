@@ -61,9 +61,9 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
                           help="replace an ablated unit's h and c with 0 or with its mean over the text (default: zero)")
     ablation.add_argument("--no-ablation", action="store_true", help="rank units only; skip the ablations (much faster)")
     ablation.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                          help="the ablation's matrix products: fp32 (default), or bf16 where the hardware has it (a CPU with "
-                               "AMX or AVX-512 BF16, a GPU of compute capability 8.0+; refused elsewhere): on a 2-core Xeon "
-                               "13%% faster, deltas up to 0.003 nats off fp32's (docs/benchmarks.md, \"Probing\")")
+                          help="the ablation's matrix products: fp32 (default), or bf16 on a CPU with AMX or AVX-512 BF16: a "
+                               "little faster, deltas a little off fp32's (docs/benchmarks.md, \"Probing\"); refused elsewhere, "
+                               "and on a GPU, whose fused fp32 kernels are faster")
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT")
     output.add_argument("--html", metavar="OUT",

@@ -20,7 +20,7 @@ from charnn.checkpoint import Checkpoint
 from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, new_model
-from charnn.probe.ablate import ablate_layers
+from charnn.probe.ablate import ablate_layers, check_ablation_precision
 from charnn.probe.labels import features_for
 from charnn.probe.labels.custom import pattern_feature, read_label_file
 from charnn.probe.languages import resolve_language
@@ -28,7 +28,6 @@ from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.options import MAX_CHARS, ProbeOptions
 from charnn.probe.result import ProbeFindings, build_report
 from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
-from charnn.sample import check_bf16_products
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
 MIN_CHARS = 20
@@ -54,8 +53,8 @@ def why_unscorable(labels: Labels, split: Split, part: str = "selection") -> str
 
 def untrained_copy(model: CharRNN, seed: int) -> CharRNN:
     """A model of the same shape with fresh (seeded) initial weights: the control."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # the CPU's generator only: new_model draws there whatever the device
+        torch.random.default_generator.manual_seed(seed)  # torch.manual_seed would reseed every GPU's too, unrestored
         control = new_model(model.config, next(model.parameters()).device)
     return control.eval()
 
@@ -129,7 +128,7 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     if len(text) != len(ids):
         raise CharnnError("the probe text and its ids differ in length")
     if options.ablation:  # before any work: bf16 where it is only emulated would be slower, not faster
-        check_bf16_products(options.precision, next(model.parameters()).device, "probe")
+        check_ablation_precision(options.precision, next(model.parameters()).device)
     named = f"--text '{meta['text_path']}'" if meta and meta.get("text_path") else "the probe text"
     if len(text) < MIN_CHARS:
         cut = f" (cut by --max-chars from {meta['truncated_from']:,})" if meta and meta.get("truncated_from") else ""
