@@ -21,6 +21,7 @@ from charnn.errors import CharnnError, UsageError
 from charnn.precision import Hardware, Precision, choose_precision
 
 T = TypeVar("T")
+DETERMINISTIC_WORKSPACES = (":4096:8", ":16:8")  # the CUBLAS_WORKSPACE_CONFIG values cuBLAS is deterministic with
 
 
 def torchrun_ranks() -> tuple[int, int, int]:
@@ -192,17 +193,25 @@ def tf32_switches() -> list[tuple[Any, str, Any]]:
 
 
 @contextmanager
-def deterministic_kernels(enabled: bool) -> Iterator[None]:
+def deterministic_kernels(enabled: bool, cuda: bool = False) -> Iterator[None]:
     """With enabled, the block runs deterministic kernels only (cuDNN without benchmark-chosen algorithms,
     cuBLAS with a fixed workspace, PyTorch's deterministic ops; ops that have none warn), so that a run on
     one GPU repeats itself bit for bit; then the settings are restored. Without it, cuDNN picks the
-    fastest algorithm per shape (cudnn.benchmark), which can differ between runs."""
+    fastest algorithm per shape (cudnn.benchmark), which can differ between runs.
+
+    cuBLAS reads CUBLAS_WORKSPACE_CONFIG once, when it makes its handle, so the block must be entered before
+    the run's first CUDA work; `cuda`: the run may use a GPU. A process that used CUDA before the variable was
+    set would not be deterministic there, so that is refused; once set in a process that uses CUDA, it stays
+    set (the handle keeps it anyway)."""
     saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
     workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     if enabled:
-        # read when cuBLAS makes its first handle (CUDA >= 10.2 needs it): a run's first cuBLAS call comes after this
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        if cuda and workspace not in DETERMINISTIC_WORKSPACES and torch.cuda.is_initialized():
+            raise CharnnError("--deterministic: this process used CUDA before charnn could set CUBLAS_WORKSPACE_CONFIG, which "
+                              "cuBLAS reads once, so its products would not repeat; start Python with "
+                              "CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment, or train in a fresh process")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", DETERMINISTIC_WORKSPACES[0])
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -213,7 +222,7 @@ def deterministic_kernels(enabled: bool) -> Iterator[None]:
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[0], saved[1]
         torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
-        if workspace is None:
+        if workspace is None and not torch.cuda.is_initialized():
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 

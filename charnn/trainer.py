@@ -130,12 +130,13 @@ class Trainer:
     def set_up(self, resume: bool, overwrite: bool) -> None:
         """Device, process group, run directory, corpus, batches, model, optimizer; then the resumed state."""
         config = self.config
+        # before the run's first CUDA work: cuBLAS reads its deterministic setting once
+        self.settings.enter_context(deterministic_kernels(config.deterministic, cuda=config.device not in ("cpu", "mps")))
         self.device = pick_device(config.device)
         self.dist = Distributed.from_environment(self.device)
         # before any work; saved resolved, so that a resume computes the same way
         self.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
         config.precision = self.precision.name
-        self.settings.enter_context(deterministic_kernels(config.deterministic))
         self.dist.on_main(lambda: self.directory.claim(resume, overwrite, self.console))
         torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
         self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)

@@ -6,6 +6,7 @@ CPU: every such tensor lands on "meta" and fails as soon as it meets the CPU wei
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,35 @@ def test_deterministic_kernels_switch_on_and_restore():
     assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
     with deterministic_kernels(False):
         assert torch.backends.cudnn.benchmark  # the fastest kernel per shape, chosen by timing
+
+
+def test_deterministic_after_cuda_was_used_without_the_cublas_setting_is_refused(monkeypatch):
+    # cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it makes its handle: set after CUDA's first use, it may be too late
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with pytest.raises(CharnnError, match="used CUDA before charnn could set CUBLAS_WORKSPACE_CONFIG.*:4096:8"):
+        with deterministic_kernels(True, cuda=True):
+            pass
+    with deterministic_kernels(True, cuda=False):  # a CPU run does not use cuBLAS
+        pass
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # set before Python started: deterministic
+    with deterministic_kernels(True, cuda=True):
+        assert torch.are_deterministic_algorithms_enabled()
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    with deterministic_kernels(True, cuda=True):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # set before cuBLAS's first handle
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+
+
+def test_deterministic_from_python_after_cuda_was_used_is_one_sentence_before_any_work(monkeypatch, tmp_path, code_file):
+    import charnn
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # as after a notebook cell that used the GPU
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with pytest.raises(CharnnError, match="start Python with CUBLAS_WORKSPACE_CONFIG=:4096:8"):
+        charnn.train(corpus=str(code_file), out=str(tmp_path / "run"), deterministic=True, max_steps=2, progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_deterministic_run_trains_saves_the_flag_and_resumes_with_it(tmp_path, code_file):
