@@ -150,12 +150,14 @@ class Model:
         step; unknown="replace" maps priming characters outside the vocabulary to the unknown id; precision="bf16"
         computes each step's matrix products in bf16 (faster on hardware with bf16 units; close to, not equal to, fp32).
         """
+        from charnn.device import memory_guard
         from charnn.sample import generate
 
         options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                 num_samples=num_samples, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
                                 precision=precision)
-        texts = generate(self.network, self.vocab, options)
+        with memory_guard(self.device, "sampling", f"--num-samples (now {num_samples})"):
+            texts = generate(self.network, self.vocab, options)
         return texts[0] if num_samples == 1 else texts
 
     def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
@@ -164,12 +166,17 @@ class Model:
                precision: str = "fp32") -> Iterator[str]:
         """The text of one sample as it is produced: the prime (with echo), then a character at a time.
         The same seed gives the same text as generate(). Options are checked when stream() is called."""
+        from charnn.device import memory_guard
         from charnn.sample import stream
 
         options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                 num_samples=1, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
                                 precision=precision)
-        return (piece for _, piece in stream(self.network, self.vocab, options))
+        def pieces() -> Iterator[str]:
+            with memory_guard(self.device, "sampling", "the model's size: sample on --device cpu"):
+                yield from (piece for _, piece in stream(self.network, self.vocab, options))
+
+        return pieces()
 
     def evaluate(self, text: str, unknown: str = "error", progress: bool = False, name: str = "the text") -> dict:
         """Bits and nats per character of the model on a text read as one stream from a zero state:
@@ -177,6 +184,7 @@ class Model:
         outside the vocabulary to the unknown id instead of stopping; name is how errors call the text."""
         import torch
 
+        from charnn.device import memory_guard
         from charnn.evaluate import evaluate_ids
 
         if not isinstance(text, str):
@@ -186,7 +194,8 @@ class Model:
         if unknown not in ("error", "replace"):
             raise UsageError(f"--unknown must be error or replace, not {unknown!r}")
         ids = self.vocab.encode(text, unknown=unknown, source=name)
-        result = evaluate_ids(self.network, torch.from_numpy(ids.astype("int64")), self.device, progress=progress)
+        with memory_guard(self.device, "evaluating", "the model's size: evaluate on --device cpu"):
+            result = evaluate_ids(self.network, torch.from_numpy(ids.astype("int64")), self.device, progress=progress)
         result["unknown_chars"] = int((ids == self.vocab.unknown_id).sum())
         return result
 
@@ -205,6 +214,7 @@ class Model:
         in bf16 (faster on hardware with bf16 units; deltas a little off fp32's). threads: the ablation's CPU
         threads (None: torch's, all cores; 1 on a machine other jobs share). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
         notebook it shows the explorer."""
+        from charnn.device import memory_guard
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
         if not isinstance(text, str):
@@ -214,8 +224,10 @@ class Model:
                                threads=threads, progress=progress,
                                patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())),
                                label_files=tuple(str(p) for p in ([labels] if isinstance(labels, (str, Path)) else labels or ())))
-        findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
-                                     unknown=unknown, max_chars=max_chars)
+        # the recording grows with the text, the ablation's copies with the random units
+        with memory_guard(self.device, "probing", f"--max-chars (now {max_chars or len(text):,}) or --random-units (now {random_units})"):
+            findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
+                                         unknown=unknown, max_chars=max_chars)
         return ProbeResult(findings, self, notes)
 
 

@@ -18,7 +18,7 @@ from charnn.argtypes import rule_of as rule
 from charnn.config import TrainConfig
 from charnn.sample_options import SAMPLE_PRECISIONS, SampleOptions
 from charnn.bench_command import add_bench_options
-from charnn.errors import CharnnError
+from charnn.errors import CharnnError, is_out_of_memory
 from charnn.precision import CUDA_AUTO, PRECISIONS
 from charnn.probe.command import add_probe_options
 
@@ -375,6 +375,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the machine, not the input: a full disk, a read-only or vanished directory
         where = f" ('{err.filename}')" if err.filename else ""
         say(f"charnn {args.command}: {err.strerror or err}{where}")
+        return 1
+    except (RuntimeError, MemoryError) as err:  # a stage without a memory_guard of its own
+        if not is_out_of_memory(err):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        say(f"charnn {args.command}: ran out of memory ({first}); lower the batch, the text or the model, or use --device cpu")
         return 1
 
 

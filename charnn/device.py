@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from charnn.errors import CharnnError, UsageError
+from charnn.errors import CharnnError, UsageError, is_out_of_memory
 from charnn.precision import Hardware, Precision, choose_precision
 
 T = TypeVar("T")
@@ -224,6 +224,21 @@ def deterministic_kernels(enabled: bool, cuda: bool = False) -> Iterator[None]:
         torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
         if workspace is None and not torch.cuda.is_initialized():
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+@contextmanager
+def memory_guard(device: torch.device, stage: str, lower: str) -> Iterator[None]:
+    """Running out of memory inside the block becomes one sentence: the stage (e.g. "training"), the device, and
+    what to lower (e.g. "--batch-size (now 64)"). Nothing is saved from a stage that ran out."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # what the failed stage held, so that the caller can go on
+        where = "the CPU" if device.type == "cpu" else str(device)
+        raise CharnnError(f"{where} ran out of memory while {stage}; lower {lower}") from None
 
 
 def rng_snapshot(device: torch.device) -> dict[str, torch.Tensor]:

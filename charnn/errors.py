@@ -12,3 +12,12 @@ class UsageError(CharnnError):
     """A flag with a value outside what is allowed; the CLI exits 2, like argparse."""
 
     exit_code = 2
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether error is an allocation that failed: MemoryError, torch's OutOfMemoryError (a GPU), or the
+    RuntimeError that MPS and the CPU allocator raise (told by its message: torch gives it no class)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

@@ -25,7 +25,7 @@ from charnn.batches import DeviceBatches, StreamBatches
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.sources import CorpusSpec
-from charnn.device import (Distributed, autocast_for, deterministic_kernels, pick_device, resolve_precision,
+from charnn.device import (Distributed, autocast_for, deterministic_kernels, memory_guard, pick_device, resolve_precision,
                            restore_rng, rng_snapshot, timed)
 from charnn.precision import grad_scaler
 from charnn.budget import Plan, TimeBudget
@@ -151,12 +151,8 @@ class Trainer:
         if config.max_steps is None and config.max_minutes is None:  # a time budget is planned in run()
             config.max_steps, config.step_plan = (self.epoch_steps(), "epochs") if config.epochs is not None else (DEFAULT_MAX_STEPS, None)
         self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
-        try:
+        with memory_guard(self.device, f"building a {config.layers} × {config.hidden} {config.cell.upper()}", "--hidden or --layers"):
             self.model = new_model(self.model_config, self.device)
-        except (RuntimeError, MemoryError) as err:
-            if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
-                raise
-            raise CharnnError(f"not enough memory on {self.device} for a {config.layers} × {config.hidden} {config.cell.upper()}; lower --hidden or --layers") from None
         self.optimizer = make_optimizer(self.model, config.lr, config.weight_decay)
         self.scaler = grad_scaler(self.precision, self.device.type)  # None unless the policy scales the loss (fp16)
         self.tally = StepTally(self.device)
@@ -377,7 +373,7 @@ class Trainer:
         chars_per_second = 0.0
         bar = tqdm(total=target, initial=min(self.step, target or self.step), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
         try:
-            with StopRequested() as stop:
+            with StopRequested() as stop, memory_guard(self.device, "training", f"--batch-size (now {cfg.batch_size}) or --seq-len (now {cfg.seq_len})"):
                 while target is None or self.step < target:
                     self.train_step()
                     bar.update(1)
@@ -478,7 +474,9 @@ class Trainer:
     def save_evaluated(self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]) -> float | None:
         """evaluate_and_save's work on rank 0."""
         cfg = self.config
-        val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
+        # the validation streams are --batch-size wide: evaluation's memory grows with it, not with --eval-chars
+        with memory_guard(self.device, "validating", f"--batch-size (now {cfg.batch_size})"):
+            val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
         val_bpc = val["bits_per_char"] if val else (self.last_train_loss or float("nan")) / LN2
         broken = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
         if broken:  # never save weights that cannot be used; last.pt stays the last good state

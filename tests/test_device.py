@@ -393,3 +393,74 @@ def test_the_fake_gpu_fails_what_a_gpu_would(fake_gpu):
     with pytest.raises(RuntimeError, match="device"):
         torch.zeros(3) + torch.zeros(3, device=fake_gpu)
     assert torch.zeros(3, device=fake_gpu).cpu().tolist() == [0.0, 0.0, 0.0]  # a copy to the host reads zeros
+
+
+# ----- out of memory -------------------------------------------------------------------------------------
+def out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)")
+
+
+def last_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    return stderr.strip().splitlines()[-1]
+
+
+TINY_RUN = ["--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "4", "--seq-len", "8", "--quiet", "--device", "cpu"]
+
+
+def test_running_out_of_memory_while_training_or_validating_is_one_sentence_and_keeps_the_checkpoint(tmp_path, code_file,
+                                                                                                     monkeypatch, capsys):
+    args = ["train", "--corpus", str(code_file), "--cache-dir", str(tmp_path / "cache"), "--eval-every", "3", "--max-steps", "9", *TINY_RUN]
+    real_step = Trainer.train_step
+
+    def step_until_out_of_memory(self):
+        return out_of_memory() if self.step == 4 else real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", step_until_out_of_memory)
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    assert last_line(capsys.readouterr().err) == ("charnn train: the CPU ran out of memory while training; "
+                                                 "lower --batch-size (now 4) or --seq-len (now 8)")
+    assert load_checkpoint(tmp_path / "a" / "last.pt").meta["step"] == 3  # the last evaluation's, intact
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    monkeypatch.setattr(charnn.trainer, "evaluate", out_of_memory)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 1
+    assert last_line(capsys.readouterr().err) == "charnn train: the CPU ran out of memory while validating; lower --batch-size (now 4)"
+
+
+def test_running_out_of_memory_while_sampling_evaluating_or_probing_is_one_sentence(tmp_path, code_file, monkeypatch, capsys):
+    import charnn.evaluate
+    import charnn.probe.pipeline
+    import charnn.sample
+
+    run = str(tmp_path / "run")
+    assert main(["train", "--corpus", str(code_file), "--out", run, "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2",
+                 "--eval-every", "2", *TINY_RUN]) == 0
+    capsys.readouterr()
+    text = tmp_path / "text.py"
+    text.write_text(code_file.read_text()[:3000])
+    monkeypatch.setattr(charnn.sample, "generate", out_of_memory)
+    monkeypatch.setattr(charnn.sample, "stream", out_of_memory)
+    monkeypatch.setattr(charnn.evaluate, "evaluate_ids", out_of_memory)
+    monkeypatch.setattr(charnn.probe.pipeline, "probe_text", out_of_memory)
+    expected = {
+        ("generate", "--num-samples", "3"): "the CPU ran out of memory while sampling; lower --num-samples (now 3)",
+        ("generate",): "the CPU ran out of memory while sampling; lower the model's size: sample on --device cpu",
+        ("eval", "--text", str(text)): "the CPU ran out of memory while evaluating; lower the model's size: evaluate on --device cpu",
+        ("probe", "--text", str(text), "--features", "code", "--max-chars", "2000"): ("the CPU ran out of memory while probing; lower --max-chars "
+                                                                "(now 2,000) or --random-units (now 100)"),
+    }
+    for args, sentence in expected.items():
+        assert main([args[0], "--run", run, *args[1:]]) == 1
+        assert last_line(capsys.readouterr().err) == f"charnn {args[0]}: {sentence}"
+
+
+def test_running_out_of_memory_anywhere_else_is_still_one_sentence(tmp_path, code_file, monkeypatch, capsys):
+    import charnn.corpus
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")
+
+    monkeypatch.setattr(charnn.corpus, "load_corpus", no_memory)
+    assert main(["corpus", str(code_file), "--no-cache"]) == 1
+    assert last_line(capsys.readouterr().err) == ("charnn corpus: ran out of memory (MPS backend out of memory (MPS allocated: "
+                                                 "17.00 GB)); lower the batch, the text or the model, or use --device cpu")
