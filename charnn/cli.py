@@ -188,6 +188,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                       help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)")
     loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto); under torchrun "
                                        "each process takes the GPU of its LOCAL_RANK")
+    loop.add_argument("--dist-timeout", type=rule(TrainConfig, "dist_timeout"), metavar="MINUTES",
+                      help=f"under torchrun, how long a rank waits for the others in a collective while rank 0 alone works "
+                           f"(encoding an uncached corpus, evaluating a large split) (default: {d.dist_timeout:g})")
     loop.add_argument("--deterministic", action="store_const", const=True,
                       help="deterministic GPU kernels (cuDNN and cuBLAS), so that a run on one GPU repeats itself bit for bit, "
                            "more slowly; on a CPU runs repeat exactly without it")
@@ -401,7 +404,9 @@ def leave_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         try:
-            dist.barrier()
+            from charnn.device import barrier
+
+            barrier()
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 - another rank is already gone; there is nothing left to wait for
             pass

@@ -66,6 +66,7 @@ class TrainConfig:
     carry_state: bool = True  # False resets the state every step (for experiments: shows what the carry buys)
     deterministic: bool = False  # deterministic GPU kernels: a run on one GPU repeats itself bit for bit, slower
     device: str = "auto"
+    dist_timeout: float = ruled(30.0, POSITIVE)  # minutes a rank waits in a collective under torchrun
     precision: str = "auto"  # charnn.precision.PRECISIONS; a run records the policy it resolved to
     cache_dir: str = "runs/.cache"
     recipe: str | None = None  # the RECIPES entry a time budget picked ("10 min"), None when the shape was given

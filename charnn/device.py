@@ -8,11 +8,13 @@ import the trainer to find its device.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -268,30 +270,32 @@ class Distributed:
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors live
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
+    active: bool = False  # in a process group: every collective below runs (else each is a no-op)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device: torch.device) -> Distributed:
-        """Join the process group when torchrun set WORLD_SIZE > 1 (NCCL for CUDA, which reduces only
-        CUDA tensors, gloo otherwise)."""
+    def from_environment(cls, device: torch.device, timeout_minutes: float) -> Distributed:
+        """Join the process group when torchrun started this process (NCCL for CUDA, which reduces only CUDA
+        tensors, gloo otherwise); one process alone joins it too, so that a one-GPU machine runs the collectives.
+        timeout_minutes (--dist-timeout): how long a rank waits in a collective for the others (rank 0 alone encoding
+        a corpus or evaluating a large split) before the group gives up on them; NCCL's own default is 10."""
         world, _, _ = torchrun_ranks()
-        if world <= 1:
+        if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
             return cls()
         import torch.distributed as dist
 
         nccl = device.type == "cuda"
+        options: dict[str, Any] = {"backend": "nccl" if nccl else "gloo", "timeout": timedelta(minutes=timeout_minutes)}
         if nccl:
             torch.cuda.set_device(device)  # before the group: NCCL binds each rank to its current device
+            if "device_id" in inspect.signature(dist.init_process_group).parameters:  # torch 2.3+
+                options["device_id"] = device  # the group knows its GPU at once: no guessing in barrier()
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if nccl else "gloo")
-        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=device if nccl else torch.device("cpu"))
+            dist.init_process_group(**options)
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=device if nccl else torch.device("cpu"), active=True)
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's value, in rank order (a one-element list without DDP)."""
@@ -358,12 +362,27 @@ class Distributed:
         error.every_rank = self.active
         return error
 
+    def barrier(self) -> None:
+        """Wait for every rank (on NCCL, on this rank's GPU)."""
+        if self.active:
+            barrier()
+
     def close(self) -> None:
         if self.active:
             import torch.distributed as dist
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """dist.barrier() on the group this process joined; on NCCL with this rank's GPU named, as it asks to be."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
 
 
 def timed(fn: Callable[[], Any], device: torch.device = torch.device("cpu")) -> float:

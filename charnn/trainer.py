@@ -133,13 +133,16 @@ class Trainer:
         # before the run's first CUDA work: cuBLAS reads its deterministic setting once
         self.settings.enter_context(deterministic_kernels(config.deterministic, cuda=config.device not in ("cpu", "mps")))
         self.device = pick_device(config.device)
-        self.dist = Distributed.from_environment(self.device)
+        self.dist = Distributed.from_environment(self.device, config.dist_timeout)
         # before any work; saved resolved, so that a resume computes the same way
         self.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
         config.precision = self.precision.name
         self.dist.on_main(lambda: self.directory.claim(resume, overwrite, self.console))
         torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
-        self.corpus = load_training_corpus(config, self.progress and self.dist.is_main)
+        # rank 0 encodes (and caches) first, the others then read its cache: not every rank encoding at once
+        self.corpus = self.dist.on_main(lambda: load_training_corpus(config, self.progress))
+        if not self.dist.is_main:
+            self.corpus = load_training_corpus(config, False)
         self.vocab = self.corpus.vocab
         splits = self.corpus.splits(parse_fractions(config.split))
         self.train_batches = StreamBatches(

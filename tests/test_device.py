@@ -7,6 +7,7 @@ CPU: every such tensor lands on "meta" and fails as soon as it meets the CPU wei
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,52 @@ def under_torchrun(monkeypatch, world: int, local_rank: int, local_world: int | 
     monkeypatch.setenv("WORLD_SIZE", str(world))
     monkeypatch.setenv("LOCAL_RANK", str(local_rank))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world or world))
+
+
+def test_nccl_is_told_its_gpu_and_the_timeout_and_its_barrier_names_the_gpu(two_gpus):
+    import torch.distributed as dist
+
+    from charnn.cli import leave_process_group
+    from charnn.device import barrier
+
+    calls = {}
+    under_torchrun(two_gpus, 2, 1)
+    two_gpus.setattr(torch.cuda, "set_device", lambda device: calls.setdefault("set_device", device))
+    two_gpus.setattr(dist, "is_initialized", lambda: "init" in calls)
+    def init_process_group(backend=None, init_method=None, timeout=None, device_id=None):  # torch 2.3+'s signature
+        calls["init"] = {"backend": backend, "timeout": timeout, "device_id": device_id}
+
+    two_gpus.setattr(dist, "init_process_group", init_process_group)
+    two_gpus.setattr(dist, "get_rank", lambda group=None: 1)
+    two_gpus.setattr(dist, "get_world_size", lambda group=None: 2)
+    group = Distributed.from_environment(torch.device("cuda", 1), timeout_minutes=45)
+    assert group.active and group.rank == 1 and calls["set_device"] == torch.device("cuda", 1)
+    assert calls["init"] == {"backend": "nccl", "timeout": timedelta(minutes=45), "device_id": torch.device("cuda", 1)}
+    two_gpus.setattr(dist, "get_backend", lambda group=None: "nccl")
+    two_gpus.setattr(torch.cuda, "current_device", lambda: 1)
+    two_gpus.setattr(dist, "barrier", lambda **options: calls.setdefault("barriers", []).append(options))
+    two_gpus.setattr(dist, "destroy_process_group", lambda: calls.setdefault("destroyed", True))
+    barrier()
+    leave_process_group()  # after an error every rank raised: wait for the others, on this rank's GPU
+    assert calls["barriers"] == [{"device_ids": [1]}, {"device_ids": [1]}] and calls["destroyed"]
+    two_gpus.setattr(dist, "get_backend", lambda group=None: "gloo")
+    barrier()
+    assert calls["barriers"][-1] == {}
+
+
+def test_one_process_under_torchrun_joins_a_group_and_one_without_it_does_not(monkeypatch):
+    import torch.distributed as dist
+
+    joined = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: bool(joined))
+    monkeypatch.setattr(dist, "init_process_group", lambda **options: joined.append(options))
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 1)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    under_torchrun(monkeypatch, 1, 0)
+    assert not Distributed.from_environment(torch.device("cpu"), 30).active and not joined
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun --nproc_per_node 1
+    assert Distributed.from_environment(torch.device("cpu"), 30).active and joined[0]["backend"] == "gloo"
 
 
 def test_one_process_takes_the_gpu_it_is_given(two_gpus):

@@ -124,3 +124,48 @@ def test_a_signal_to_one_rank_stops_both_at_the_same_step_with_a_checkpoint(tmp_
     assert len(steps) == 1  # the same step on both ranks
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     assert str(checkpoint.meta["step"]) == steps.pop().replace(",", "")
+
+
+LOGGED_LOADS = """
+import os, sys, time
+import charnn.trainer
+from charnn.cli import main
+
+real = charnn.trainer.load_training_corpus
+
+def logged(config, progress):
+    start = time.time()
+    corpus = real(config, progress)
+    with open(os.environ["LOADS_LOG"], "a") as log:
+        log.write(f"{os.environ['RANK']} {start} {time.time()} {corpus.from_cache}\\n")
+    return corpus
+
+charnn.trainer.load_training_corpus = logged
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_rank_0_encodes_an_uncached_corpus_before_the_others_read_its_cache(tmp_path, code_file):
+    script = tmp_path / "logged.py"
+    script.write_text(LOGGED_LOADS)
+    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", str(script), "train", "--corpus", str(code_file), "--out", "run",
+               "--cache-dir", "cache", *TINY, "--max-steps", "2", "--eval-every", "2", "--dist-timeout", "2"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                            env={**environment(), "LOADS_LOG": str(tmp_path / "loads.log")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    loads = {int(rank): (float(start), float(end), cached == "True")
+             for rank, start, end, cached in (line.split() for line in (tmp_path / "loads.log").read_text().splitlines())}
+    assert loads[0][2] is False and loads[1][2] is True  # encoded once, by rank 0; rank 1 read the cache
+    assert loads[1][0] >= loads[0][1]  # and only after rank 0 had written it
+
+
+def test_one_process_under_torchrun_runs_the_collectives_and_fails_in_one_sentence(tmp_path, code_file):
+    # a one-GPU machine can check the trainer's collectives only this way (the GPU check runs it with NCCL)
+    one = [TORCHRUN, "--standalone", "--nproc_per_node=1", "-m", "charnn.cli", "train", "--corpus", str(code_file),
+           "--cache-dir", "cache", *TINY, "--max-steps", "6", "--eval-every", "3"]
+    result = subprocess.run([*one, "--out", "run"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    assert result.returncode == 0 and "× 1 processes (DDP)" in result.stderr, result.stderr[-3000:]
+    (tmp_path / "broken" / "metrics.jsonl").mkdir(parents=True)  # rank 0 cannot write its metrics
+    result = subprocess.run([*one, "--out", "broken"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    assert result.returncode != 0 and len(charnn_lines(result.stderr)) == 1, result.stderr[-3000:]
+    assert "could not write to" in charnn_lines(result.stderr)[0]
