@@ -408,10 +408,28 @@ def measure_sampling(settings: BenchSettings, status: Callable[[str], None], dev
             result[label]["bf16"] = {"charnn_chars_per_s": pairs["charnn"], "fp32_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
                                      "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
                                      "disturbed_pairs": pairs["disturbed_pairs"]}
+    if device.type == "cuda":  # each wait for the GPU stalls the queue of kernels: the sampler reads ids in blocks
+        for label, streams in (("single", 1), ("batched", settings.sample_streams)):
+            syncs = host_syncs(lambda: charnn_sample(model, vocab, streams, settings.sample_steps_batched))
+            result[label]["host_syncs_per_char"] = syncs / settings.sample_steps_batched
     if has_fast_bf16(device):
         trained, source = divergence_model(settings, device)
         result["bf16_divergence"] = {**bf16_divergence(model if trained is None else trained, settings.sample_streams), "model": source}
     return result
+
+
+def host_syncs(work: Callable[[], Any]) -> int:
+    """How many times work made the host wait for the GPU (CUDA's sync debug mode warns once per wait)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            work()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchronizing" in str(warning.message) for warning in caught)
 
 
 def divergence_model(settings: BenchSettings, device: torch.device) -> tuple[Any, str]:
@@ -800,6 +818,9 @@ def table_rows(sections: dict) -> list[dict]:
                 fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×",
                 None if where else f"sample {batched['streams']} streams: chars/s", measured=batched)
             for run in (single, batched):
+                if "host_syncs_per_char" in run:
+                    add(f"{where}sample {run['streams']} stream(s): the host waits for the GPU, per character",
+                        f"{run['host_syncs_per_char']:.3f}", "")
                 if "bf16" in run:
                     add(f"{where}sample {sample['model']} chars/s, {run['streams']} stream(s): --precision bf16 vs fp32",
                         fmt(run["bf16"]["charnn_chars_per_s"]), fmt(run["bf16"]["fp32_chars_per_s"]), fmt(run["bf16"]["ratio"], 2) + "×",
@@ -814,6 +835,8 @@ def table_rows(sections: dict) -> list[dict]:
     cuda = sections.get("cuda")
     if cuda:
         add_runs(cuda["train"], cuda["sample"], where=f"{cuda['device']}: ")
+        for r in cuda["train"]:
+            add(f"{cuda['device']}: train {r['name']} precision", r.get("charnn_precision_describe", r["charnn_precision"]), "the same")
     encode = sections.get("encode")
     if encode:
         for i, size in enumerate(encode["sizes"]):
