@@ -43,6 +43,30 @@ def test_a_training_step_never_waits_for_the_gpu(tmp_path, code_file):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_precision_this_gpu_accepts_runs_cudnn_in_the_dtype_it_names(tmp_path, code_file, cell):
+    # CUDA's autocast would have run cuDNN's RNN in fp16 under a "bf16" region: the policy's dtype is what runs
+    from charnn.errors import UsageError
+    from charnn.model import DTYPES
+    from charnn.trainer import TrainConfig, Trainer
+
+    for precision in ("fp32", "bf16-head", "bf16", "fp16"):
+        config = TrainConfig(corpus=str(code_file), out=str(tmp_path / precision / cell), cache_dir=str(tmp_path / "cache"),
+                             cell=cell, layers=2, hidden=32, embed=8, batch_size=8, seq_len=32, device="cuda", precision=precision)
+        try:
+            trainer = Trainer(config, progress=False)
+        except UsageError:
+            continue  # this GPU or its cuDNN cannot: refused in one sentence, tested on the CPU
+        try:
+            seen = []
+            trainer.model.rnn.register_forward_hook(lambda module, inputs, output: seen.append(output[0].dtype))
+            loss, _ = trainer.train_step()
+            assert seen == [DTYPES[trainer.precision.recurrent]], (precision, seen)
+            assert torch.isfinite(loss)
+        finally:
+            trainer.close()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_hand_written_steps_match_cudnn_in_exact_fp32(cell):
     torch.manual_seed(0)
     model = new_model(ModelConfig(vocab_size=20, cell=cell, layers=2, hidden=64, embed=16), "cuda").eval()
