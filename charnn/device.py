@@ -101,7 +101,9 @@ def runs_bf16(cell: str, device: torch.device = torch.device("cpu")) -> bool:
     without AVX-512 (an AVX2-only EPYC raises "could not create a primitive descriptor"); cuDNN has one from
     9.13, where torch uses it, and older ones refuse bf16 or fall back to kernels without it."""
     try:
-        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1).to(device, torch.bfloat16)
+        with torch.device("cpu"):  # made on the CPU whatever torch's default device is, then moved
+            module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
+        module = module.to(device, torch.bfloat16)
         out, _ = module(torch.zeros(1, 1, 1, device=device, dtype=torch.bfloat16))
         out.float().sum().backward()
         synchronize(device)
@@ -114,7 +116,7 @@ def runs_bf16(cell: str, device: torch.device = torch.device("cpu")) -> bool:
 def cpu_autocast_runs_bf16(cell: str) -> bool:
     """Whether a CPU's bf16 autocast computes `cell` in bf16 (it does the LSTM and the RNN, and leaves the GRU in fp32)."""
     try:
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        with torch.device("cpu"), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
             module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
             out, _ = module(torch.zeros(1, 1, 1))
         out.float().sum().backward()
