@@ -24,7 +24,6 @@ LENGTHS = {"max_steps", "epochs", "max_minutes"}  # how long a run is
 PLAN_MARGIN = 0.02  # a time budget's plan ends this fraction early, so that a little noise still reaches the last step
 MAX_SAMPLE_CHARS = 100_000  # preview text per evaluation
 MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char-RNN, and a typo guard
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 @dataclass
@@ -76,12 +75,13 @@ class TrainConfig:
         check_rules(self)
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        from charnn.cells import gate_rows
         from charnn.corpus import parse_fractions
         from charnn.model import ModelConfig
 
         parse_fractions(self.split)
         ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
-        gates = GATES[self.cell] * self.hidden
+        gates = gate_rows(self.cell) * self.hidden
         recurrent = gates * (self.embed + self.hidden + 2) + (self.layers - 1) * gates * (2 * self.hidden + 2)
         if recurrent > MAX_PARAMETERS:
             raise UsageError(

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from charnn.argtypes import DROPOUT, check_rules, ruled, whole
+from charnn.cells import Hold, gru_step, lstm_step, rnn_step
 from charnn.errors import CharnnError, UsageError
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -175,27 +176,13 @@ class StepLinear:
         return x @ self.weight_t if self.bias is None else torch.addmm(self.bias, x, self.weight_t)
 
 
-def tanh_by_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """tanh(x) = 2·sigmoid(2x) − 1 (to 2e-7): torch's CPU sigmoid ran ~4× faster than its tanh on the
-    (64 × 512) tensors of a sampling step here, and tanh was ~14% of a 64-stream 3×512 step."""
-    return torch.sigmoid(x * 2).mul_(2).sub_(1)
-
-
-def _double_g_rows(tensor: torch.Tensor, hidden: int) -> torch.Tensor:
-    """A copy with the LSTM candidate gate's rows (i, f, g, o order: the third quarter) doubled, so that
-    sigmoid of the doubled pre-activation gives tanh through 2·sigmoid(2x) − 1."""
-    tensor = tensor.clone()
-    tensor[2 * hidden : 3 * hidden] *= 2
-    return tensor
-
-
 class FastStepper:
-    """One character per call for many streams, by hand over a CharRNN's weights (eval mode, no grad).
+    """One character per call for many streams, by hand over a CharRNN's weights (eval mode, no grad): each layer's
+    step is charnn.cells', over products made fast for one step.
 
-    Layer l's gates are one matmul of [x, h] with the concatenated [W_ih | W_hh]; layer 0's input
-    projection is folded into a lookup table (vocab, gates), so it is a gather, not a matmul. The
-    products go through StepLinear (oneDNN on a CPU).
-    Numerically it is the same computation as nn.LSTM/GRU/RNN in eval mode (tested to float tolerance);
+    Layer l's pre-activations are one product of [x, h] with the concatenated [W_ih | W_hh]; layer 0's input
+    projection is folded into a lookup table (vocab, gates), so it is a gather, not a product. The products go
+    through StepLinear (oneDNN on a CPU). The same computation as nn.LSTM/GRU/RNN in eval mode (tests/test_cells.py);
     with dtype bfloat16 (generate --precision bf16) its products take bf16 inputs, the rest stays fp32.
     """
 
@@ -211,11 +198,9 @@ class FastStepper:
             # GRU keeps the input and recurrent parts apart: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
             self.recurrent: list[StepLinear] = []  # h's part (GRU), or layer 0's h part, or [x, h] (LSTM/RNN)
             self.inputs: list[StepLinear | None] = []  # x's part, GRU layers >= 1 only
+            gru = cfg.cell == "gru"
             for layer in range(cfg.layers):
                 w_ih, w_hh, b_ih, b_hh = model.layer_weights(layer)
-                if cfg.cell == "lstm":  # g = tanh(x) is taken from the one sigmoid over all gates
-                    w_ih, w_hh, b_ih, b_hh = (_double_g_rows(t, cfg.hidden) for t in (w_ih, w_hh, b_ih, b_hh))
-                gru = cfg.cell == "gru"
                 if layer == 0:
                     folded = b_ih if gru else b_ih + b_hh  # GRU applies b_hh inside r * (...), so it stays apart
                     self.input_table = (emb @ w_ih.T + folded).contiguous()
@@ -229,54 +214,31 @@ class FastStepper:
                     self.inputs.append(None)
             self.decoder = StepLinear(model.decoder.weight, model.decoder.bias, dtype)
 
-    def step(self, ids: torch.Tensor, state: State, clamps: Sequence = ()) -> tuple[torch.Tensor, State]:
-        """Logits (B, V) for the next character after ids (B,), and the new state.
-
-        clamps (objects with layer from 1, unit, state "h" or "c", value) hold units at a value inside the step:
-        a clamped c sets the unit's c before its h is taken from it, a clamped h is what the next layer, the
-        decoder and the next step all see.
-        """
-        h_all = state[0]
-        c_all = state[1] if self.cell == "lstm" else None
+    def step(self, ids: torch.Tensor, state: State, holds: Sequence[Hold | None] = ()) -> tuple[torch.Tensor, State]:
+        """Logits (B, V) for the next character after ids (B,), and the new state; holds[l] holds units of layer l
+        (charnn.cells.Hold: what the next layer, the decoder and the next step see)."""
         new_h, new_c = [], []
         x = None
         for layer in range(self.layers):
-            h = h_all[layer]
+            h = state[0][layer]
+            hold = holds[layer] if holds else None
             if self.cell == "gru":
-                gi = self.input_table[ids] if layer == 0 else self.inputs[layer](x)
-                gh = self.recurrent[layer](h)
-                i_r, i_z, i_n = gi.chunk(3, 1)
-                h_r, h_z, h_n = gh.chunk(3, 1)
-                r = torch.sigmoid(i_r + h_r)
-                z = torch.sigmoid(i_z + h_z)
-                n = tanh_by_sigmoid(i_n + r * h_n)
-                h = n + z * (h - n)
+                projected = self.input_table[ids] if layer == 0 else self.inputs[layer](x)
+                h, _ = gru_step(projected, self.recurrent[layer](h), h, hold)
             else:
                 if layer == 0:
-                    gates = self.recurrent[0](h).add_(self.input_table[ids])
+                    pre = self.recurrent[0](h).add_(self.input_table[ids])
                 else:
-                    gates = self.recurrent[layer](torch.cat([x, h], 1))
+                    pre = self.recurrent[layer](torch.cat([x, h], 1))
                 if self.cell == "lstm":
-                    # one sigmoid over all four gates; g's rows were doubled, so tanh(g) = 2·sigmoid − 1
-                    hidden = self.hidden
-                    squashed = gates.sigmoid()
-                    g = squashed[:, 2 * hidden : 3 * hidden].mul(2).sub_(1)
-                    c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c_all[layer], squashed[:, :hidden], g)
-                    for clamp in clamps:
-                        if clamp.layer == layer + 1 and clamp.state == "c":
-                            c[:, clamp.unit] = clamp.value
-                    h = squashed[:, 3 * hidden :] * tanh_by_sigmoid(c)
+                    h, c, _ = lstm_step(pre, state[1][layer], hold)
                     new_c.append(c)
                 else:
-                    h = tanh_by_sigmoid(gates)
-            for clamp in clamps:
-                if clamp.layer == layer + 1 and clamp.state == "h":
-                    h[:, clamp.unit] = clamp.value
+                    h = rnn_step(pre, hold)
             new_h.append(h)
             x = h
         logits = self.decoder(x)
-        state = (torch.stack(new_h), torch.stack(new_c)) if self.cell == "lstm" else (torch.stack(new_h),)
-        return logits, state
+        return logits, (torch.stack(new_h), torch.stack(new_c)) if self.cell == "lstm" else (torch.stack(new_h),)
 
 
 def next_ids(

@@ -14,6 +14,7 @@ from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
 from charnn.corpus import Vocab
 from charnn.device import cpu_has_fast_bf16, cuda_has_native_bf16, exact_fp32
 from charnn.errors import CharnnError, UsageError
+from charnn.cells import Hold, held
 from charnn.model import CharRNN, FastStepper, State, next_ids
 from charnn.sample_options import Clamp, SampleOptions  # noqa: F401 - where sampling's callers have always found them
 
@@ -42,15 +43,15 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
 MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
 
 
-def step_function(model: CharRNN, streams: int, clamps: Sequence[Clamp] = (),
+def step_function(model: CharRNN, streams: int, holds: Sequence[Hold | None] = (),
                   precision: str = "fp32") -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
     """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step, except for many streams
-    where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster). Clamped units are held
-    inside the hand-written step, where every layer and the decoder see them, so clamping always takes it, and
-    so does bf16 (its products in bf16, the rest in fp32)."""
+    where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster). Held (clamped) units are
+    held inside the hand-written step, where every layer and the decoder see them, so clamping always takes it,
+    and so does bf16 (its products in bf16, the rest in fp32)."""
     stepper = FastStepper(model, torch.bfloat16 if precision == "bf16" else torch.float32)
-    if clamps or precision == "bf16" or streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
-        return lambda ids, state: stepper.step(ids, state, clamps)
+    if holds or precision == "bf16" or streams < MODULE_STEP_STREAMS or stepper.decoder.packed is not None:
+        return lambda ids, state: stepper.step(ids, state, holds)
 
     def module_step(ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         logits, state = model(ids[:, None], state)
@@ -59,27 +60,48 @@ def step_function(model: CharRNN, streams: int, clamps: Sequence[Clamp] = (),
     return module_step
 
 
-def apply_clamps(state: State, clamps: Sequence[Clamp]) -> State:
-    """The state with every clamped unit set to its value (the state the first step starts from)."""
+def clamp_holds(clamps: Sequence[Clamp], model: CharRNN) -> list[Hold | None]:
+    """Per layer, the charnn.cells.Hold of the clamps (layers counted from 1, resolved); [] without clamps."""
     if not clamps:
+        return []
+    cfg, device = model.config, next(model.parameters()).device
+    holds: list[Hold | None] = []
+    for layer in range(1, cfg.layers + 1):
+        hold = Hold()
+        for state in ("h", "c"):
+            values = {clamp.unit: clamp.value for clamp in clamps if clamp.layer == layer and clamp.state == state}
+            if values:
+                keep, fill = Hold.units(cfg.hidden, values, device)
+                setattr(hold, f"keep_{state}", keep)
+                setattr(hold, f"fill_{state}", fill)
+        holds.append(hold if hold.keep_h is not None or hold.keep_c is not None else None)
+    return holds
+
+
+def apply_holds(state: State, holds: Sequence[Hold | None]) -> State:
+    """The state with every held unit at its value (the state the first step starts from)."""
+    if not holds:
         return state
     state = tuple(s.clone() for s in state)
-    for clamp in clamps:
-        state[0 if clamp.state == "h" else 1][clamp.layer - 1, :, clamp.unit] = clamp.value
+    for layer, hold in enumerate(holds):
+        if hold is not None:
+            state[0][layer] = held(state[0][layer], hold.keep_h, hold.fill_h)
+            if len(state) > 1:
+                state[1][layer] = held(state[1][layer], hold.keep_c, hold.fill_c)
     return state
 
 
 @torch.no_grad()
-def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, clamps: Sequence[Clamp]) -> tuple[torch.Tensor, State]:
+def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, holds: Sequence[Hold | None]) -> tuple[torch.Tensor, State]:
     """Run the model over all but the last priming character; returns the first inputs (B,) and the state."""
     device = next(model.parameters()).device
-    state = apply_clamps(model.init_state(streams, device), clamps)
+    state = apply_holds(model.init_state(streams, device), holds)
     if len(prime_ids) > 1:
         context = prime_ids[:-1].to(device).unsqueeze(0).expand(streams, -1)
-        if clamps:  # clamping has to act at every step, so walk the priming text one step at a time
+        if holds:  # clamping has to act at every step, so walk the priming text one step at a time
             stepper = FastStepper(model)
             for t in range(context.size(1)):
-                _, state = stepper.step(context[:, t], state, clamps)
+                _, state = stepper.step(context[:, t], state, holds)
         else:
             _, state = model(context, state)
     first = prime_ids[-1:].to(device).expand(streams).clone()
@@ -112,7 +134,7 @@ class Sampler:
     def __init__(self, model: CharRNN, vocab: Vocab, options: SampleOptions):
         options.validate(model)
         self.model, self.vocab, self.options = model, vocab, options
-        self.clamps = [clamp.resolved(model.config.layers) for clamp in options.clamps]
+        self.holds = clamp_holds([clamp.resolved(model.config.layers) for clamp in options.clamps], model)
         model.eval()
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         self.device = next(model.parameters()).device
@@ -124,9 +146,9 @@ class Sampler:
             prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
         self.streams = options.num_samples
         with torch.no_grad(), exact_fp32():
-            self.inputs, self.state = warm_up(model, prime_ids, self.streams, self.clamps)
+            self.inputs, self.state = warm_up(model, prime_ids, self.streams, self.holds)
         check_bf16_products(options.precision, self.device)
-        self.step = step_function(model, self.streams, self.clamps, options.precision)
+        self.step = step_function(model, self.streams, self.holds, options.precision)
 
     def next(self) -> torch.Tensor:
         """The next character id of every stream."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from charnn.model import ModelConfig, new_model
-from charnn.probe.ablate import _replacement, ablated_loss_sums
+from charnn.probe.ablate import ablated_loss_sums, ablation_holds
 from charnn.probe.fused import FusedStack, linear_scan
 from charnn.probe.record import Recurrence, record
 
@@ -64,7 +64,7 @@ def test_a_held_unit_keeps_its_fill_at_every_step(cell, method):
     fill = 0.37
     means = (np.full((2, HIDDEN), fill, np.float32), np.full((2, HIDDEN), 0.9, np.float32))
     states = recurrence.initial_state(len(units), first_batched_layer=0)
-    recurrence.run_chunk(ids[:1], states, _replacement(recurrence, 0, units, method, means))
+    recurrence.run_chunk(ids[:1], states, ablation_holds(recurrence, 0, units, method, means))
     stack = FusedStack(model, states, held=(0, units))
     stack.layers = stack.layers[:1]  # the held layer's own h
     h, _ = stack.run(ids[1:])

@@ -7,7 +7,8 @@ import torch
 
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
-from charnn.probe.record import STATE_NAMES, Recording, record
+from charnn.cells import STATE_NAMES
+from charnn.probe.record import Recording, record
 
 STEPS = 300
 

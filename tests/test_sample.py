@@ -11,6 +11,7 @@ import torch
 from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
 from charnn.model import FastStepper, StepLinear
+from charnn.sample import clamp_holds
 from charnn.sample import Clamp, SampleOptions, find_latest_run, generate, warm_up
 from charnn.trainer import TrainConfig, train
 
@@ -114,13 +115,13 @@ def test_a_clamped_unit_is_what_the_next_layer_and_the_decoder_see(trained):
     state, ids = model.init_state(1, "cpu"), torch.tensor([1])
     with torch.no_grad():
         free_logits, free = stepper.step(ids, state)
-        logits, clamped = stepper.step(ids, state, [Clamp(top + 1, 3, 0.9)])
+        logits, clamped = stepper.step(ids, state, clamp_holds([Clamp(top + 1, 3, 0.9)], model))
         assert clamped[0][top, 0, 3] == pytest.approx(0.9)
         assert torch.allclose(logits, model.decoder(clamped[0][top]), atol=1e-5)  # the output reads the clamped h
         assert not torch.allclose(logits, free_logits)
-        _, lower = stepper.step(ids, state, [Clamp(1, 3, 0.9)])
+        _, lower = stepper.step(ids, state, clamp_holds([Clamp(1, 3, 0.9)], model))
         assert not torch.allclose(lower[0][1], free[0][1])  # layer 2 reads layer 1's clamped unit in the same step
-        _, held_c = stepper.step(ids, state, [Clamp(1, 3, -4.0, "c")])
+        _, held_c = stepper.step(ids, state, clamp_holds([Clamp(1, 3, -4.0, "c")], model))
         assert held_c[1][0, 0, 3] == pytest.approx(-4.0) and -1 < held_c[0][0, 0, 3] < 0  # h = o * tanh(c)
 
 

@@ -22,11 +22,12 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.std import tqdm as Bar  # every bar's base class, in a notebook too
 
+from charnn.cells import Hold
 from charnn.device import exact_fp32, sum_dtype
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN
 from charnn.probe.fused import FUSED_CELLS, FusedStack
-from charnn.probe.record import Recurrence, Replacement, as_id_tensor, torch_threads
+from charnn.probe.record import Recurrence, as_id_tensor, torch_threads
 from charnn.sample import check_bf16_products
 
 ABLATION_METHODS = ("zero", "mean")
@@ -37,21 +38,23 @@ CHUNK_ELEMENTS = 1 << 23  # steps per chunk are chosen so that steps * copies * 
 FUSED_CHUNK = 256  # characters per call of the fused kernels
 
 
-def _replacement(recurrence: Recurrence, layer_index: int, units: Sequence[int | None], method: str,
-                 means: tuple[np.ndarray, np.ndarray | None] | None) -> Replacement:
-    batch, hidden = len(units), recurrence.hidden
-    keep = torch.ones(batch, hidden, device=recurrence.device)
-    fill_h = torch.zeros(batch, hidden, device=recurrence.device)
-    fill_c = torch.zeros(batch, hidden, device=recurrence.device) if recurrence.is_lstm else None
+def ablation_holds(recurrence: Recurrence, layer_index: int, units: Sequence[int | None], method: str,
+                   means: tuple[np.ndarray, np.ndarray | None] | None) -> list[Hold | None]:
+    """Per layer, what the copies hold: copy b holds units[b] of layer_index (None: nothing) at 0, or at its mean
+    over the text (h and c alike)."""
+    hidden, device = recurrence.hidden, recurrence.device
+    keep = torch.ones(len(units), hidden, device=device)
+    fill_h, fill_c = torch.zeros(len(units), hidden, device=device), torch.zeros(len(units), hidden, device=device)
     for row, unit in enumerate(units):
         if unit is None:
             continue
         keep[row, unit] = 0.0
         if method == "mean":
             fill_h[row, unit] = float(means[0][layer_index, unit])
-            if fill_c is not None:
+            if recurrence.is_lstm:
                 fill_c[row, unit] = float(means[1][layer_index, unit])
-    return Replacement(layer_index, keep, fill_h, fill_c)
+    hold = Hold(keep, fill_h, keep, fill_c) if recurrence.is_lstm else Hold(keep, fill_h)
+    return [hold if layer == layer_index else None for layer in range(recurrence.layers)]
 
 
 def check_ablation_precision(precision: str, device: torch.device) -> None:
@@ -124,7 +127,7 @@ def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.T
     chunk_dtype = total_dtype if recurrence.device.type == "cpu" else torch.float32
     mask_tensor = torch.from_numpy(masks[:, : len(ids) - 1].T.copy()).to(recurrence.device, chunk_dtype)  # (N - 1, M)
     batch = len(units)
-    replacement = _replacement(recurrence, layer - 1, units, method, means)
+    holds = ablation_holds(recurrence, layer - 1, units, method, means)
     if chunk is None:
         width = recurrence.input_table.size(1)
         chunk = int(min(512, max(16, CHUNK_ELEMENTS // (batch * width))))
@@ -151,7 +154,7 @@ def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.T
         bar = progress if shared else own
         if fused and recurrence.cell in FUSED_CELLS and positions > 1:
             # the first character by hand puts each copy's fill in place; the kernels hold it from there
-            add(0, recurrence.run_chunk(ids[:1], states, replacement).top)
+            add(0, recurrence.run_chunk(ids[:1], states, holds).top)
             stack = FusedStack(model, states, held=(layer - 1, units))
             for start in range(1, positions, FUSED_CHUNK):
                 stop = min(start + FUSED_CHUNK, positions)
@@ -159,7 +162,7 @@ def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.T
         else:
             for start in range(0, positions, chunk):
                 stop = min(start + chunk, positions)
-                add(start, recurrence.run_chunk(ids[start:stop], states, replacement).top)
+                add(start, recurrence.run_chunk(ids[start:stop], states, holds).top)
     return sums.cpu().numpy()
 
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from charnn import cells
+from charnn.cells import named_gates
 from charnn.model import CELLS, CharRNN
 
 SATURATE = 1e4  # added to a gate's pre-activation: sigmoid(±1e4) is exactly 1 or 0 in fp32 and bf16
@@ -88,8 +90,7 @@ def lstm_gates(module: nn.Module, x: torch.Tensor, h_before: torch.Tensor, hidde
     """i, f, g, o (T, B, H) of an LSTM layer from its input x (T, B, I) and h at the step before (T, B, H)."""
     pre = torch.addmm(module.bias_ih_l0 + module.bias_hh_l0, x.flatten(0, 1), module.weight_ih_l0.T)
     pre = torch.addmm(pre, h_before.flatten(0, 1), module.weight_hh_l0.T).view(*x.shape[:2], 4 * hidden)
-    return {"i": pre[..., :hidden].sigmoid(), "f": pre[..., hidden : 2 * hidden].sigmoid(),
-            "g": pre[..., 2 * hidden : 3 * hidden].tanh(), "o": pre[..., 3 * hidden :].sigmoid()}
+    return named_gates("lstm", cells.lstm_gates(pre))
 
 
 def gru_gates(module: nn.Module, x: torch.Tensor, h_before: torch.Tensor, hidden: int) -> dict[str, torch.Tensor]:
@@ -97,10 +98,7 @@ def gru_gates(module: nn.Module, x: torch.Tensor, h_before: torch.Tensor, hidden
     shape = (*x.shape[:2], 3 * hidden)
     projected = torch.addmm(module.bias_ih_l0, x.flatten(0, 1), module.weight_ih_l0.T).view(shape)
     recurrent = torch.addmm(module.bias_hh_l0, h_before.flatten(0, 1), module.weight_hh_l0.T).view(shape)
-    rz = (projected[..., : 2 * hidden] + recurrent[..., : 2 * hidden]).sigmoid()
-    r = rz[..., :hidden]
-    n = torch.tanh(projected[..., 2 * hidden :] + r * recurrent[..., 2 * hidden :])
-    return {"r": r, "z": rz[..., hidden:], "n": n}
+    return named_gates("gru", cells.gru_gates(projected, recurrent))
 
 
 GATE_FUNCTIONS = {"lstm": lstm_gates, "gru": gru_gates}

@@ -45,7 +45,8 @@ from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.labels import Feature
 from charnn.probe.result import ProbeFindings
-from charnn.probe.record import SIGMOID_GATES, Recording, torch_threads
+from charnn.cells import SIGMOID_GATES
+from charnn.probe.record import Recording, torch_threads
 
 HTML_FORMAT = 1
 MB = 1_000_000

@@ -1,9 +1,9 @@
 """Record every state of a CharRNN over a text: h, c and the gates of every layer and unit.
 
 nn.LSTM / nn.GRU / nn.RNN return only h (and the last c), and cannot be intervened on mid-sequence,
-so `Recurrence` runs the same recurrence by hand over the module's own weights (PyTorch's gate
-order: LSTM i, f, g, o; GRU r, z, n). The same code path serves recording (batch 1, every state
-kept) and ablation (batch B, one unit of one layer replaced in each copy at every step).
+so `Recurrence` steps through charnn.cells' recurrence by hand over the module's own weights. The same
+code path serves recording (batch 1, every state kept) and ablation (batch B, one unit of one layer held
+in each copy at every step); charnn.probe.fused is the fast path beside it.
 
 Work is layer-major inside a chunk of T characters: layer l runs all T steps, then its outputs
 (T, B, H) become layer l + 1's input, projected with one matmul. States carry across chunks, so
@@ -22,19 +22,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from charnn.cells import GATES, STATE_NAMES, Hold, gru_step, lstm_step, named_gates, rnn_step
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.fused import FusedStack, LayerState
-
-STATE_NAMES: dict[str, tuple[str, ...]] = {
-    "lstm": ("h", "c", "i", "f", "g", "o"),
-    "gru": ("h", "r", "z", "n"),
-    "rnn": ("h",),
-}
-SIGMOID_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
-
-
 
 @dataclass(frozen=True)
 class UnitRef:
@@ -101,16 +93,6 @@ class Recording:
 
 
 @dataclass
-class Replacement:
-    """Replace units of one layer at every step: value = value * keep + fill, for h (and c)."""
-
-    layer_index: int  # 0-based
-    keep: torch.Tensor  # (B, H) 1.0 where the unit runs as usual, 0.0 where it is replaced
-    fill_h: torch.Tensor  # (B, H) the replacement value where keep is 0, else 0
-    fill_c: torch.Tensor | None = None  # (B, H) for an LSTM
-
-
-@dataclass
 class ChunkOutput:
     """What one chunk of the recurrence produced."""
 
@@ -172,14 +154,10 @@ class Recurrence:
         return states
 
     @torch.no_grad()
-    def run_chunk(
-        self,
-        ids: torch.Tensor,
-        states: list[LayerState],
-        replacement: Replacement | None = None,
-        record: bool = False,
-    ) -> ChunkOutput:
-        """Run ids (T,) through every layer, updating states in place; copies fan out at the replaced layer."""
+    def run_chunk(self, ids: torch.Tensor, states: list[LayerState], holds: Sequence[Hold | None] = (),
+                  record: bool = False) -> ChunkOutput:
+        """Run ids (T,) through every layer, updating states in place; holds[l] holds units of layer l (charnn.cells.Hold,
+        one row per copy: the copies fan out at the first layer whose state has more than one row)."""
         steps = len(ids)
         x = self.input_table[ids].unsqueeze(1)  # (T, 1, G): layer 0's projected input
         recorded: list[dict[str, torch.Tensor]] | None = [] if record else None
@@ -189,71 +167,39 @@ class Recurrence:
                 x = self._product(self.input_biases[layer], x, self.input_weights[layer])  # (T, B', G)
             if x.size(1) != batch:
                 x = x.expand(steps, batch, x.size(2))
-            here = replacement if replacement is not None and replacement.layer_index == layer else None
-            x, states[layer], kept = self._run_layer(layer, x, states[layer], here, record)
+            hold = holds[layer] if holds else None
+            x, states[layer], kept = self._run_layer(layer, x, states[layer], hold, record)
             if recorded is not None:
                 recorded.append(kept)
         return ChunkOutput(x, recorded)
 
-    def _run_layer(
-        self, layer: int, projected: torch.Tensor, state: LayerState, replacement: Replacement | None, record: bool
-    ) -> tuple[torch.Tensor, LayerState, dict[str, torch.Tensor]]:
-        steps, batch, width = projected.shape
-        hidden = self.hidden
+    def _run_layer(self, layer: int, projected: torch.Tensor, state: LayerState, hold: Hold | None,
+                   record: bool) -> tuple[torch.Tensor, LayerState, dict[str, torch.Tensor]]:
+        """One layer over a chunk, a step at a time through charnn.cells: its h (T, B, H), its state after the chunk
+        and, when recording, its c and gates (T, B, H) by name."""
+        steps, batch, _ = projected.shape
         w_hh = self.hidden_weights[layer]
-        out = torch.empty(steps, batch, hidden, device=self.device)
-        # pre-activation gates and c are kept for every step only when recording; else one slot is reused
-        slots = steps if record else 1
-        kept: dict[str, torch.Tensor] = {"h": out}
-        h = state[0]
-        if self.cell == "lstm":
-            c = state[1]
-            gate_buffer = torch.empty(slots, batch, width, device=self.device)
-            c_buffer = torch.empty(slots, batch, hidden, device=self.device)
-            for t in range(steps):
-                slot = t if record else 0
-                gates = self._product(projected[t], h, w_hh, out=gate_buffer[slot])
-                squashed = gates.sigmoid()
-                g = gates[:, 2 * hidden : 3 * hidden].tanh()
-                if replacement is None:
-                    c = torch.addcmul(squashed[:, hidden : 2 * hidden] * c, squashed[:, :hidden], g, out=c_buffer[slot])
-                    h = torch.mul(squashed[:, 3 * hidden :], c.tanh(), out=out[t])
-                else:
-                    c_new = torch.addcmul(squashed[:, hidden : 2 * hidden] * c, squashed[:, :hidden], g)
-                    h_new = squashed[:, 3 * hidden :] * c_new.tanh()
-                    c = torch.addcmul(replacement.fill_c, c_new, replacement.keep, out=c_buffer[slot])
-                    h = torch.addcmul(replacement.fill_h, h_new, replacement.keep, out=out[t])
-            if record:
-                kept["c"] = c_buffer
-                kept["i"] = gate_buffer[..., :hidden].sigmoid()
-                kept["f"] = gate_buffer[..., hidden : 2 * hidden].sigmoid()
-                kept["g"] = gate_buffer[..., 2 * hidden : 3 * hidden].tanh()
-                kept["o"] = gate_buffer[..., 3 * hidden :].sigmoid()
-            return out, (h.clone(), c.clone()), kept
-        if self.cell == "gru":
-            b_hh = self.hidden_biases[layer]
-            gate_buffer = torch.empty(slots, batch, width, device=self.device)  # r, z, n after their nonlinearity
-            for t in range(steps):
-                slot = t if record else 0
-                recurrent = self._product(b_hh, h, w_hh)  # (B, 3H)
-                rz = torch.sigmoid(projected[t, :, : 2 * hidden] + recurrent[:, : 2 * hidden], out=gate_buffer[slot, :, : 2 * hidden])
-                r, z = rz[:, :hidden], rz[:, hidden:]
-                n = torch.tanh(torch.addcmul(projected[t, :, 2 * hidden :], r, recurrent[:, 2 * hidden :]), out=gate_buffer[slot, :, 2 * hidden :])
-                if replacement is None:
-                    h = torch.addcmul(n, z, h - n, out=out[t])
-                else:
-                    h = torch.addcmul(replacement.fill_h, torch.addcmul(n, z, h - n), replacement.keep, out=out[t])
-            if record:
-                kept["r"] = gate_buffer[..., :hidden]
-                kept["z"] = gate_buffer[..., hidden : 2 * hidden]
-                kept["n"] = gate_buffer[..., 2 * hidden :]
-            return out, (h.clone(),), kept
+        out = torch.empty(steps, batch, self.hidden, device=self.device)
+        cs: list[torch.Tensor] = []
+        gates: list[torch.Tensor] = []
+        h, c = state[0], state[1] if self.is_lstm else None
         for t in range(steps):
-            if replacement is None:
-                h = torch.tanh(self._product(projected[t], h, w_hh), out=out[t])
+            if self.cell == "lstm":
+                h, c, step_gates = lstm_step(self._product(projected[t], h, w_hh), c, hold)
+            elif self.cell == "gru":
+                h, step_gates = gru_step(projected[t], self._product(self.hidden_biases[layer], h, w_hh), h, hold)
             else:
-                h = torch.addcmul(replacement.fill_h, torch.tanh(self._product(projected[t], h, w_hh)), replacement.keep, out=out[t])
-        return out, (h.clone(),), kept
+                h, step_gates = rnn_step(self._product(projected[t], h, w_hh), hold), None
+            out[t] = h
+            if record:
+                cs.append(c)
+                gates.append(step_gates)
+        kept: dict[str, torch.Tensor] = {"h": out}
+        if record and self.is_lstm:
+            kept["c"] = torch.stack(cs)
+        if record and GATES[self.cell]:
+            kept.update(named_gates(self.cell, torch.stack(gates)))
+        return out, (h, c) if self.is_lstm else (h,), kept
 
     def logits(self, top: torch.Tensor) -> torch.Tensor:
         """Decoder logits (T, B, V) for the last layer's h (T, B, H)."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from charnn.probe.record import SIGMOID_GATES, Recording, UnitRef
+from charnn.cells import SIGMOID_GATES
+from charnn.probe.record import Recording, UnitRef
 
 METRICS = {"binary": "auroc", "ordinal": "spearman"}
 PASS_THRESHOLDS = {"auroc": 0.9, "spearman": 0.7}  # held-out score a unit must reach to count as passing
