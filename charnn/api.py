@@ -41,8 +41,15 @@ def _settings(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def train(corpus: str | Path | None = None, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True, **settings: Any) -> Run:
+def train(
+    corpus: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    **settings: Any,
+) -> Run:
     """Train a model, as `python train.py` does, and return the finished Run.
 
     corpus: a text file, a directory of code, a tweet file, "stdlib" (the default) or "task:NAME".
@@ -54,11 +61,22 @@ def train(corpus: str | Path | None = None, out: str | Path | None = None, *, re
     from charnn.config import merge_train_config
     from charnn.trainer import train as run_training
 
-    given = _settings({**settings, **({"corpus": corpus} if corpus is not None else {}), **({"out": out} if out is not None else {})})
+    given = _settings(
+        {**settings, **({"corpus": corpus} if corpus is not None else {}), **({"out": out} if out is not None else {})}
+    )
     config = merge_train_config(given, resume)
     result = run_training(config, resume=resume, overwrite=overwrite, progress=progress)
-    return Run(Path(result.run_dir), result.step, result.best_val_bpc, result.last_val_bpc, result.seconds,
-               result.chars_per_second, result.stopped_by, result.history, [plan.target for plan in result.plans])
+    return Run(
+        Path(result.run_dir),
+        result.step,
+        result.best_val_bpc,
+        result.last_val_bpc,
+        result.seconds,
+        result.chars_per_second,
+        result.stopped_by,
+        result.history,
+        [plan.target for plan in result.plans],
+    )
 
 
 def load(path: str | Path | None = None, *, which: str = "best", device: str = "cpu") -> Model:
@@ -69,7 +87,9 @@ def load(path: str | Path | None = None, *, which: str = "best", device: str = "
     from charnn.sample import resolve_checkpoint
 
     is_file = path is not None and Path(path).is_file()
-    checkpoint = resolve_checkpoint(None if is_file or path is None else str(path), str(path) if is_file else None, which)
+    checkpoint = resolve_checkpoint(
+        None if is_file or path is None else str(path), str(path) if is_file else None, which
+    )
     return Model(checkpoint, pick_device(device))
 
 
@@ -127,8 +147,10 @@ class Model:
 
     def __repr__(self) -> str:
         cfg = self.config
-        return (f"Model('{self.checkpoint.path}', {cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, "
-                f"{len(self.vocab.chars)} characters, step {self.step})")
+        return (
+            f"Model('{self.checkpoint.path}', {cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, "
+            f"{len(self.vocab.chars)} characters, step {self.step})"
+        )
 
     def _options(self, **values: Any) -> Any:
         from charnn.sample import SampleOptions
@@ -138,10 +160,21 @@ class Model:
         options.validate(self.network)
         return options
 
-    def generate(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
-                 top_p: float | None = None, num_samples: int = 1, seed: int | None = None, stop: str | None = None,
-                 clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error",
-                 precision: str = "fp32") -> str | list[str]:
+    def generate(
+        self,
+        prime: str = "",
+        length: int = 500,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        stop: str | None = None,
+        clamp: str | Sequence[Any] | None = None,
+        echo: bool = True,
+        unknown: str = "error",
+        precision: str = "fp32",
+    ) -> str | list[str]:
         """Sample text: a string, or a list of num_samples strings generated together.
 
         prime: text to warm the state on (included in the result unless echo=False); temperature 0 is greedy;
@@ -153,25 +186,58 @@ class Model:
         from charnn.device import memory_guard
         from charnn.sample import generate
 
-        options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                num_samples=num_samples, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
-                                precision=precision)
+        options = self._options(
+            prime=prime,
+            length=length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            num_samples=num_samples,
+            seed=seed,
+            stop=stop,
+            clamp=clamp,
+            echo=echo,
+            unknown=unknown,
+            precision=precision,
+        )
         with memory_guard(self.device, "sampling", f"--num-samples (now {num_samples})"):
             texts = generate(self.network, self.vocab, options)
         return texts[0] if num_samples == 1 else texts
 
-    def stream(self, prime: str = "", length: int = 500, temperature: float = 0.8, top_k: int | None = None,
-               top_p: float | None = None, seed: int | None = None, stop: str | None = None,
-               clamp: str | Sequence[Any] | None = None, echo: bool = True, unknown: str = "error",
-               precision: str = "fp32") -> Iterator[str]:
+    def stream(
+        self,
+        prime: str = "",
+        length: int = 500,
+        temperature: float = 0.8,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: str | None = None,
+        clamp: str | Sequence[Any] | None = None,
+        echo: bool = True,
+        unknown: str = "error",
+        precision: str = "fp32",
+    ) -> Iterator[str]:
         """The text of one sample as it is produced: the prime (with echo), then a character at a time.
         The same seed gives the same text as generate(). Options are checked when stream() is called."""
         from charnn.device import memory_guard
         from charnn.sample import stream
 
-        options = self._options(prime=prime, length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                num_samples=1, seed=seed, stop=stop, clamp=clamp, echo=echo, unknown=unknown,
-                                precision=precision)
+        options = self._options(
+            prime=prime,
+            length=length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            num_samples=1,
+            seed=seed,
+            stop=stop,
+            clamp=clamp,
+            echo=echo,
+            unknown=unknown,
+            precision=precision,
+        )
+
         def pieces() -> Iterator[str]:
             with memory_guard(self.device, "sampling", "the model's size: sample on --device cpu"):
                 yield from (piece for _, piece in stream(self.network, self.vocab, options))
@@ -188,7 +254,10 @@ class Model:
         from charnn.evaluate import evaluate_ids
 
         if not isinstance(text, str):
-            raise UsageError(f"evaluate() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
+            raise UsageError(
+                f"evaluate() takes the text itself (a str), not {type(text).__name__}; read a file with "
+                "open(path).read()"
+            )
         if len(text) < 2:
             raise CharnnError(f"{name} has {len(text)} character(s); evaluation needs at least 2")
         if unknown not in ("error", "replace"):
@@ -199,12 +268,29 @@ class Model:
         result["unknown_chars"] = int((ids == self.vocab.unknown_id).sum())
         return result
 
-    def probe(self, text: str, features: str = "code", *, task: str | None = None, language: str = "auto",
-              top: int = 5, heldout_fraction: float = 0.5, random_units: int = 100, ablate: str = "zero",
-              precision: str = "fp32", ablation: bool = True, control: bool = True, seed: int = 0, max_chars: int | None = 100_000,
-              unknown: str = "replace", threads: int | None = None, progress: bool = False, text_path: str | None = None,
-              patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None,
-              labels: str | Path | Sequence[str | Path] | None = None) -> ProbeResult:
+    def probe(
+        self,
+        text: str,
+        features: str = "code",
+        *,
+        task: str | None = None,
+        language: str = "auto",
+        top: int = 5,
+        heldout_fraction: float = 0.5,
+        random_units: int = 100,
+        ablate: str = "zero",
+        precision: str = "fp32",
+        ablation: bool = True,
+        control: bool = True,
+        seed: int = 0,
+        max_chars: int | None = 100_000,
+        unknown: str = "replace",
+        threads: int | None = None,
+        progress: bool = False,
+        text_path: str | None = None,
+        patterns: dict[str, str] | Sequence[tuple[str, str]] | None = None,
+        labels: str | Path | Sequence[str | Path] | None = None,
+    ) -> ProbeResult:
         """Find the units that track the features of a text, as `charnn probe` does: record every state, label
         the text (features: "code", "tweets" or "task"), rank units on the held-out part against an untrained
         control, and ablate the best. language: the code's syntax ("auto" guesses it, from text_path's name when
@@ -212,22 +298,49 @@ class Model:
         (features="none" probes only these and `labels`); labels: --labels files of your own per-character labels
         (JSON {name: [...]} with null undefined, or .npy). precision="bf16" computes the ablation's matrix products
         in bf16 (faster on hardware with bf16 units; deltas a little off fp32's). threads: the ablation's CPU
-        threads (None: torch's, all cores; 1 on a machine other jobs share). Returns a ProbeResult: .table(), .to_json(), .to_html(); in a
+        threads (None: torch's, all cores; 1 on a machine other jobs share). Returns a ProbeResult: .table(),
+        .to_json(), .to_html(); in a
         notebook it shows the explorer."""
         from charnn.device import memory_guard
         from charnn.probe.pipeline import ProbeOptions, probe_text
 
         if not isinstance(text, str):
-            raise UsageError(f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()")
-        options = ProbeOptions(feature_set=features, task=task, language=language, top=top, heldout_fraction=heldout_fraction,
-                               random_units=random_units, ablate=ablate, precision=precision, ablation=ablation, control=control, seed=seed,
-                               threads=threads, progress=progress,
-                               patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())),
-                               label_files=tuple(str(p) for p in ([labels] if isinstance(labels, (str, Path)) else labels or ())))
+            raise UsageError(
+                f"probe() takes the text itself (a str), not {type(text).__name__}; read a file with open(path).read()"
+            )
+        options = ProbeOptions(
+            feature_set=features,
+            task=task,
+            language=language,
+            top=top,
+            heldout_fraction=heldout_fraction,
+            random_units=random_units,
+            ablate=ablate,
+            precision=precision,
+            ablation=ablation,
+            control=control,
+            seed=seed,
+            threads=threads,
+            progress=progress,
+            patterns=tuple(patterns.items()) if isinstance(patterns, dict) else tuple(map(tuple, patterns or ())),
+            label_files=tuple(str(p) for p in ([labels] if isinstance(labels, (str, Path)) else labels or ())),
+        )
         # the recording grows with the text, the ablation's copies with the random units
-        with memory_guard(self.device, "probing", f"--max-chars (now {max_chars or len(text):,}) or --random-units (now {random_units})"):
-            findings, notes = probe_text(self.network, self.vocab, text, options, self.checkpoint, text_path=text_path,
-                                         unknown=unknown, max_chars=max_chars)
+        with memory_guard(
+            self.device,
+            "probing",
+            f"--max-chars (now {max_chars or len(text):,}) or --random-units (now {random_units})",
+        ):
+            findings, notes = probe_text(
+                self.network,
+                self.vocab,
+                text,
+                options,
+                self.checkpoint,
+                text_path=text_path,
+                unknown=unknown,
+                max_chars=max_chars,
+            )
         return ProbeResult(findings, self, notes)
 
 
@@ -249,7 +362,8 @@ class ProbeResult:
         return self.input_notes + list(self.findings.notes)
 
     def units(self, feature: str) -> list[dict]:
-        """The feature's top units, best first: {"layer", "unit", "state", "score", "heldout_score", "ablation", ...}."""
+        """The feature's top units, best first:
+        {"layer", "unit", "state", "score", "heldout_score", "ablation", ...}."""
         found = self.report["features"]
         if feature not in found:
             raise UsageError(f"no feature '{feature}' in this probe; it has: {', '.join(found)}")
@@ -311,8 +425,10 @@ class ProbeResult:
         """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained (2 MB at most).
         Not sandboxed: a sandbox without allow-same-origin stops the page inflating its data."""
         page = self.to_html(max_mb=2.0)
-        return f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid #ccc"></iframe>'
-
+        return (
+            f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid '
+            '#ccc"></iframe>'
+        )
 
     def close(self) -> None:
         """Remove the recording's temporary files (only a very long probe has any)."""
@@ -323,6 +439,13 @@ class ProbeResult:
         for name, feature in self.report["features"].items():
             if feature["units"]:
                 unit = feature["units"][0]
-                best.append(f"{name}: {unit['layer']}:{unit['unit']} {unit['state']} ({feature['metric']} {unit['heldout_score']})")
-        return f"ProbeResult({len(self.report['features'])} features; best: " + "; ".join(best[:4]) + ("; ..." if len(best) > 4 else "") + ")"
-
+                best.append(
+                    f"{name}: {unit['layer']}:{unit['unit']} {unit['state']} ({feature['metric']} "
+                    f"{unit['heldout_score']})"
+                )
+        return (
+            f"ProbeResult({len(self.report['features'])} features; best: "
+            + "; ".join(best[:4])
+            + ("; ..." if len(best) > 4 else "")
+            + ")"
+        )

@@ -90,4 +90,3 @@ def check_rules(config: Any, flags: dict[str, str] | None = None) -> None:
         if value is None and item.default is None and item.default is not MISSING:
             continue  # an optional setting left out
         rule.check((flags or {}).get(item.name, item.name.replace("_", "-")), value)
-

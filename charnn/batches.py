@@ -84,7 +84,9 @@ class DeviceBatches:
             resident = device.type != "cpu" and fits_on_device((high - low) * dtype.itemsize, device)
         self.resident = resident
         if resident:
-            span = np.array(source.ids[low:high], dtype=np.uint8 if dtype == torch.uint8 else np.int32)  # a copy: the split is read-only
+            span = np.array(
+                source.ids[low:high], dtype=np.uint8 if dtype == torch.uint8 else np.int32
+            )  # a copy: the split is read-only
             self.ids_on_device = torch.from_numpy(span).to(device)
             self.window = torch.from_numpy(source._window - low).to(device)  # (B, T+1)
 

@@ -45,12 +45,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from charnn.bench_settings import (DISTURBED_SHARE, LINUX_FULL_MIN_BYTES, MB, NANOGPT_CPU_NATS, REPO_ROOT, SAMPLE_VOCAB, SECTIONS,
-                                   SHARED_CORPORA, BenchSettings, TrainShape, recommended_cpu_config)
+from charnn.bench_settings import (
+    DISTURBED_SHARE,
+    LINUX_FULL_MIN_BYTES,
+    MB,
+    NANOGPT_CPU_NATS,
+    REPO_ROOT,
+    SAMPLE_VOCAB,
+    SECTIONS,
+    SHARED_CORPORA,
+    BenchSettings,
+    TrainShape,
+    recommended_cpu_config,
+)
 from charnn.config import recipe_label, recipe_named
 from charnn.device import timed
 from charnn.errors import CharnnError, UsageError
 from charnn.precision import Precision
+
 
 # ----- statistics --------------------------------------------------------------------------------
 def spread(values: Sequence[float]) -> dict:
@@ -68,8 +80,14 @@ def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
 def goal(what: str, value: float | None, threshold: float, higher_is_better: bool = True, text: str = "") -> dict:
     """A goal, its threshold and whether the measured value meets it."""
     met = None if value is None else (value >= threshold if higher_is_better else value <= threshold)
-    return {"what": what, "value": value, "threshold": threshold, "higher_is_better": higher_is_better,
-            "text": text or (f"≥ {threshold:g}" if higher_is_better else f"≤ {threshold:g}"), "met": met}
+    return {
+        "what": what,
+        "value": value,
+        "threshold": threshold,
+        "higher_is_better": higher_is_better,
+        "text": text or (f"≥ {threshold:g}" if higher_is_better else f"≤ {threshold:g}"),
+        "met": met,
+    }
 
 
 # ----- machine -----------------------------------------------------------------------------------
@@ -89,7 +107,9 @@ def machine_info() -> dict:
     except OSError:
         pass
     model = model or platform.processor() or "unknown"
-    onednn = next((line.split("v", 1)[1].split()[0] for line in torch.__config__.show().splitlines() if "MKL-DNN v" in line), None)
+    onednn = next(
+        (line.split("v", 1)[1].split()[0] for line in torch.__config__.show().splitlines() if "MKL-DNN v" in line), None
+    )
     return {
         "cpu": model,
         "cpu_family": ids.get("cpu family"),
@@ -139,7 +159,8 @@ class CpuWatch:
 
 
 def wait_for_quiet(max_seconds: float, threshold: float = 0.10, window: float = 2.0) -> float | None:
-    """Wait (at most max_seconds) until other processes use under `threshold` of the CPUs for a `window`; their last share."""
+    """Wait (at most max_seconds) until other processes use under `threshold` of the CPUs for a `window`; their last
+    share."""
     deadline = time.monotonic() + max_seconds
     while True:
         watch = CpuWatch()
@@ -149,8 +170,13 @@ def wait_for_quiet(max_seconds: float, threshold: float = 0.10, window: float = 
             return share
 
 
-def interleaved(charnn: Callable[[], float], baseline: Callable[[], float], settings: BenchSettings,
-                status: Callable[[str], None], label: str) -> dict:
+def interleaved(
+    charnn: Callable[[], float],
+    baseline: Callable[[], float],
+    settings: BenchSettings,
+    status: Callable[[str], None],
+    label: str,
+) -> dict:
     """charnn's and the baseline's rates measured back to back, in alternating order, settings.repeats times.
 
     Each pair shares the machine's noise, so their ratio is steadier than either rate. With
@@ -178,9 +204,13 @@ def interleaved(charnn: Callable[[], float], baseline: Callable[[], float], sett
         # set a disturbed pair aside only while enough attempts remain to replace it
         (set_aside if disturbed and attempts_left >= settings.repeats - len(kept) else kept).append(pair)
     charnn_rates, baseline_rates, shares = (list(column) for column in zip(*kept))
-    return {"charnn": spread(charnn_rates), "baseline": spread(baseline_rates), "ratio": ratios(charnn_rates, baseline_rates),
-            "others_cpu_share_per_repeat": shares,
-            "disturbed_pairs": [{"charnn": a, "baseline": b, "others_cpu_share": c} for a, b, c in set_aside]}
+    return {
+        "charnn": spread(charnn_rates),
+        "baseline": spread(baseline_rates),
+        "ratio": ratios(charnn_rates, baseline_rates),
+        "others_cpu_share_per_repeat": shares,
+        "disturbed_pairs": [{"charnn": a, "baseline": b, "others_cpu_share": c} for a, b, c in set_aside],
+    }
 
 
 # ----- FLOPs and the matmul ceiling --------------------------------------------------------------
@@ -240,8 +270,15 @@ class BareLoop:
     """The baseline training loop: the trainer's model, precision policy and AdamW (like for like, so that the ratio
     is the trainer's own overhead) on random token batches; no data pipeline, carried state, clipping or tally."""
 
-    def __init__(self, vocab: int, shape: TrainShape, precision: Precision, lr: float = 2e-3, seed: int = 0,
-                 device: torch.device = torch.device("cpu")):
+    def __init__(
+        self,
+        vocab: int,
+        shape: TrainShape,
+        precision: Precision,
+        lr: float = 2e-3,
+        seed: int = 0,
+        device: torch.device = torch.device("cpu"),
+    ):
         from charnn.device import autocast_for
         from charnn.model import ModelConfig, new_model
         from charnn.precision import grad_scaler
@@ -250,12 +287,16 @@ class BareLoop:
         generator = torch.Generator().manual_seed(seed)
         self.precision = precision
         self.autocast = autocast_for(precision, device)
-        self.model = new_model(ModelConfig(vocab, "lstm", shape.layers, shape.hidden, shape.embed, shape.dropout), device)
+        self.model = new_model(
+            ModelConfig(vocab, "lstm", shape.layers, shape.hidden, shape.embed, shape.dropout), device
+        )
         self.optimizer = make_optimizer(self.model, lr, weight_decay=0.01)
         self.scaler = grad_scaler(precision, device.type)
         # a few pre-drawn batches, already on the device: drawing and copying them is not part of what is timed
-        self.batches = [torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator, device="cpu").to(device)
-                        for _ in range(4)]
+        self.batches = [
+            torch.randint(vocab, (shape.batch_size, shape.seq_len + 1), generator=generator, device="cpu").to(device)
+            for _ in range(4)
+        ]
         self.step_count = 0
 
     def step(self) -> None:
@@ -275,23 +316,44 @@ class BareLoop:
         self.step_count += 1
 
 
-def make_trainer(shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto", device: str = "cpu") -> Any:
+def make_trainer(
+    shape: TrainShape, corpus: str, cache_dir: str, out: Path, precision: str = "auto", device: str = "cpu"
+) -> Any:
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
     from charnn.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(corpus=corpus, out=str(out), cache_dir=cache_dir, layers=shape.layers, hidden=shape.hidden,
-                         embed=shape.embed, dropout=shape.dropout, batch_size=shape.batch_size, seq_len=shape.seq_len,
-                         max_steps=10**9, device=device, precision=precision)
+    config = TrainConfig(
+        corpus=corpus,
+        out=str(out),
+        cache_dir=cache_dir,
+        layers=shape.layers,
+        hidden=shape.hidden,
+        embed=shape.embed,
+        dropout=shape.dropout,
+        batch_size=shape.batch_size,
+        seq_len=shape.seq_len,
+        max_steps=10**9,
+        device=device,
+        precision=precision,
+    )
     return Trainer(config, progress=False, console=Console(stderr=True, quiet=True))
 
 
-def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, status: Callable[[str], None],
-                     device: torch.device = torch.device("cpu")) -> dict:
-    """Trainer vs bare loop for one shape, interleaved: chars/s, their ratio and GFLOP/s (run_bench adds the share of the ceiling)."""
+def measure_training(
+    shape: TrainShape,
+    steps: int,
+    settings: BenchSettings,
+    status: Callable[[str], None],
+    device: torch.device = torch.device("cpu"),
+) -> dict:
+    """Trainer vs bare loop for one shape, interleaved: chars/s, their ratio and GFLOP/s (run_bench adds the share of
+    the ceiling)."""
     chars_per_step = shape.batch_size * shape.seq_len
     with tempfile.TemporaryDirectory(prefix="charnn-bench-") as tmp:
         status(f"training {shape.name}: loading the {settings.corpus} corpus")
-        trainer = make_trainer(shape, settings.corpus, settings.cache_dir, Path(tmp) / "run", settings.precision, str(device))
+        trainer = make_trainer(
+            shape, settings.corpus, settings.cache_dir, Path(tmp) / "run", settings.precision, str(device)
+        )
         device = trainer.device
         try:
             vocab = trainer.vocab.size
@@ -301,29 +363,48 @@ def measure_training(shape: TrainShape, steps: int, settings: BenchSettings, sta
             for _ in range(settings.train_warmup_steps):
                 trainer.train_step()
                 bare.step()
-            pairs = interleaved(lambda: steps * chars_per_step / timed(lambda: [trainer.train_step() for _ in range(steps)], device),
-                                lambda: steps * chars_per_step / timed(lambda: [bare.step() for _ in range(steps)], device),
-                                settings, status, f"training {shape.name} on {device.type}")
+            pairs = interleaved(
+                lambda: steps * chars_per_step / timed(lambda: [trainer.train_step() for _ in range(steps)], device),
+                lambda: steps * chars_per_step / timed(lambda: [bare.step() for _ in range(steps)], device),
+                settings,
+                status,
+                f"training {shape.name} on {device.type}",
+            )
         finally:
             trainer.close()
     flops = flops_per_char(shape.layers, shape.hidden, shape.embed, vocab)
     charnn_gflops = pairs["charnn"]["median"] * flops / 1e9
     bare_gflops = pairs["baseline"]["median"] * flops / 1e9
     return {
-        "shape": asdict(shape), "name": shape.name, "vocab": vocab, "steps_per_repeat": steps, "chars_per_step": chars_per_step,
-        "charnn_precision": precision.name, "charnn_precision_describe": precision.describe(), "charnn_chars_per_s": pairs["charnn"], "bare_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
-        "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"], "disturbed_pairs": pairs["disturbed_pairs"],
-        "mflop_per_char": flops / 1e6, "charnn_gflops": charnn_gflops, "bare_gflops": bare_gflops,
+        "shape": asdict(shape),
+        "name": shape.name,
+        "vocab": vocab,
+        "steps_per_repeat": steps,
+        "chars_per_step": chars_per_step,
+        "charnn_precision": precision.name,
+        "charnn_precision_describe": precision.describe(),
+        "charnn_chars_per_s": pairs["charnn"],
+        "bare_chars_per_s": pairs["baseline"],
+        "ratio": pairs["ratio"],
+        "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
+        "disturbed_pairs": pairs["disturbed_pairs"],
+        "mflop_per_char": flops / 1e6,
+        "charnn_gflops": charnn_gflops,
+        "bare_gflops": bare_gflops,
     }
 
 
 # ----- sampling ----------------------------------------------------------------------------------
-def sample_model(layers: int, hidden: int, vocab_size: int, seed: int = 0, device: torch.device = torch.device("cpu")) -> Any:
+def sample_model(
+    layers: int, hidden: int, vocab_size: int, seed: int = 0, device: torch.device = torch.device("cpu")
+) -> Any:
     """A randomly initialised CharRNN in eval mode (speed does not depend on the weights)."""
     from charnn.model import ModelConfig, new_model
 
     torch.manual_seed(seed)
-    return new_model(ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=64, dropout=0.0), device).eval()
+    return new_model(
+        ModelConfig(vocab_size=vocab_size, layers=layers, hidden=hidden, embed=64, dropout=0.0), device
+    ).eval()
 
 
 @torch.no_grad()
@@ -342,12 +423,17 @@ def naive_sample(model: Any, streams: int, length: int, seed: int = 0, temperatu
     return out
 
 
-def charnn_sample(model: Any, vocab: Any, streams: int, length: int, seed: int = 0, precision: str = "fp32") -> list[str]:
+def charnn_sample(
+    model: Any, vocab: Any, streams: int, length: int, seed: int = 0, precision: str = "fp32"
+) -> list[str]:
     """charnn's sampler, as `charnn generate` runs it."""
     from charnn.sample import SampleOptions, generate
 
-    return generate(model, vocab, SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False,
-                                                precision=precision))
+    return generate(
+        model,
+        vocab,
+        SampleOptions(length=length, temperature=1.0, seed=seed, num_samples=streams, echo=False, precision=precision),
+    )
 
 
 def has_fast_bf16(device: torch.device) -> bool:
@@ -379,42 +465,76 @@ def bf16_divergence(model: Any, streams: int = 64, steps: int = 200, seed: int =
         state = next_state
         ids = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
     kl = torch.cat(kls)
-    return {"streams": streams, "steps": steps, "mean_kl_nats": float(kl.mean()), "max_kl_nats": float(kl.max()),
-            "same_argmax_share": float(torch.cat(same).float().mean())}
+    return {
+        "streams": streams,
+        "steps": steps,
+        "mean_kl_nats": float(kl.mean()),
+        "max_kl_nats": float(kl.max()),
+        "same_argmax_share": float(torch.cat(same).float().mean()),
+    }
 
 
-def measure_sampling(settings: BenchSettings, status: Callable[[str], None], device: torch.device = torch.device("cpu")) -> dict:
+def measure_sampling(
+    settings: BenchSettings, status: Callable[[str], None], device: torch.device = torch.device("cpu")
+) -> dict:
     """generate() vs the one-step nn.LSTM loop, with 1 stream and with many, interleaved."""
     from charnn.corpus import Vocab
 
     vocab = Vocab(SAMPLE_VOCAB)
     model = sample_model(settings.sample_layers, settings.sample_hidden, vocab.size, device=device)
     result: dict[str, Any] = {"model": f"{settings.sample_layers}×{settings.sample_hidden}", "vocab": vocab.size}
-    for label, streams, length in (("single", 1, settings.sample_chars), ("batched", settings.sample_streams, settings.sample_steps_batched)):
+    for label, streams, length in (
+        ("single", 1, settings.sample_chars),
+        ("batched", settings.sample_streams, settings.sample_steps_batched),
+    ):
         charnn_sample(model, vocab, streams, 5)  # warm-up
         naive_sample(model, streams, 5)
-        pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
-                            lambda: streams * length / timed(lambda: naive_sample(model, streams, length), device),
-                            settings, status, f"sampling {streams} stream(s) on {device.type}")
-        result[label] = {"streams": streams, "chars_per_stream": length, "charnn_chars_per_s": pairs["charnn"],
-                         "naive_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
-                         "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
-                         "disturbed_pairs": pairs["disturbed_pairs"]}
+        pairs = interleaved(
+            lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
+            lambda: streams * length / timed(lambda: naive_sample(model, streams, length), device),
+            settings,
+            status,
+            f"sampling {streams} stream(s) on {device.type}",
+        )
+        result[label] = {
+            "streams": streams,
+            "chars_per_stream": length,
+            "charnn_chars_per_s": pairs["charnn"],
+            "naive_chars_per_s": pairs["baseline"],
+            "ratio": pairs["ratio"],
+            "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
+            "disturbed_pairs": pairs["disturbed_pairs"],
+        }
         if has_fast_bf16(device):  # generate --precision bf16 beside fp32, interleaved the same way
             charnn_sample(model, vocab, streams, 5, precision="bf16")
-            pairs = interleaved(lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length, precision="bf16"), device),
-                                lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
-                                settings, status, f"sampling {streams} stream(s) in bf16 on {device.type}")
-            result[label]["bf16"] = {"charnn_chars_per_s": pairs["charnn"], "fp32_chars_per_s": pairs["baseline"], "ratio": pairs["ratio"],
-                                     "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
-                                     "disturbed_pairs": pairs["disturbed_pairs"]}
+            pairs = interleaved(
+                lambda: (
+                    streams
+                    * length
+                    / timed(lambda: charnn_sample(model, vocab, streams, length, precision="bf16"), device)
+                ),
+                lambda: streams * length / timed(lambda: charnn_sample(model, vocab, streams, length), device),
+                settings,
+                status,
+                f"sampling {streams} stream(s) in bf16 on {device.type}",
+            )
+            result[label]["bf16"] = {
+                "charnn_chars_per_s": pairs["charnn"],
+                "fp32_chars_per_s": pairs["baseline"],
+                "ratio": pairs["ratio"],
+                "others_cpu_share_per_repeat": pairs["others_cpu_share_per_repeat"],
+                "disturbed_pairs": pairs["disturbed_pairs"],
+            }
     if device.type == "cuda":  # each wait for the GPU stalls the queue of kernels: the sampler reads ids in blocks
         for label, streams in (("single", 1), ("batched", settings.sample_streams)):
             syncs = host_syncs(lambda: charnn_sample(model, vocab, streams, settings.sample_steps_batched))
             result[label]["host_syncs_per_char"] = syncs / settings.sample_steps_batched
     if has_fast_bf16(device):
         trained, source = divergence_model(settings, device)
-        result["bf16_divergence"] = {**bf16_divergence(model if trained is None else trained, settings.sample_streams), "model": source}
+        result["bf16_divergence"] = {
+            **bf16_divergence(model if trained is None else trained, settings.sample_streams),
+            "model": source,
+        }
     return result
 
 
@@ -442,8 +562,10 @@ def divergence_model(settings: BenchSettings, device: torch.device) -> tuple[Any
     except CharnnError:
         if settings.divergence_run:
             raise
-        return None, (f"random {settings.sample_layers}×{settings.sample_hidden} weights (no trained run under "
-                      f"{settings.runs_dir}/; --divergence-run RUN gives the real figure)")
+        return None, (
+            f"random {settings.sample_layers}×{settings.sample_hidden} weights (no trained run under "
+            f"{settings.runs_dir}/; --divergence-run RUN gives the real figure)"
+        )
     model = checkpoint.build_model(device).eval()
     config = model.config
     return model, f"{checkpoint.path} ({config.layers}×{config.hidden} {config.cell.upper()}, trained)"
@@ -490,8 +612,15 @@ def run_encoder(mode: str, path: Path, scratch: Path) -> dict:
     cache = scratch / f"cache-{mode}"
     cache.mkdir(exist_ok=True)
     try:
-        done = subprocess.run([sys.executable, "-c", ENCODE_CHILD, mode, str(path), str(cache)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))})
+        done = subprocess.run(
+            [sys.executable, "-c", ENCODE_CHILD, mode, str(path), str(cache)],
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            },
+        )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     if done.returncode != 0:
@@ -499,8 +628,13 @@ def run_encoder(mode: str, path: Path, scratch: Path) -> dict:
         raise CharnnError(f"the {mode} encoder failed on '{path}': {last}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     size = path.stat().st_size
-    return {"seconds": report["seconds"], "mb_per_s": size / MB / report["seconds"], "chars": report["chars"],
-            "peak_rss_mb": report["peak_rss_kb"] / 1024, "rss_after_imports_mb": report["rss_after_imports_kb"] / 1024}
+    return {
+        "seconds": report["seconds"],
+        "mb_per_s": size / MB / report["seconds"],
+        "chars": report["chars"],
+        "peak_rss_mb": report["peak_rss_kb"] / 1024,
+        "rss_after_imports_mb": report["rss_after_imports_kb"] / 1024,
+    }
 
 
 def stdlib_text() -> str:
@@ -548,7 +682,10 @@ def measure_encoding(settings: BenchSettings, status: Callable[[str], None]) -> 
         else:
             status("encoding: writing the repeated stdlib files")
             text = stdlib_text().encode("utf-8")
-            files = [write_repeated(text, scratch / f"stdlib-{size:g}MB.txt", int(size * MB)) for size in settings.encode_sizes_mb]
+            files = [
+                write_repeated(text, scratch / f"stdlib-{size:g}MB.txt", int(size * MB))
+                for size in settings.encode_sizes_mb
+            ]
             origin = f"the stdlib ({len(text) / MB:.1f} MB) repeated"
         sizes = []
         for path in files:
@@ -557,19 +694,22 @@ def measure_encoding(settings: BenchSettings, status: Callable[[str], None]) -> 
                 status(f"encoding {path.stat().st_size / MB:,.0f} MB: repeat {repeat + 1}/{settings.encode_repeats}")
                 charnn_runs.append(run_encoder("charnn", path, scratch))
                 naive_runs.append(run_encoder("naive", path, scratch))
-            sizes.append({
-                "mb": path.stat().st_size / MB,
-                "charnn_mb_per_s": spread([r["mb_per_s"] for r in charnn_runs]),
-                "naive_mb_per_s": spread([r["mb_per_s"] for r in naive_runs]),
-                "ratio": ratios([r["mb_per_s"] for r in charnn_runs], [r["mb_per_s"] for r in naive_runs]),
-                "charnn_peak_rss_mb": max(r["peak_rss_mb"] for r in charnn_runs),
-                "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive_runs),
-                "rss_after_imports_mb": min(r["rss_after_imports_mb"] for r in charnn_runs),
-            })
+            sizes.append(
+                {
+                    "mb": path.stat().st_size / MB,
+                    "charnn_mb_per_s": spread([r["mb_per_s"] for r in charnn_runs]),
+                    "naive_mb_per_s": spread([r["mb_per_s"] for r in naive_runs]),
+                    "ratio": ratios([r["mb_per_s"] for r in charnn_runs], [r["mb_per_s"] for r in naive_runs]),
+                    "charnn_peak_rss_mb": max(r["peak_rss_mb"] for r in charnn_runs),
+                    "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive_runs),
+                    "rss_after_imports_mb": min(r["rss_after_imports_mb"] for r in charnn_runs),
+                }
+            )
     small, large = sizes[0], sizes[-1]
     added = max(large["mb"] - small["mb"], 1e-9)
     return {
-        "file": origin, "sizes": sizes,
+        "file": origin,
+        "sizes": sizes,
         # MB of peak RSS per MB of extra corpus: 0 is flat, 1 is holding the whole corpus
         "charnn_rss_growth_per_mb": (large["charnn_peak_rss_mb"] - small["charnn_peak_rss_mb"]) / added,
         "naive_rss_growth_per_mb": (large["naive_peak_rss_mb"] - small["naive_peak_rss_mb"]) / added,
@@ -582,7 +722,10 @@ def resolve_quality_corpus(path: str) -> str:
     for candidate in (Path(path), REPO_ROOT / path):
         if candidate.is_file():
             return str(candidate)
-    raise CharnnError(f"the quality corpus '{path}' does not exist (expected tinyshakespeare.txt in ../shared/corpora/; pass --quality-corpus)")
+    raise CharnnError(
+        f"the quality corpus '{path}' does not exist (expected tinyshakespeare.txt in ../shared/corpora/; pass "
+        "--quality-corpus)"
+    )
 
 
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
@@ -634,21 +777,34 @@ def measure_quality(settings: BenchSettings, status: Callable[[str], None], prog
     planned = result.plans[-1].target if result.plans else None
     best_nats = result.best_val_bpc * math.log(2) if result.best_val_bpc is not None else None
     return {
-        "corpus": corpus, "split": config.split, "budget_minutes": settings.budget_minutes, "settings": config.to_json(),
-        "planned_steps": planned, "plans": [asdict(plan) for plan in result.plans], "steps": result.step,
-        "stopped_by": result.stopped_by, "seconds": result.seconds, "wall_seconds": wall,
+        "corpus": corpus,
+        "split": config.split,
+        "budget_minutes": settings.budget_minutes,
+        "settings": config.to_json(),
+        "planned_steps": planned,
+        "plans": [asdict(plan) for plan in result.plans],
+        "steps": result.step,
+        "stopped_by": result.stopped_by,
+        "seconds": result.seconds,
+        "wall_seconds": wall,
         "wall_over_budget": wall / (settings.budget_minutes * 60),
         "final_lr_over_floor": result.final_lr / (config.lr * config.min_lr_ratio) if config.min_lr_ratio else None,
         "chars_seen": result.step * config.batch_size * config.seq_len,
-        "best_val_bits_per_char": result.best_val_bpc, "best_val_nats_per_char": best_nats,
-        "last_val_bits_per_char": result.last_val_bpc, "run": str(result.run_dir),
+        "best_val_bits_per_char": result.best_val_bpc,
+        "best_val_nats_per_char": best_nats,
+        "last_val_bits_per_char": result.last_val_bpc,
+        "run": str(result.run_dir),
         "reference_nats": {"nanogpt_cpu_recipe": NANOGPT_CPU_NATS},
     }
 
 
 # ----- the whole benchmark -----------------------------------------------------------------------
-def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "sample", "encode"), progress: bool = False,
-              console: Console | None = None) -> dict:
+def run_bench(
+    settings: BenchSettings,
+    sections: Sequence[str] = ("train", "sample", "encode"),
+    progress: bool = False,
+    console: Console | None = None,
+) -> dict:
     """Run the chosen sections; one JSON-able dict with machine info, every measurement, and the goals."""
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -678,18 +834,38 @@ def run_bench(settings: BenchSettings, sections: Sequence[str] = ("train", "samp
             # a ceiling is what the machine can do: noise only lowers it, so take the best of the repeats
             # before and after the training runs (the fractions are then conservative)
             status("matmul ceiling")
-            before = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet))
-            trained = [watched(lambda: measure_training(shape, steps, settings, status))
-                       for shape, steps in zip(settings.train_shapes, settings.train_steps)]
+            before = watched(
+                lambda: measure_matmul(
+                    settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet
+                )
+            )
+            trained = [
+                watched(lambda: measure_training(shape, steps, settings, status))
+                for shape, steps in zip(settings.train_shapes, settings.train_steps)
+            ]
             status("matmul ceiling, again")
-            after = watched(lambda: measure_matmul(settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet))
-            matmul = {"shape": before["shape"], "others_cpu_share_per_repeat": [before["others_cpu_share"], after["others_cpu_share"]],
-                      "gflops": {kind: spread(before["gflops"][kind]["values"] + after["gflops"][kind]["values"]) for kind in before["gflops"]}}
-            matmul["ceiling_gflops"] = max(matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"])
+            after = watched(
+                lambda: measure_matmul(
+                    settings.matmul_shape, settings.matmul_calls, settings.repeats, settings.wait_quiet
+                )
+            )
+            matmul = {
+                "shape": before["shape"],
+                "others_cpu_share_per_repeat": [before["others_cpu_share"], after["others_cpu_share"]],
+                "gflops": {
+                    kind: spread(before["gflops"][kind]["values"] + after["gflops"][kind]["values"])
+                    for kind in before["gflops"]
+                },
+            }
+            matmul["ceiling_gflops"] = max(
+                matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"]
+            )
             matmul["bf16_ceiling_gflops"] = matmul["gflops"]["bf16"]["max"] if "bf16" in matmul["gflops"] else None
             for result in trained:
                 # both against the ceiling of the precision they compute in
-                ceiling = matmul["bf16_ceiling_gflops"] if result["charnn_precision"] == "bf16" else matmul["ceiling_gflops"]
+                ceiling = (
+                    matmul["bf16_ceiling_gflops"] if result["charnn_precision"] == "bf16" else matmul["ceiling_gflops"]
+                )
                 result["charnn_fraction_of_ceiling"] = result["charnn_gflops"] / ceiling if ceiling else None
                 result["bare_fraction_of_ceiling"] = result["bare_gflops"] / ceiling if ceiling else None
             report["sections"]["matmul"] = matmul
@@ -722,8 +898,10 @@ def measure_cuda(settings: BenchSettings, status: Callable[[str], None], device:
             raise CharnnError("--only cuda: no CUDA GPU is available here")
         device = torch.device("cuda", torch.cuda.current_device())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
-    trained = [measure_training(shape, steps, settings, status, device)
-               for shape, steps in zip(settings.cuda_train_shapes, settings.cuda_train_steps)]
+    trained = [
+        measure_training(shape, steps, settings, status, device)
+        for shape, steps in zip(settings.cuda_train_shapes, settings.cuda_train_steps)
+    ]
     return {"device": name, "train": trained, "sample": measure_sampling(settings, status, device)}
 
 
@@ -748,20 +926,47 @@ def goals(sections: dict) -> list[dict]:
     sample = sections.get("sample")
     if sample:
         out.append(goal("sample 1 stream: charnn / naive", sample["single"]["ratio"]["median"], 3.0))
-        out.append(goal(f"sample {sample['batched']['streams']} streams: chars/s", sample["batched"]["charnn_chars_per_s"]["median"], 12000))
+        out.append(
+            goal(
+                f"sample {sample['batched']['streams']} streams: chars/s",
+                sample["batched"]["charnn_chars_per_s"]["median"],
+                12000,
+            )
+        )
     encode = sections.get("encode")
     if encode:
         out.append(goal("encode: MB/s", encode["sizes"][-1]["charnn_mb_per_s"]["median"], 100))
-        out.append(goal("encode: peak RSS growth, MB per MB of corpus", encode["charnn_rss_growth_per_mb"], 0.05, higher_is_better=False,
-                        text="≤ 0.05 (flat)"))
+        out.append(
+            goal(
+                "encode: peak RSS growth, MB per MB of corpus",
+                encode["charnn_rss_growth_per_mb"],
+                0.05,
+                higher_is_better=False,
+                text="≤ 0.05 (flat)",
+            )
+        )
     quality = sections.get("quality")
     if quality:
-        out.append(goal("quality: best val nats/char", quality["best_val_nats_per_char"], NANOGPT_CPU_NATS, higher_is_better=False,
-                        text=f"< {NANOGPT_CPU_NATS} (nanoGPT CPU recipe)"))
+        out.append(
+            goal(
+                "quality: best val nats/char",
+                quality["best_val_nats_per_char"],
+                NANOGPT_CPU_NATS,
+                higher_is_better=False,
+                text=f"< {NANOGPT_CPU_NATS} (nanoGPT CPU recipe)",
+            )
+        )
         if quality.get("wall_over_budget") is not None and quality.get("final_lr_over_floor") is not None:
             miss = max(abs(quality["wall_over_budget"] - 1), quality["final_lr_over_floor"] - 1)
-            out.append(goal("quality: the schedule ends with the budget", miss, 0.05, higher_is_better=False,
-                            text="wall within 5% of the budget, last lr within 5% of the floor"))
+            out.append(
+                goal(
+                    "quality: the schedule ends with the budget",
+                    miss,
+                    0.05,
+                    higher_is_better=False,
+                    text="wall within 5% of the budget, last lr within 5% of the floor",
+                )
+            )
     return out
 
 
@@ -786,10 +991,25 @@ def table_rows(sections: dict) -> list[dict]:
     rows = []
     goal_by_what = {g["what"]: g for g in goals(sections)}
 
-    def add(what: str, charnn: str, baseline: str, ratio: str = "-", goal_key: str | None = None, measured: dict | None = None) -> None:
+    def add(
+        what: str,
+        charnn: str,
+        baseline: str,
+        ratio: str = "-",
+        goal_key: str | None = None,
+        measured: dict | None = None,
+    ) -> None:
         g = goal_by_what.get(goal_key) if goal_key else None
-        rows.append({"what": what + (disturbance_note(measured) if measured else ""), "charnn": charnn, "baseline": baseline,
-                     "ratio": ratio, "goal": g["text"] if g else "", "met": None if g is None else g["met"]})
+        rows.append(
+            {
+                "what": what + (disturbance_note(measured) if measured else ""),
+                "charnn": charnn,
+                "baseline": baseline,
+                "ratio": ratio,
+                "goal": g["text"] if g else "",
+                "met": None if g is None else g["met"],
+            }
+        )
 
     matmul = sections.get("matmul")
     if matmul:
@@ -797,68 +1017,129 @@ def table_rows(sections: dict) -> list[dict]:
         for kind, rates in matmul["gflops"].items():
             add(f"matmul GFLOP/s, {names[kind]} ({matmul['shape']})", fmt(rates), "", measured=matmul)
         add("matmul fp32 ceiling, GFLOP/s: the best fp32 repeat", fmt(matmul["ceiling_gflops"]), "")
+
     def add_runs(trained: list[dict], sample: dict | None, where: str = "") -> None:
         for r in trained:
             s = r["shape"]
             name = f"{s['layers']}×{s['hidden']}"
-            add(f"{where}train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})", fmt(r["charnn_chars_per_s"]),
-                fmt(r["bare_chars_per_s"]), fmt(r["ratio"], 2) + "×", None if where else f"train {name}: trainer / bare loop", measured=r)
+            add(
+                f"{where}train {name} chars/s (batch {s['batch_size']}, seq {s['seq_len']})",
+                fmt(r["charnn_chars_per_s"]),
+                fmt(r["bare_chars_per_s"]),
+                fmt(r["ratio"], 2) + "×",
+                None if where else f"train {name}: trainer / bare loop",
+                measured=r,
+            )
             if where:
                 continue  # no ceiling is measured on a GPU
             fraction, bare_fraction = r.get("charnn_fraction_of_ceiling"), r.get("bare_fraction_of_ceiling")
-            add(f"train {name} GFLOP/s, share of the {r['charnn_precision']} ceiling ({r['mflop_per_char']:.2f} MFLOP/char)",
+            add(
+                f"train {name} GFLOP/s, share of the {r['charnn_precision']} ceiling ({r['mflop_per_char']:.2f} "
+                "MFLOP/char)",
                 f"{r['charnn_gflops']:.0f}" + (f" ({fraction:.0%})" if fraction is not None else ""),
                 f"{r['bare_gflops']:.0f}" + (f" ({bare_fraction:.0%})" if bare_fraction is not None else ""),
-                "-", f"train {name}: fraction of the matmul ceiling")
+                "-",
+                f"train {name}: fraction of the matmul ceiling",
+            )
         if sample:
             single, batched = sample["single"], sample["batched"]
-            add(f"{where}sample {sample['model']} chars/s, 1 stream", fmt(single["charnn_chars_per_s"]), fmt(single["naive_chars_per_s"]),
-                fmt(single["ratio"], 2) + "×", None if where else "sample 1 stream: charnn / naive", measured=single)
-            add(f"{where}sample {sample['model']} chars/s, {batched['streams']} streams", fmt(batched["charnn_chars_per_s"]),
-                fmt(batched["naive_chars_per_s"]), fmt(batched["ratio"], 2) + "×",
-                None if where else f"sample {batched['streams']} streams: chars/s", measured=batched)
+            add(
+                f"{where}sample {sample['model']} chars/s, 1 stream",
+                fmt(single["charnn_chars_per_s"]),
+                fmt(single["naive_chars_per_s"]),
+                fmt(single["ratio"], 2) + "×",
+                None if where else "sample 1 stream: charnn / naive",
+                measured=single,
+            )
+            add(
+                f"{where}sample {sample['model']} chars/s, {batched['streams']} streams",
+                fmt(batched["charnn_chars_per_s"]),
+                fmt(batched["naive_chars_per_s"]),
+                fmt(batched["ratio"], 2) + "×",
+                None if where else f"sample {batched['streams']} streams: chars/s",
+                measured=batched,
+            )
             for run in (single, batched):
                 if "host_syncs_per_char" in run:
-                    add(f"{where}sample {run['streams']} stream(s): the host waits for the GPU, per character",
-                        f"{run['host_syncs_per_char']:.3f}", "")
+                    add(
+                        f"{where}sample {run['streams']} stream(s): the host waits for the GPU, per character",
+                        f"{run['host_syncs_per_char']:.3f}",
+                        "",
+                    )
                 if "bf16" in run:
-                    add(f"{where}sample {sample['model']} chars/s, {run['streams']} stream(s): --precision bf16 vs fp32",
-                        fmt(run["bf16"]["charnn_chars_per_s"]), fmt(run["bf16"]["fp32_chars_per_s"]), fmt(run["bf16"]["ratio"], 2) + "×",
-                        measured=run["bf16"])
+                    add(
+                        f"{where}sample {sample['model']} chars/s, {run['streams']} stream(s): --precision bf16 vs "
+                        "fp32",
+                        fmt(run["bf16"]["charnn_chars_per_s"]),
+                        fmt(run["bf16"]["fp32_chars_per_s"]),
+                        fmt(run["bf16"]["ratio"], 2) + "×",
+                        measured=run["bf16"],
+                    )
             divergence = sample.get("bf16_divergence")
             if divergence:
-                add(f"{where}sample bf16 vs fp32: mean (max) KL nats/char, same most likely char, on {divergence.get('model', 'random weights')} ({divergence['streams']} streams "
-                    f"× {divergence['steps']} steps)", f"{divergence['mean_kl_nats']:.1e} ({divergence['max_kl_nats']:.1e}), "
-                    f"{divergence['same_argmax_share']:.2%}", "")
+                add(
+                    f"{where}sample bf16 vs fp32: mean (max) KL nats/char, same most likely char, on "
+                    f"{divergence.get('model', 'random weights')} ({divergence['streams']} streams "
+                    f"× {divergence['steps']} steps)",
+                    f"{divergence['mean_kl_nats']:.1e} ({divergence['max_kl_nats']:.1e}), "
+                    f"{divergence['same_argmax_share']:.2%}",
+                    "",
+                )
 
     add_runs(sections.get("train", []), sections.get("sample"))
     cuda = sections.get("cuda")
     if cuda:
         add_runs(cuda["train"], cuda["sample"], where=f"{cuda['device']}: ")
         for r in cuda["train"]:
-            add(f"{cuda['device']}: train {r['name']} precision", r.get("charnn_precision_describe", r["charnn_precision"]), "the same")
+            add(
+                f"{cuda['device']}: train {r['name']} precision",
+                r.get("charnn_precision_describe", r["charnn_precision"]),
+                "the same",
+            )
     encode = sections.get("encode")
     if encode:
         for i, size in enumerate(encode["sizes"]):
             last = i == len(encode["sizes"]) - 1
-            add(f"encode MB/s, {size['mb']:,.0f} MB file", fmt(size["charnn_mb_per_s"]), fmt(size["naive_mb_per_s"]),
-                fmt(size["ratio"], 2) + "×", "encode: MB/s" if last else None, measured=encode)
-        add("encode peak RSS MB, " + " / ".join(f"{s['mb']:,.0f}" for s in encode["sizes"]) + " MB file",
+            add(
+                f"encode MB/s, {size['mb']:,.0f} MB file",
+                fmt(size["charnn_mb_per_s"]),
+                fmt(size["naive_mb_per_s"]),
+                fmt(size["ratio"], 2) + "×",
+                "encode: MB/s" if last else None,
+                measured=encode,
+            )
+        add(
+            "encode peak RSS MB, " + " / ".join(f"{s['mb']:,.0f}" for s in encode["sizes"]) + " MB file",
             " / ".join(f"{s['charnn_peak_rss_mb']:,.0f}" for s in encode["sizes"]),
-            " / ".join(f"{s['naive_peak_rss_mb']:,.0f}" for s in encode["sizes"]), "-")
-        add("encode RSS growth, MB per MB of corpus", f"{encode['charnn_rss_growth_per_mb']:.3f}",
-            f"{encode['naive_rss_growth_per_mb']:.3f}", "-", "encode: peak RSS growth, MB per MB of corpus")
+            " / ".join(f"{s['naive_peak_rss_mb']:,.0f}" for s in encode["sizes"]),
+            "-",
+        )
+        add(
+            "encode RSS growth, MB per MB of corpus",
+            f"{encode['charnn_rss_growth_per_mb']:.3f}",
+            f"{encode['naive_rss_growth_per_mb']:.3f}",
+            "-",
+            "encode: peak RSS growth, MB per MB of corpus",
+        )
     quality = sections.get("quality")
     if quality:
         nats = quality["best_val_nats_per_char"]
-        add(f"quality val nats (bits)/char, {quality['budget_minutes']:g} min, {quality['steps']:,} steps",
+        add(
+            f"quality val nats (bits)/char, {quality['budget_minutes']:g} min, {quality['steps']:,} steps",
             f"{nats:.3f} ({quality['best_val_bits_per_char']:.3f})" if nats is not None else "-",
-            f"{NANOGPT_CPU_NATS} (nanoGPT CPU recipe)", "-", "quality: best val nats/char")
+            f"{NANOGPT_CPU_NATS} (nanoGPT CPU recipe)",
+            "-",
+            "quality: best val nats/char",
+        )
         if quality.get("wall_over_budget") is not None:
             floor = quality.get("final_lr_over_floor")
-            add(f"quality time budget: wall / budget, last lr / floor ({len(quality.get('plans', []))} plans)",
-                f"{quality['wall_over_budget']:.3f}, " + (f"{floor:.3f}" if floor is not None else "-"), "1, 1", "-",
-                "quality: the schedule ends with the budget")
+            add(
+                f"quality time budget: wall / budget, last lr / floor ({len(quality.get('plans', []))} plans)",
+                f"{quality['wall_over_budget']:.3f}, " + (f"{floor:.3f}" if floor is not None else "-"),
+                "1, 1",
+                "-",
+                "quality: the schedule ends with the budget",
+            )
     return rows
 
 
@@ -867,14 +1148,18 @@ def render_table(report: dict) -> Table:
     machine = report["machine"]
     others = machine.get("others_cpu_share")
     busy = f"; other processes kept {others:.0%} of the CPUs busy meanwhile" if others is not None else ""
-    table = Table(title=f"charnn bench: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, torch {machine['torch']}{busy}",
-                  caption="median \\[min–max] of interleaved repeats; ratio = charnn / baseline, paired per repeat. Baselines: a bare "
-                          "nn.LSTM training loop, nn.LSTM called once per sampled character, a whole-file numpy encoder.")
+    table = Table(
+        title=(
+            f"charnn bench: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, torch "
+            f"{machine['torch']}{busy}"
+        ),
+        caption="median \\[min–max] of interleaved repeats; ratio = charnn / baseline, paired per repeat. "
+        "Baselines: a bare nn.LSTM training loop, nn.LSTM called once per sampled character, "
+        "a whole-file numpy encoder.",
+    )
     for column in ("what", "charnn", "baseline", "ratio", "goal", "met?"):
         table.add_column(column, overflow="fold")
     for row in report["rows"]:
         met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[row["met"]]
         table.add_row(*(escape(row[key]) for key in ("what", "charnn", "baseline", "ratio", "goal")), met)
     return table
-
-

@@ -19,7 +19,9 @@ def section_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     bad = [name for name in names if name not in SECTIONS]
     if not names or bad:
-        raise argparse.ArgumentTypeError(f"takes one or more of {', '.join(SECTIONS)} separated by commas, not '{text}'")
+        raise argparse.ArgumentTypeError(
+            f"takes one or more of {', '.join(SECTIONS)} separated by commas, not '{text}'"
+        )
     return names
 
 
@@ -33,33 +35,79 @@ def key_value(text: str) -> tuple[str, str]:
 
 def add_bench_options(parser: argparse.ArgumentParser) -> None:
     """The flags of `charnn bench`."""
-    parser.description = ("Measure training, sampling and encoding throughput, each beside a baseline measured in the same run "
-                          "(medians of interleaved repeats, min and max shown); --quality adds val loss after a fixed budget.")
+    parser.description = (
+        "Measure training, sampling and encoding throughput, each beside a baseline measured in the same run "
+        "(medians of interleaved repeats, min and max shown); --quality adds val loss after a fixed budget."
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, steps and characters: about a minute")
-    parser.add_argument("--quality", action="store_true",
-                        help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)")
-    parser.add_argument("--budget-minutes", type=POSITIVE, default=10.0, help="wall-clock budget of --quality (default: 10); it trains the recipe charnn train takes "
-                             "for that budget")
-    parser.add_argument("--only", type=section_list, metavar="SECTIONS",
-                        help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}")
-    parser.add_argument("--repeats", type=whole(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)")
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)",
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=POSITIVE,
+        default=10.0,
+        help="wall-clock budget of --quality (default: 10); it trains the recipe charnn train takes for that budget",
+    )
+    parser.add_argument(
+        "--only",
+        type=section_list,
+        metavar="SECTIONS",
+        help=f"run only these sections, comma-separated: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--repeats", type=whole(1), help="interleaved repeats of each measurement (default: 5, 3 with --quick)"
+    )
     parser.add_argument("--threads", type=whole(1), help="torch threads (default: torch's own choice)")
-    parser.add_argument("--wait-quiet", type=POSITIVE, metavar="SECONDS",
-                        help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
-                             "idle, and measure a pair they disturbed again")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="the trainer's --precision (default: auto, as charnn train); the bare loop computes the same way")
-    parser.add_argument("--encode-file", metavar="FILE", help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
-                                                               "../shared/corpora when present, else the stdlib repeated)")
-    parser.add_argument("--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)")
-    parser.add_argument("--quality-corpus", default=str(QUALITY_CORPUS), help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)")
-    parser.add_argument("--quality-out", default="runs/bench-quality", help="run directory of --quality, replaced each time (default: runs/bench-quality)")
-    parser.add_argument("--divergence-run", metavar="RUN",
-                        help="the trained run whose next-character distributions bf16 sampling is compared on (default: the "
-                             "newest run under runs/; random weights when there is none, whose flat distributions understate it)")
-    parser.add_argument("--quality-set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="change a recommended --quality setting, e.g. hidden=384 or seq_len=256; repeatable")
+    parser.add_argument(
+        "--wait-quiet",
+        type=POSITIVE,
+        metavar="SECONDS",
+        help="on a shared machine: before each repeat, wait up to SECONDS for other processes to leave the CPUs "
+        "idle, and measure a pair they disturbed again",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the trainer's --precision (default: auto, as charnn train); the bare loop computes the same way",
+    )
+    parser.add_argument(
+        "--encode-file",
+        metavar="FILE",
+        help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
+        "../shared/corpora when present, else the stdlib repeated)",
+    )
+    parser.add_argument(
+        "--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)"
+    )
+    parser.add_argument(
+        "--quality-corpus",
+        default=str(QUALITY_CORPUS),
+        help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)",
+    )
+    parser.add_argument(
+        "--quality-out",
+        default="runs/bench-quality",
+        help="run directory of --quality, replaced each time (default: runs/bench-quality)",
+    )
+    parser.add_argument(
+        "--divergence-run",
+        metavar="RUN",
+        help="the trained run whose next-character distributions bf16 sampling is compared on (default: the "
+        "newest run under runs/; random weights when there is none, whose flat distributions understate it)",
+    )
+    parser.add_argument(
+        "--quality-set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a recommended --quality setting, e.g. hidden=384 or seq_len=256; repeatable",
+    )
     parser.set_defaults(handler=command_bench)
 
 
@@ -69,17 +117,29 @@ def command_bench(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from charnn.bench import apply_overrides, render_table, resolve_quality_corpus, run_bench
+
     if args.only:
         sections = list(dict.fromkeys(args.only))
         if "cuda" in sections and not torch.cuda.is_available():
             raise CharnnError("--only cuda: no CUDA GPU is available here")
     else:
-        sections = ["train", "sample", "encode"] + (["cuda"] if torch.cuda.is_available() else []) + (["quality"] if args.quality else [])
-    changes: dict[str, Any] = {"budget_minutes": args.budget_minutes, "cache_dir": args.cache_dir, "encode_file": args.encode_file,
-                               "quality_corpus": args.quality_corpus, "quality_out": args.quality_out,
-                               "quality_overrides": dict(args.quality_set), "threads": args.threads,
-                               "wait_quiet": args.wait_quiet or 0.0, "precision": args.precision,
-                               "divergence_run": args.divergence_run}
+        sections = (
+            ["train", "sample", "encode"]
+            + (["cuda"] if torch.cuda.is_available() else [])
+            + (["quality"] if args.quality else [])
+        )
+    changes: dict[str, Any] = {
+        "budget_minutes": args.budget_minutes,
+        "cache_dir": args.cache_dir,
+        "encode_file": args.encode_file,
+        "quality_corpus": args.quality_corpus,
+        "quality_out": args.quality_out,
+        "quality_overrides": dict(args.quality_set),
+        "threads": args.threads,
+        "wait_quiet": args.wait_quiet or 0.0,
+        "precision": args.precision,
+        "divergence_run": args.divergence_run,
+    }
     if args.repeats:
         changes["repeats"] = args.repeats
     settings = BenchSettings.quick(**changes) if args.quick else BenchSettings(**changes)
@@ -91,7 +151,9 @@ def command_bench(args: argparse.Namespace) -> int:
         # fail before the long parts, not after: a bad flag first, then a missing file
         apply_overrides(recommended_cpu_config("x", "x", "x", settings.budget_minutes), settings.quality_overrides)
         resolve_quality_corpus(settings.quality_corpus)
-    if settings.divergence_run and "sample" in sections:  # a run that is not there fails now, not after the training part
+    if (
+        settings.divergence_run and "sample" in sections
+    ):  # a run that is not there fails now, not after the training part
         from charnn.sample import resolve_checkpoint
 
         resolve_checkpoint(settings.divergence_run)

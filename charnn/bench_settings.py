@@ -71,8 +71,16 @@ class BenchSettings:
     @classmethod
     def quick(cls, **changes: Any) -> BenchSettings:
         """About a minute: fewer repeats, fewer steps and characters, smaller files."""
-        values = dict(repeats=3, train_steps=(15, 2), train_warmup_steps=2, matmul_calls=8, sample_chars=300,
-                      sample_steps_batched=60, encode_sizes_mb=(20, 50), encode_repeats=1)
+        values = dict(
+            repeats=3,
+            train_steps=(15, 2),
+            train_warmup_steps=2,
+            matmul_calls=8,
+            sample_chars=300,
+            sample_steps_batched=60,
+            encode_sizes_mb=(20, 50),
+            encode_repeats=1,
+        )
         values.update(changes)
         return cls(**values)
 
@@ -82,5 +90,15 @@ def recommended_cpu_config(corpus: str, out: str, cache_dir: str, minutes: float
     from charnn.config import TrainConfig, recipe_for
 
     recipe = recipe_for(minutes)  # docs/benchmarks.md, "Recipes": what each budget's recipe beat
-    return TrainConfig(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", grad_clip=1.0, eval_chars=0,
-                       sample_chars=200, device="cpu", recipe=recipe.name, **recipe.settings)
+    return TrainConfig(
+        corpus=corpus,
+        out=out,
+        cache_dir=cache_dir,
+        split="0.9,0.1",
+        grad_clip=1.0,
+        eval_chars=0,
+        sample_chars=200,
+        device="cpu",
+        recipe=recipe.name,
+        **recipe.settings,
+    )

@@ -33,11 +33,17 @@ class Plan:
     def describe(self, chars_per_step: int, minutes: float) -> str:
         """The one line a user reads."""
         speed = chars_per_step / self.step_seconds
-        said = {"plan": f"plan at step {self.at_step:,}", "settled": f"plan refined at step {self.at_step:,} (the speed once warm)",
-                "refined": f"plan refined at step {self.at_step:,} (the first evaluation)",
-                "re-planned": f"re-planned at step {self.at_step:,} (the speed drifted)"}[self.reason]
-        return (f"{said}: {self.target:,} steps in {minutes:g} min "
-                f"({speed:,.0f} chars/s, {self.step_seconds * 1000:,.1f} ms per step, {self.eval_seconds:.1f} s per evaluation)")
+        said = {
+            "plan": f"plan at step {self.at_step:,}",
+            "settled": f"plan refined at step {self.at_step:,} (the speed once warm)",
+            "refined": f"plan refined at step {self.at_step:,} (the first evaluation)",
+            "re-planned": f"re-planned at step {self.at_step:,} (the speed drifted)",
+        }[self.reason]
+        return (
+            f"{said}: {self.target:,} steps in {minutes:g} min "
+            f"({speed:,.0f} chars/s, {self.step_seconds * 1000:,.1f} ms per step, {self.eval_seconds:.1f} s per "
+            "evaluation)"
+        )
 
 
 class TimeBudget:
@@ -111,7 +117,9 @@ class TimeBudget:
         left = self.aim - now
         if self.replanned or left < 0.05 * (self.deadline - self.began) or step >= self.plan.target:
             return None
-        remaining = (self.plan.target - step) * step_seconds + evaluations_between(step, self.plan.target, self.eval_every) * eval_seconds
+        remaining = (self.plan.target - step) * step_seconds + evaluations_between(
+            step, self.plan.target, self.eval_every
+        ) * eval_seconds
         if abs(remaining - left) <= DRIFT * left:
             return None
         if self.cap is not None and self.plan.target >= self.cap and remaining < left:

@@ -47,7 +47,9 @@ class Hold:
     fill_c: torch.Tensor | None = None
 
     @staticmethod
-    def units(hidden: int, held: dict[int, float], device: torch.device | str, rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    def units(
+        hidden: int, held: dict[int, float], device: torch.device | str, rows: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(keep, fill) of shape (rows, hidden) holding each unit of `held` at its value in every row."""
         keep = torch.ones(rows, hidden, device=device)
         fill = torch.zeros(rows, hidden, device=device)
@@ -70,7 +72,9 @@ def lstm_gates(pre: torch.Tensor) -> torch.Tensor:
     return gates
 
 
-def lstm_step(pre: torch.Tensor, c: torch.Tensor, hold: Hold | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lstm_step(
+    pre: torch.Tensor, c: torch.Tensor, hold: Hold | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One LSTM step from the pre-activations (..., 4H) and c (..., H): (h', c', the gates i, f, g, o stacked)."""
     gates = lstm_gates(pre)
     i, f, g, o = gates.split(c.size(-1), -1)
@@ -91,8 +95,9 @@ def gru_gates(projected: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
     return torch.cat([rz, n], -1)
 
 
-def gru_step(projected: torch.Tensor, recurrent: torch.Tensor, h: torch.Tensor,
-             hold: Hold | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def gru_step(
+    projected: torch.Tensor, recurrent: torch.Tensor, h: torch.Tensor, hold: Hold | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One GRU step from the input's part, the state's part (see gru_gates) and h: (h', the gates r, z, n stacked)."""
     gates = gru_gates(projected, recurrent)
     _, z, n = gates.split(h.size(-1), -1)

@@ -103,7 +103,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not data:
         raise CharnnError(f"'{path}' is not a readable charnn checkpoint: the file is empty")
     if data[: len(ZIP_MAGIC)] != ZIP_MAGIC:
-        raise CharnnError(f"'{path}' is not a readable charnn checkpoint: it is not a PyTorch zip archive, and charnn never unpickles anything else")
+        raise CharnnError(
+            f"'{path}' is not a readable charnn checkpoint: it is not a PyTorch zip archive, and charnn never "
+            "unpickles anything else"
+        )
     try:  # torch.load does not check the archive's CRC-32s: a flipped byte in a weight would load as a wrong number
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             damaged_entry = archive.testzip()
@@ -130,7 +133,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CharnnError(f"'{path}' is a damaged charnn checkpoint: its format version is {version!r}")
     if version > FORMAT_VERSION:
         raise CharnnError(
-            f"'{path}' was written by a newer charnn (checkpoint format {version}); this version reads up to {FORMAT_VERSION}"
+            f"'{path}' was written by a newer charnn (checkpoint format {version}); this version reads up to "
+            f"{FORMAT_VERSION}"
         )
     try:
         meta = json.loads(payload["meta"])
@@ -153,22 +157,36 @@ def check_weights(checkpoint: Checkpoint) -> None:
     path = checkpoint.path
     try:
         config = checkpoint.model_config
-    except (TypeError, ValueError, UsageError) as err:  # a UsageError from ModelConfig names a flag; here it is the file
+    except (
+        TypeError,
+        ValueError,
+        UsageError,
+    ) as err:  # a UsageError from ModelConfig names a flag; here it is the file
         raise CharnnError(f"'{path}' has a model config charnn cannot build ({err})") from None
     try:
         vocab = checkpoint.vocab
     except CharnnError as err:
         raise CharnnError(f"'{path}' is damaged: {err}") from None
     if config.vocab_size != vocab.size:
-        raise CharnnError(f"'{path}' is damaged: its model has {config.vocab_size} outputs for a vocabulary of {vocab.size} ids")
+        raise CharnnError(
+            f"'{path}' is damaged: its model has {config.vocab_size} outputs for a vocabulary of {vocab.size} ids"
+        )
     with torch.device("meta"):  # shapes only: a hostile config asking for terabytes allocates nothing
         expected = {name: tuple(t.shape) for name, t in CharRNN(config).state_dict().items()}
     saved = checkpoint.model_state
     for name, shape in expected.items():
         tensor = saved.get(name)
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape or not tensor.is_floating_point():
-            found = "missing" if tensor is None else tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise CharnnError(f"'{path}' has weights that do not fit its own model config ({name}: {found}, expected {shape})")
+            found = (
+                "missing"
+                if tensor is None
+                else tuple(tensor.shape)
+                if isinstance(tensor, torch.Tensor)
+                else type(tensor).__name__
+            )
+            raise CharnnError(
+                f"'{path}' has weights that do not fit its own model config ({name}: {found}, expected {shape})"
+            )
         if not torch.isfinite(tensor).all():
             raise CharnnError(f"'{path}' is damaged: its weight {name} holds NaN or infinite values")
     unexpected = sorted(set(saved) - set(expected))
@@ -177,7 +195,8 @@ def check_weights(checkpoint: Checkpoint) -> None:
 
 
 def find_run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
-    """The checkpoint file `which` (best or last) of a run directory, else the other one; a clear error when there is neither."""
+    """The checkpoint file `which` (best or last) of a run directory, else the other one; a clear error when there is
+    neither."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CharnnError(f"run directory '{run_dir}' does not exist; train one with: python train.py --out {run_dir}")
@@ -186,4 +205,6 @@ def find_run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
         candidate = checkpoint_path(run_dir, name)
         if candidate.is_file():
             return candidate
-    raise CharnnError(f"'{run_dir}' holds no checkpoint (best.pt or last.pt); train one with: python train.py --out {run_dir}")
+    raise CharnnError(
+        f"'{run_dir}' holds no checkpoint (best.pt or last.pt); train one with: python train.py --out {run_dir}"
+    )

@@ -15,15 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from charnn.argtypes import rule_of as rule
-from charnn.config import TrainConfig
-from charnn.sample_options import SAMPLE_PRECISIONS, SampleOptions
 from charnn.bench_command import add_bench_options
+from charnn.config import TrainConfig
 from charnn.errors import CharnnError, is_out_of_memory
 from charnn.precision import CUDA_AUTO, PRECISIONS
 from charnn.probe.command import add_probe_options
+from charnn.sample_options import SAMPLE_PRECISIONS, SampleOptions
 
-TRAIN_DEFAULTS_NOTE = ("With no flags: 10 minutes of the 10-minute recipe, measured best on a 2-core CPU; on a GPU try --layers 3 "
-                       "--hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000.")
+TRAIN_DEFAULTS_NOTE = (
+    "With no flags: 10 minutes of the 10-minute recipe, measured best on a 2-core CPU; on a GPU try --layers 3 "
+    "--hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -84,20 +86,52 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
     """Options that say how to read a corpus."""
     default = (lambda v: v) if with_defaults else (lambda v: None)
     group = parser.add_argument_group("corpus options")
-    group.add_argument("--ext", nargs="+", default=default(None), metavar="EXT",
-                       help="file extensions to take from a directory of code (default: common source extensions)")
-    group.add_argument("--text-field", default=default(None), help="JSON field or CSV column holding a tweet's text (default: text / full_text)")
-    group.add_argument("--errors", choices=("strict", "replace"), default=default("strict"),
-                       help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)")
-    group.add_argument("--tweet-format", choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"), default=default("auto"),
-                       help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, csv, archive (tweets.js)")
-    group.add_argument("--task-sequences", type=rule(TrainConfig, "task_sequences"), default=default(20000), help="sequences to generate for task:NAME corpora")
+    group.add_argument(
+        "--ext",
+        nargs="+",
+        default=default(None),
+        metavar="EXT",
+        help="file extensions to take from a directory of code (default: common source extensions)",
+    )
+    group.add_argument(
+        "--text-field",
+        default=default(None),
+        help="JSON field or CSV column holding a tweet's text (default: text / full_text)",
+    )
+    group.add_argument(
+        "--errors",
+        choices=("strict", "replace"),
+        default=default("strict"),
+        help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)",
+    )
+    group.add_argument(
+        "--tweet-format",
+        choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"),
+        default=default("auto"),
+        help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, "
+        "csv, archive (tweets.js)",
+    )
+    group.add_argument(
+        "--task-sequences",
+        type=rule(TrainConfig, "task_sequences"),
+        default=default(20000),
+        help="sequences to generate for task:NAME corpora",
+    )
     group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
-    group.add_argument("--shuffle-files", type=rule(TrainConfig, "shuffle_files"), default=default(None), metavar="SEED",
-                       help="read a directory's files in a random order fixed by SEED instead of path order, so that "
-                            "training windows and the val/test splits mix kinds of file (default: path order)")
-    group.add_argument("--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries")
-    group.add_argument("--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)")
+    group.add_argument(
+        "--shuffle-files",
+        type=rule(TrainConfig, "shuffle_files"),
+        default=default(None),
+        metavar="SEED",
+        help="read a directory's files in a random order fixed by SEED instead of path order, so that "
+        "training windows and the val/test splits mix kinds of file (default: path order)",
+    )
+    group.add_argument(
+        "--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries"
+    )
+    group.add_argument(
+        "--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)"
+    )
 
 
 def build_parser() -> Parser:
@@ -108,36 +142,69 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"charnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    corpus = commands.add_parser("corpus", help="read, encode and cache a corpus; print its summary",
-                                 description="Read SRC, encode it to the cache and print a summary table.")
-    corpus.add_argument("source", metavar="SRC", help="a text file, a directory of code, a tweet file, 'stdlib', or task:count|task:selective-count|task:ab-memory|task:copy")
+    corpus = commands.add_parser(
+        "corpus",
+        help="read, encode and cache a corpus; print its summary",
+        description="Read SRC, encode it to the cache and print a summary table.",
+    )
+    corpus.add_argument(
+        "source",
+        metavar="SRC",
+        help="a text file, a directory of code, a tweet file, 'stdlib', or "
+        "task:count|task:selective-count|task:ab-memory|task:copy",
+    )
     add_corpus_options(corpus)
     corpus.add_argument("--no-cache", action="store_true", help="encode without reading or writing the cache")
     corpus.add_argument("--write-text", metavar="FILE", help="also write the decoded corpus (or --write-split) to FILE")
-    corpus.add_argument("--write-split", choices=("all", "train", "val", "test"), default="all", help="which part --write-text writes")
-    corpus.add_argument("--quiet", action="store_true", help="no progress bars and no summary table; only the path of a cache "
-                                                              "it wrote (and errors) are printed")
+    corpus.add_argument(
+        "--write-split", choices=("all", "train", "val", "test"), default="all", help="which part --write-text writes"
+    )
+    corpus.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars and no summary table; only the path of a cache it wrote (and errors) are printed",
+    )
 
-    train = commands.add_parser("train", help="train a model (python train.py)", description="Train a char-RNN with truncated BPTT. " + TRAIN_DEFAULTS_NOTE)
+    train = commands.add_parser(
+        "train",
+        help="train a model (python train.py)",
+        description="Train a char-RNN with truncated BPTT. " + TRAIN_DEFAULTS_NOTE,
+    )
     add_train_options(train)
 
-    generate = commands.add_parser("generate", help="sample text from a trained model (python generate.py)",
-                                   description="Sample from a run's checkpoint; with no --run, the newest run under runs/.")
+    generate = commands.add_parser(
+        "generate",
+        help="sample text from a trained model (python generate.py)",
+        description="Sample from a run's checkpoint; with no --run, the newest run under runs/.",
+    )
     add_generate_options(generate)
 
-    evaluate = commands.add_parser("eval", help="bits per character of a model on a text",
-                                   description="Read FILE as one stream and print the model's bits and nats per character.")
+    evaluate = commands.add_parser(
+        "eval",
+        help="bits per character of a model on a text",
+        description="Read FILE as one stream and print the model's bits and nats per character.",
+    )
     evaluate.add_argument("--run", help="run directory (default: the newest under runs/)")
     evaluate.add_argument("--checkpoint", help="a checkpoint file instead of --run")
     evaluate.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run")
     evaluate.add_argument("--text", required=True, help="the text file to evaluate on (UTF-8)")
-    evaluate.add_argument("--unknown", choices=("error", "replace"), default="error",
-                          help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)")
+    evaluate.add_argument(
+        "--unknown",
+        choices=("error", "replace"),
+        default="error",
+        help="characters outside the vocabulary: stop and list them (error) or map them to the unknown id (replace)",
+    )
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
-    add_probe_options(commands.add_parser("probe", help="find and test interpretable units",
-                                          description="Record every state of a model over a text, label the text, rank units on held-out text and ablate the best."))
+    add_probe_options(
+        commands.add_parser(
+            "probe",
+            help="find and test interpretable units",
+            description="Record every state of a model over a text, label the text, rank units on held-out text and "
+            "ablate the best.",
+        )
+    )
     add_bench_options(commands.add_parser("bench", help="throughput and quality benchmarks beside their baselines"))
     return parser
 
@@ -152,54 +219,131 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     budgets = ", ".join(recipe.name for recipe in RECIPES)
-    model = parser.add_argument_group("model", f"a fresh run timed by --max-minutes M without --max-steps or --epochs (the default run too) "
-                                                f"takes the recipe of the largest budget not above M, or the smallest ({budgets}; README, "
-                                                "'Time budgets'), unless --cell, --layers, --hidden or --embed is given; other flags, these "
-                                                "and the training ones, change single settings of it. The defaults shown are without a recipe.")
+    model = parser.add_argument_group(
+        "model",
+        f"a fresh run timed by --max-minutes M without --max-steps or --epochs (the default run too) "
+        f"takes the recipe of the largest budget not above M, or the smallest ({budgets}; README, "
+        "'Time budgets'), unless --cell, --layers, --hidden or --embed is given; other flags, these "
+        "and the training ones, change single settings of it. The defaults shown are without a recipe.",
+    )
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
     model.add_argument("--layers", type=rule(TrainConfig, "layers"), help=f"recurrent layers (default: {d.layers})")
     model.add_argument("--hidden", type=rule(TrainConfig, "hidden"), help=f"units per layer (default: {d.hidden})")
-    model.add_argument("--embed", type=rule(TrainConfig, "embed"), help=f"character embedding size (default: {d.embed})")
-    model.add_argument("--dropout", type=rule(TrainConfig, "dropout"), help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})")
+    model.add_argument(
+        "--embed", type=rule(TrainConfig, "embed"), help=f"character embedding size (default: {d.embed})"
+    )
+    model.add_argument(
+        "--dropout",
+        type=rule(TrainConfig, "dropout"),
+        help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})",
+    )
     loop = parser.add_argument_group("training")
-    loop.add_argument("--seq-len", type=rule(TrainConfig, "seq_len"), help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})")
-    loop.add_argument("--batch-size", type=rule(TrainConfig, "batch_size"), help=f"parallel streams (default: {d.batch_size})")
+    loop.add_argument(
+        "--seq-len",
+        type=rule(TrainConfig, "seq_len"),
+        help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})",
+    )
+    loop.add_argument(
+        "--batch-size", type=rule(TrainConfig, "batch_size"), help=f"parallel streams (default: {d.batch_size})"
+    )
     loop.add_argument("--lr", type=rule(TrainConfig, "lr"), help=f"peak AdamW learning rate (default: {d.lr})")
-    loop.add_argument("--min-lr-ratio", type=rule(TrainConfig, "min_lr_ratio"), help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})")
-    loop.add_argument("--warmup-steps", type=rule(TrainConfig, "warmup_steps"), help=f"linear warm-up steps (default: {d.warmup_steps})")
-    loop.add_argument("--weight-decay", type=rule(TrainConfig, "weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})")
-    loop.add_argument("--grad-clip", type=rule(TrainConfig, "grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})")
-    loop.add_argument("--max-steps", type=rule(TrainConfig, "max_steps"), help=f"optimizer steps to train; the learning rate decays to its floor at the last "
-                                                     "(default: from --epochs or --max-minutes; given neither, the run is --max-minutes "
-                                                     f"{DEFAULT_MINUTES:g})")
-    loop.add_argument("--decay-steps", type=rule(TrainConfig, "decay_steps"), help="steps over which the learning rate decays (default: --max-steps)")
-    loop.add_argument("--max-minutes", type=rule(TrainConfig, "max_minutes"), help=f"train for this many minutes (a fresh run given no length: {DEFAULT_MINUTES:g}): without --max-steps the first steps are timed and "
-                                                        "the step count planned so that the schedule (evaluations included) ends with "
-                                                        "the budget, re-planned once if the speed drifts; with --max-steps, a cap that "
-                                                        "stops with a checkpoint")
-    loop.add_argument("--epochs", type=rule(TrainConfig, "epochs"), help="passes over the train split: without --max-steps they set the step count (and "
-                                                   "the schedule ends with them); with it, a cap")
-    loop.add_argument("--eval-every", type=rule(TrainConfig, "eval_every"), help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})")
-    loop.add_argument("--eval-chars", type=rule(TrainConfig, "eval_chars"), help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})")
-    loop.add_argument("--sample-chars", type=rule(TrainConfig, "sample_chars"), help=f"characters of sample text at each evaluation (default: {d.sample_chars})")
-    loop.add_argument("--log-every", type=rule(TrainConfig, "log_every"), help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})")
+    loop.add_argument(
+        "--min-lr-ratio",
+        type=rule(TrainConfig, "min_lr_ratio"),
+        help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})",
+    )
+    loop.add_argument(
+        "--warmup-steps",
+        type=rule(TrainConfig, "warmup_steps"),
+        help=f"linear warm-up steps (default: {d.warmup_steps})",
+    )
+    loop.add_argument(
+        "--weight-decay", type=rule(TrainConfig, "weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})"
+    )
+    loop.add_argument(
+        "--grad-clip", type=rule(TrainConfig, "grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})"
+    )
+    loop.add_argument(
+        "--max-steps",
+        type=rule(TrainConfig, "max_steps"),
+        help=f"optimizer steps to train; the learning rate decays to its floor at the last "
+        "(default: from --epochs or --max-minutes; given neither, the run is --max-minutes "
+        f"{DEFAULT_MINUTES:g})",
+    )
+    loop.add_argument(
+        "--decay-steps",
+        type=rule(TrainConfig, "decay_steps"),
+        help="steps over which the learning rate decays (default: --max-steps)",
+    )
+    loop.add_argument(
+        "--max-minutes",
+        type=rule(TrainConfig, "max_minutes"),
+        help=f"train for this many minutes (a fresh run given no length: {DEFAULT_MINUTES:g}): without --max-steps "
+        "the first steps are timed and the step count planned so that the schedule (evaluations included) ends with "
+        "the budget, re-planned once if the speed drifts; with --max-steps, a cap that stops with a checkpoint",
+    )
+    loop.add_argument(
+        "--epochs",
+        type=rule(TrainConfig, "epochs"),
+        help="passes over the train split: without --max-steps they set the step count (and "
+        "the schedule ends with them); with it, a cap",
+    )
+    loop.add_argument(
+        "--eval-every",
+        type=rule(TrainConfig, "eval_every"),
+        help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})",
+    )
+    loop.add_argument(
+        "--eval-chars",
+        type=rule(TrainConfig, "eval_chars"),
+        help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})",
+    )
+    loop.add_argument(
+        "--sample-chars",
+        type=rule(TrainConfig, "sample_chars"),
+        help=f"characters of sample text at each evaluation (default: {d.sample_chars})",
+    )
+    loop.add_argument(
+        "--log-every",
+        type=rule(TrainConfig, "log_every"),
+        help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})",
+    )
     loop.add_argument("--seed", type=rule(TrainConfig, "seed"), help=f"random seed (default: {d.seed})")
-    loop.add_argument("--no-carry", dest="carry_state", action="store_const", const=False,
-                      help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)")
-    loop.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto); under torchrun "
-                                       "each process takes the GPU of its LOCAL_RANK")
-    loop.add_argument("--dist-timeout", type=rule(TrainConfig, "dist_timeout"), metavar="MINUTES",
-                      help=f"under torchrun, how long a rank waits for the others in a collective while rank 0 alone works "
-                           f"(encoding an uncached corpus, evaluating a large split) (default: {d.dist_timeout:g})")
-    loop.add_argument("--deterministic", action="store_const", const=True,
-                      help="deterministic GPU kernels (cuDNN and cuBLAS), so that a run on one GPU repeats itself bit for bit, "
-                           "more slowly; on a CPU runs repeat exactly without it")
-    loop.add_argument("--precision", choices=PRECISIONS,
-                      help="what forward and backward compute in (weights, optimizer and checkpoints stay fp32): fp32; bf16 "
-                           "(everything a device computes in bf16: the recurrence too, cast explicitly on a GPU, where it needs "
-                           "cuDNN 9.13+); bf16-head (embedding and decoder bf16, recurrence fp32/TF32); fp16 (GPU only, loss "
-                           f"scaled). auto: bf16 on a CPU with AVX-512 BF16 or AMX, {CUDA_AUTO} on a GPU of compute capability "
-                           "8.0+, else fp32; the run's table says what ran in which dtype (docs/gpu.md) (default: auto)")
+    loop.add_argument(
+        "--no-carry",
+        dest="carry_state",
+        action="store_const",
+        const=False,
+        help="reset the hidden state every step instead of carrying it (an experiment: shows what the carry buys)",
+    )
+    loop.add_argument(
+        "--device",
+        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto); under torchrun "
+        "each process takes the GPU of its LOCAL_RANK",
+    )
+    loop.add_argument(
+        "--dist-timeout",
+        type=rule(TrainConfig, "dist_timeout"),
+        metavar="MINUTES",
+        help=f"under torchrun, how long a rank waits for the others in a collective while rank 0 alone works "
+        f"(encoding an uncached corpus, evaluating a large split) (default: {d.dist_timeout:g})",
+    )
+    loop.add_argument(
+        "--deterministic",
+        action="store_const",
+        const=True,
+        help="deterministic GPU kernels (cuDNN and cuBLAS), so that a run on one GPU repeats itself bit for bit, "
+        "more slowly; on a CPU runs repeat exactly without it",
+    )
+    loop.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="what forward and backward compute in (weights, optimizer and checkpoints stay fp32): fp32; bf16 "
+        "(everything a device computes in bf16: the recurrence too, cast explicitly on a GPU, where it needs "
+        "cuDNN 9.13+); bf16-head (embedding and decoder bf16, recurrence fp32/TF32); fp16 (GPU only, loss "
+        f"scaled). auto: bf16 on a CPU with AVX-512 BF16 or AMX, {CUDA_AUTO} on a GPU of compute capability "
+        "8.0+, else fp32; the run's table says what ran in which dtype (docs/gpu.md) (default: auto)",
+    )
     loop.add_argument("--quiet", action="store_true", help="no progress bar")
     add_corpus_options(parser, with_defaults=False)
 
@@ -208,28 +352,74 @@ def add_generate_options(parser: argparse.ArgumentParser) -> None:
     """Sampling flags."""
     parser.add_argument("--run", help="run directory (default: the newest under runs/)")
     parser.add_argument("--checkpoint", help="a checkpoint file instead of --run")
-    parser.add_argument("--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)")
-    parser.add_argument("--length", type=rule(SampleOptions, "length"), default=500, help="characters to generate per sample (default: 500)")
-    parser.add_argument("--temperature", type=rule(SampleOptions, "temperature"), default=0.8, help="> 0 sharpens (<1) or flattens (>1) the distribution; 0 = greedy argmax (default: 0.8)")
-    parser.add_argument("--greedy", action="store_true", help="always take the most likely character (same as --temperature 0)")
-    parser.add_argument("--top-k", type=rule(SampleOptions, "top_k"), help="sample only from the K most likely characters")
-    parser.add_argument("--top-p", type=rule(SampleOptions, "top_p"), help="sample only from the smallest set of characters whose probability reaches P, in (0, 1]")
-    parser.add_argument("--prime", default="", help="text to warm the state on; the output starts with it unless --no-echo")
+    parser.add_argument(
+        "--which", choices=("best", "last"), default="best", help="which checkpoint of the run (default: best)"
+    )
+    parser.add_argument(
+        "--length",
+        type=rule(SampleOptions, "length"),
+        default=500,
+        help="characters to generate per sample (default: 500)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=rule(SampleOptions, "temperature"),
+        default=0.8,
+        help="> 0 sharpens (<1) or flattens (>1) the distribution; 0 = greedy argmax (default: 0.8)",
+    )
+    parser.add_argument(
+        "--greedy", action="store_true", help="always take the most likely character (same as --temperature 0)"
+    )
+    parser.add_argument(
+        "--top-k", type=rule(SampleOptions, "top_k"), help="sample only from the K most likely characters"
+    )
+    parser.add_argument(
+        "--top-p",
+        type=rule(SampleOptions, "top_p"),
+        help="sample only from the smallest set of characters whose probability reaches P, in (0, 1]",
+    )
+    parser.add_argument(
+        "--prime", default="", help="text to warm the state on; the output starts with it unless --no-echo"
+    )
     parser.add_argument("--prime-file", help="read the priming text from a file")
     parser.add_argument("--no-echo", action="store_true", help="do not print the priming text")
-    parser.add_argument("--seed", type=rule(SampleOptions, "seed"), help="random seed: same seed, checkpoint and options give the same text")
-    parser.add_argument("--num-samples", type=rule(SampleOptions, "num_samples"), default=1, help="samples generated together as one batch (default: 1)")
+    parser.add_argument(
+        "--seed",
+        type=rule(SampleOptions, "seed"),
+        help="random seed: same seed, checkpoint and options give the same text",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=rule(SampleOptions, "num_samples"),
+        default=1,
+        help="samples generated together as one batch (default: 1)",
+    )
     parser.add_argument("--stop", help="end a sample when it produces this string (e.g. $'\\n' for one tweet)")
-    parser.add_argument("--unknown", choices=("error", "replace"), default="error", help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)")
-    parser.add_argument("--clamp", action="append", default=[], metavar="LAYER:UNIT=VALUE", help="hold a unit's h (in [-1, 1]; or an LSTM's c with LAYER:UNIT:c=VALUE) at a value inside every "
-                             "step, where the layer above and the output read it; layers from 1, as the probe numbers them (-1 is the top "
-                             "layer: --clamp -1:0=1 works); "
-                             "repeatable")
+    parser.add_argument(
+        "--unknown",
+        choices=("error", "replace"),
+        default="error",
+        help="priming characters outside the vocabulary: stop (error) or map to the unknown id (replace)",
+    )
+    parser.add_argument(
+        "--clamp",
+        action="append",
+        default=[],
+        metavar="LAYER:UNIT=VALUE",
+        help="hold a unit's h (in [-1, 1]; or an LSTM's c with LAYER:UNIT:c=VALUE) at a value inside every "
+        "step, where the layer above and the output read it; layers from 1, as the probe numbers them (-1 is the top "
+        "layer: --clamp -1:0=1 works); "
+        "repeatable",
+    )
     parser.add_argument("--out", help="also write the samples to this file")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
-    parser.add_argument("--precision", choices=SAMPLE_PRECISIONS, default="fp32",
-                        help="fp32 (default), or bf16: each step's matrix products in bf16, faster on a CPU with AVX-512 BF16 "
-                             "or AMX and on recent GPUs; the distribution is close to fp32's, not equal (charnn bench measures both)")
+    parser.add_argument(
+        "--precision",
+        choices=SAMPLE_PRECISIONS,
+        default="fp32",
+        help="fp32 (default), or bf16: each step's matrix products in bf16, faster on a CPU with AVX-512 BF16 "
+        "or AMX and on recent GPUs; the distribution is close to fp32's, not equal (charnn bench measures both)",
+    )
 
 
 def command_corpus(args: argparse.Namespace) -> int:
@@ -240,8 +430,9 @@ def command_corpus(args: argparse.Namespace) -> int:
     from charnn.sources import CorpusSpec
 
     fractions = parse_fractions(args.split)
-    corpus = load_corpus(CorpusSpec.of(args.source, args), cache_dir=None if args.no_cache else args.cache_dir,
-                         progress=not args.quiet)
+    corpus = load_corpus(
+        CorpusSpec.of(args.source, args), cache_dir=None if args.no_cache else args.cache_dir, progress=not args.quiet
+    )
     corpus.split_bounds(fractions)  # a corpus too short for --split is refused, quiet or not
     if not args.quiet:
         Console().print(corpus.summary_table(fractions))
@@ -297,12 +488,25 @@ def command_generate(args: argparse.Namespace) -> int:
         try:
             prime = Path(args.prime_file).read_text(encoding="utf-8-sig")  # -sig: a BOM is not part of the text
         except (OSError, UnicodeDecodeError) as err:
-            raise CharnnError(f"cannot read --prime-file '{args.prime_file}': {getattr(err, 'strerror', None) or err}") from None
-    settings = dict(length=args.length, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    prime=prime, seed=args.seed, stop=args.stop, echo=not args.no_echo, unknown=args.unknown,
-                    precision=args.precision)
+            raise CharnnError(
+                f"cannot read --prime-file '{args.prime_file}': {getattr(err, 'strerror', None) or err}"
+            ) from None
+    settings = dict(
+        length=args.length,
+        temperature=0.0 if args.greedy else args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        prime=prime,
+        seed=args.seed,
+        stop=args.stop,
+        echo=not args.no_echo,
+        unknown=args.unknown,
+        precision=args.precision,
+    )
     clamps = [Clamp.parse(c) for c in args.clamp]
-    SampleOptions(num_samples=args.num_samples, clamps=clamps, **settings).validate()  # flags first, before any file is read
+    SampleOptions(
+        num_samples=args.num_samples, clamps=clamps, **settings
+    ).validate()  # flags first, before any file is read
     model = Model(resolve_checkpoint(args.run, args.checkpoint, args.which), pick_device(args.device))
     out = sys.stdout
     if args.num_samples == 1:
@@ -383,7 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_out_of_memory(err):
             raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        say(f"charnn {args.command}: ran out of memory ({first}); lower the batch, the text or the model, or use --device cpu")
+        say(
+            f"charnn {args.command}: ran out of memory ({first}); lower the batch, the text or the model, or use "
+            "--device cpu"
+        )
         return 1
 
 

@@ -15,7 +15,6 @@ from charnn.errors import CharnnError, UsageError
 from charnn.precision import PRECISIONS
 from charnn.sources import TASK_SEQUENCES
 
-
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 DEFAULT_MAX_STEPS = 1000  # a TrainConfig built directly, with neither max_steps, epochs nor max_minutes
 DEFAULT_MINUTES = 10.0  # a fresh run given no length (--max-steps, --epochs, --max-minutes) trains this long
@@ -52,7 +51,9 @@ class TrainConfig:
     warmup_steps: int = ruled(50, whole(0))
     weight_decay: float = ruled(0.01, real("a finite number >= 0", lambda value: value >= 0))
     grad_clip: float = ruled(1.0, POSITIVE)
-    max_steps: int | None = ruled(None, whole(1))  # None: from --epochs, planned for --max-minutes, or DEFAULT_MAX_STEPS
+    max_steps: int | None = ruled(
+        None, whole(1)
+    )  # None: from --epochs, planned for --max-minutes, or DEFAULT_MAX_STEPS
     decay_steps: int | None = ruled(None, whole(1))  # the cosine horizon; None means max_steps
     step_plan: str | None = None  # what set max_steps when --max-steps did not: "epochs" or "max-minutes"
     max_minutes: float | None = ruled(None, POSITIVE)
@@ -80,7 +81,9 @@ class TrainConfig:
         from charnn.model import ModelConfig
 
         parse_fractions(self.split)
-        ModelConfig(vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout)
+        ModelConfig(
+            vocab_size=2, cell=self.cell, layers=self.layers, hidden=self.hidden, embed=self.embed, dropout=self.dropout
+        )
         gates = gate_rows(self.cell) * self.hidden
         recurrent = gates * (self.embed + self.hidden + 2) + (self.layers - 1) * gates * (2 * self.hidden + 2)
         if recurrent > MAX_PARAMETERS:
@@ -117,20 +120,41 @@ class Recipe:
 
 # 2 × 384 without dropout won the 5- and 10-minute searches (docs/benchmarks.md, "Recipes"): dropout 0.1
 # made a training step ~25% slower on the CPU measured, and ~10 passes over a corpus are too few to overfit it
-BIG_FAST = dict(cell="lstm", layers=2, hidden=384, embed=64, dropout=0.0, batch_size=64, seq_len=128, lr=3e-3,
-                warmup_steps=50, min_lr_ratio=0.1, weight_decay=0.01)
+BIG_FAST = dict(
+    cell="lstm",
+    layers=2,
+    hidden=384,
+    embed=64,
+    dropout=0.0,
+    batch_size=64,
+    seq_len=128,
+    lr=3e-3,
+    warmup_steps=50,
+    min_lr_ratio=0.1,
+    weight_decay=0.01,
+)
 RECIPES = (
     Recipe(5, BIG_FAST, "tinyshakespeare val 1.484 nats in 5 min (Xeon, bf16)"),
-    Recipe(10, BIG_FAST, "tinyshakespeare val 1.470 nats in 10 min (Xeon, bf16); the old 2 × 256 with dropout 0.1: 1.537–1.542"),
+    Recipe(
+        10,
+        BIG_FAST,
+        "tinyshakespeare val 1.470 nats in 10 min (Xeon, bf16); the old 2 × 256 with dropout 0.1: 1.537–1.542",
+    ),
     # 30 minutes: ~16 M characters, 16 passes over tinyshakespeare; 2 × 512 with dropout 0.2 beat every 10-minute figure
-    Recipe(30, {**BIG_FAST, "hidden": 512, "dropout": 0.2, "lr": 2e-3}, "tinyshakespeare val 1.442 nats in 30 min (Xeon, bf16), best at step 1,200 of 2,049: it overfits after"),
+    Recipe(
+        30,
+        {**BIG_FAST, "hidden": 512, "dropout": 0.2, "lr": 2e-3},
+        "tinyshakespeare val 1.442 nats in 30 min (Xeon, bf16), best at step 1,200 of 2,049: it overfits after",
+    ),
 )
 
 
 def recipe_for(minutes: float) -> Recipe:
     """The recipe of the largest budget not above `minutes` (the smallest one below them all)."""
     fitting = [recipe for recipe in RECIPES if recipe.minutes <= minutes]
-    return max(fitting, key=lambda recipe: recipe.minutes) if fitting else min(RECIPES, key=lambda recipe: recipe.minutes)
+    return (
+        max(fitting, key=lambda recipe: recipe.minutes) if fitting else min(RECIPES, key=lambda recipe: recipe.minutes)
+    )
 
 
 def recipe_named(name: str | None) -> Recipe | None:
@@ -140,8 +164,11 @@ def recipe_named(name: str | None) -> Recipe | None:
 
 def recipe_label(recipe: Recipe, given: dict) -> str:
     """The recipe's name, and the settings given that change it: "10 min, --lr 0.001"."""
-    changed = [f"--{flag(k)} {given[k]:g}" if isinstance(given[k], float) else f"--{flag(k)} {given[k]}"
-               for k in recipe.settings if k in given and given[k] != recipe.settings[k]]
+    changed = [
+        f"--{flag(k)} {given[k]:g}" if isinstance(given[k], float) else f"--{flag(k)} {given[k]}"
+        for k in recipe.settings
+        if k in given and given[k] != recipe.settings[k]
+    ]
     return ", ".join([recipe.name, *changed])
 
 
@@ -159,11 +186,17 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
         import difflib
 
         close = difflib.get_close_matches(unknown[0], [f.name for f in fields(TrainConfig)], n=1)
-        raise UsageError(f"unknown training setting '{unknown[0]}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise UsageError(
+            f"unknown training setting '{unknown[0]}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+        )
     kept = sorted({"recipe", "step_plan"} & given.keys())
     if kept:
-        raise UsageError(f"'{kept[0]}' is written by charnn train itself (what a time budget chose), not a setting to give")
-    given = {k: v for k, v in given.items() if v is not None or k not in LENGTHS}  # None: not given (as on the command line)
+        raise UsageError(
+            f"'{kept[0]}' is written by charnn train itself (what a time budget chose), not a setting to give"
+        )
+    given = {
+        k: v for k, v in given.items() if v is not None or k not in LENGTHS
+    }  # None: not given (as on the command line)
     base = TrainConfig().to_json()
     if resume:
         out = given.get("out")
@@ -172,7 +205,9 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
         saved = Path(out) / "config.json"
         if saved.is_file():
             try:
-                base = TrainConfig.from_json(json.loads(saved.read_text())["train"]).to_json()  # fills what older runs lack
+                base = TrainConfig.from_json(
+                    json.loads(saved.read_text())["train"]
+                ).to_json()  # fills what older runs lack
             except (ValueError, KeyError, TypeError):
                 raise CharnnError(f"'{saved}' is damaged; it is not the config.json charnn writes") from None
         model_changes = [k for k in ("cell", "layers", "hidden", "embed") if k in given and given[k] != base.get(k)]
@@ -187,7 +222,9 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
         if not LENGTHS & given.keys():
             given = {**given, "max_minutes": DEFAULT_MINUTES}
         minutes = given.get("max_minutes")
-        if isinstance(minutes, (int, float)) and not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys():  # else validation speaks
+        if (
+            isinstance(minutes, (int, float)) and not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys()
+        ):  # else validation speaks
             recipe = recipe_for(minutes)
             base.update(recipe.settings, recipe=recipe_label(recipe, given))
     base.update(given)
@@ -222,7 +259,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def evaluations_between(done: int, target: int, eval_every: int) -> int:
-    """Evaluations a run makes from step `done` (exclusive) to `target`: one every eval_every steps and one at the end."""
+    """Evaluations a run makes from step `done` (exclusive) to `target`: one every eval_every steps and one at the
+    end."""
     if target <= done:
         return 0
     return target // eval_every - done // eval_every + (0 if target % eval_every == 0 else 1)

@@ -198,14 +198,18 @@ class Corpus:
         table.add_row("kind", self.kind)
         table.add_row("documents", f"{self.documents:,}")
         table.add_row("characters", f"{len(self.ids):,}")
-        table.add_row("vocabulary", f"{len(self.vocab.chars):,} characters (+1 unknown id), stored as {self.vocab.dtype.name}")
+        table.add_row(
+            "vocabulary", f"{len(self.vocab.chars):,} characters (+1 unknown id), stored as {self.vocab.dtype.name}"
+        )
         for name, (a, b) in zip(SPLIT_NAMES, self.split_bounds(fractions)):
             table.add_row(f"{name} split", f"{b - a:,} chars ({(b - a) / max(len(self.ids), 1):.1%})")
         table.add_row("splits cut", self.split_method(fractions))
         common = sorted(self.char_counts.items(), key=lambda kv: -kv[1])[:12]
         total = max(sum(self.char_counts.values()), 1)
         table.add_row("most frequent", "  ".join(f"'{describe_char(c)}' {n / total:.1%}" for c, n in common))
-        table.add_row("cache", f"{self.cache_path} ({'reused' if self.from_cache else 'written'})" if self.cache_path else "none")
+        table.add_row(
+            "cache", f"{self.cache_path} ({'reused' if self.from_cache else 'written'})" if self.cache_path else "none"
+        )
         if self.skipped:
             shown = "; ".join(f"{p}: {why}" for p, why in self.skipped[:5])
             more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
@@ -218,21 +222,28 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise UsageError(f"--split takes two or three comma-separated fractions like 0.9,0.05,0.05, not '{text}'") from None
+        raise UsageError(
+            f"--split takes two or three comma-separated fractions like 0.9,0.05,0.05, not '{text}'"
+        ) from None
     if len(values) == 2:
         values.append(0.0)
     if len(values) != 3 or any(not 0 <= v <= 1 for v in values) or abs(sum(values) - 1) > 1e-6 or values[0] <= 0:
-        raise UsageError(f"--split needs train,val[,test] fractions in [0, 1] summing to 1 with train > 0, not '{text}'")
+        raise UsageError(
+            f"--split needs train,val[,test] fractions in [0, 1] summing to 1 with train > 0, not '{text}'"
+        )
     return values[0], values[1], values[2]
 
 
-def split_bounds(length: int, document_ends: np.ndarray, fractions: Sequence[float], name: str = "corpus") -> list[tuple[int, int]]:
+def split_bounds(
+    length: int, document_ends: np.ndarray, fractions: Sequence[float], name: str = "corpus"
+) -> list[tuple[int, int]]:
     """Contiguous split ranges (see plan_splits for where they are cut)."""
     return plan_splits(length, document_ends, fractions, name)[0]
 
 
-def plan_splits(length: int, document_ends: np.ndarray, fractions: Sequence[float],
-                name: str = "corpus") -> tuple[list[tuple[int, int]], str]:
+def plan_splits(
+    length: int, document_ends: np.ndarray, fractions: Sequence[float], name: str = "corpus"
+) -> tuple[list[tuple[int, int]], str]:
     """Contiguous split ranges and one phrase saying how they were cut.
 
     With several documents every cut falls on the document end nearest its share, as long as each split
@@ -260,8 +271,10 @@ def plan_splits(length: int, document_ends: np.ndarray, fractions: Sequence[floa
     for i in range(1, len(cuts) - 1):
         snapped[i] = max(int(ends[np.abs(ends - cuts[i]).argmin()]), snapped[i - 1])
     whole = list(zip(snapped[:-1], snapped[1:]))
-    fair = all(fraction == 0 or (b > a and 0.5 <= (b - a) / (fraction * length) <= 2)
-               for fraction, (a, b) in zip(fractions, whole))
+    fair = all(
+        fraction == 0 or (b > a and 0.5 <= (b - a) / (fraction * length) <= 2)
+        for fraction, (a, b) in zip(fractions, whole)
+    )
     if fair:
         return whole, "at document boundaries"
     return inside, f"inside documents: {len(ends):,} documents cannot give every split its share whole"
@@ -333,7 +346,14 @@ def write_ids(source: Source, vocab: Vocab, length: int, path: Path, progress: b
         np.lib.format.write_array_header_1_0(handle, header)
         handle.flush()
         reserve_space(handle, handle.tell() + length * vocab.dtype.itemsize)
-        with tqdm(desc=f"encoding {source.name}", total=length, unit="char", unit_scale=True, disable=not progress, leave=False) as bar:
+        with tqdm(
+            desc=f"encoding {source.name}",
+            total=length,
+            unit="char",
+            unit_scale=True,
+            disable=not progress,
+            leave=False,
+        ) as bar:
             for chunk, _ in chunks_trimmed(source):
                 if offset + len(chunk) > length:
                     raise CharnnError(f"corpus '{source.name}' changed while it was being read; run again")
@@ -415,13 +435,24 @@ def encode_source(source: Source, cache_dir: Path | None, errors: str, progress:
     ids = np.load(ids_path, mmap_mode="r")
     if cache_dir is None:
         ids_path.unlink()  # the open map keeps the data alive; nothing is left behind
-    return Corpus(source.name, source.kind, vocab, ids, ends, char_counts,
-                  ids_path if cache_dir is not None else None, list(source.skipped), from_cache=False)
+    return Corpus(
+        source.name,
+        source.kind,
+        vocab,
+        ids,
+        ends,
+        char_counts,
+        ids_path if cache_dir is not None else None,
+        list(source.skipped),
+        from_cache=False,
+    )
 
 
-def write_cache_meta(source: Source, cache_dir: Path, key: str, vocab: Vocab, length: int,
-                     char_counts: dict[str, int], ends: np.ndarray) -> None:
-    """The document ends, then the JSON that makes the cache entry valid (written last, so a crash before it leaves none)."""
+def write_cache_meta(
+    source: Source, cache_dir: Path, key: str, vocab: Vocab, length: int, char_counts: dict[str, int], ends: np.ndarray
+) -> None:
+    """The document ends, then the JSON that makes the cache entry valid (written last, so a crash before it leaves
+    none)."""
     meta = {
         "format": CACHE_FORMAT,
         "name": source.name,
@@ -461,7 +492,9 @@ def load_cached(source: Source, cache_dir: Path, key: str) -> Corpus | None:
         skipped = [tuple(s) for s in meta.get("skipped", [])]
     except (OSError, ValueError, KeyError, IndexError, TypeError, CharnnError):
         return None
-    return Corpus(meta["name"], meta["kind"], vocab, ids, ends, char_counts, cache_dir / f"{key}.npy", skipped, from_cache=True)
+    return Corpus(
+        meta["name"], meta["kind"], vocab, ids, ends, char_counts, cache_dir / f"{key}.npy", skipped, from_cache=True
+    )
 
 
 def load_corpus(

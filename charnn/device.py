@@ -28,6 +28,7 @@ DETERMINISTIC_WORKSPACES = (":4096:8", ":16:8")  # the CUBLAS_WORKSPACE_CONFIG v
 
 def torchrun_ranks() -> tuple[int, int, int]:
     """(world size, local rank, processes on this machine) as torchrun set them; (1, 0, 1) when not launched by it."""
+
     def number(name: str, default: int) -> int:
         try:
             return int(os.environ.get(name, default))
@@ -75,11 +76,15 @@ def cuda_device(index: int | None, requested: str) -> torch.device:
     world, local_rank, local_world = torchrun_ranks()
     if world > 1:
         if index is not None:
-            raise UsageError(f"--device {requested}: under torchrun every process takes the GPU of its LOCAL_RANK; "
-                             f"give --device cuda or auto")
+            raise UsageError(
+                f"--device {requested}: under torchrun every process takes the GPU of its LOCAL_RANK; "
+                f"give --device cuda or auto"
+            )
         if local_rank >= count:
-            raise CharnnError(f"torchrun started {local_world} processes on this machine, but it has {count} CUDA GPU(s); "
-                              f"use --nproc_per_node {count} or fewer")
+            raise CharnnError(
+                f"torchrun started {local_world} processes on this machine, but it has {count} CUDA GPU(s); "
+                f"use --nproc_per_node {count} or fewer"
+            )
         return torch.device("cuda", local_rank)
     if index is None:
         return torch.device("cuda", torch.cuda.current_device())
@@ -114,7 +119,8 @@ def runs_bf16(cell: str, device: torch.device = torch.device("cpu")) -> bool:
 
 @functools.cache
 def cpu_autocast_runs_bf16(cell: str) -> bool:
-    """Whether a CPU's bf16 autocast computes `cell` in bf16 (it does the LSTM and the RNN, and leaves the GRU in fp32)."""
+    """Whether a CPU's bf16 autocast computes `cell` in bf16 (it does the LSTM and the RNN, and leaves the GRU in
+    fp32)."""
     try:
         with torch.device("cpu"), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
             module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](1, 1)
@@ -130,20 +136,29 @@ def hardware(device: torch.device, cell: str = "lstm") -> Hardware:
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         native = cuda_has_native_bf16(device)
-        return Hardware("cuda", f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})", native,
-                        native and runs_bf16(cell, device))
+        return Hardware(
+            "cuda",
+            f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})",
+            native,
+            native and runs_bf16(cell, device),
+        )
     if device.type == "cpu":
         return Hardware("cpu", "this CPU", cpu_has_fast_bf16(), runs_bf16(cell, device), cpu_autocast_runs_bf16(cell))
     return Hardware(device.type, device.type)
 
 
-def resolve_precision(requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None) -> Precision:
+def resolve_precision(
+    requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None
+) -> Precision:
     """The precision policy of `--precision requested` on device (charnn.precision): auto takes bf16 on a CPU with
     AVX-512 BF16 or AMX (faster training there, docs/benchmarks.md), the safe CUDA candidate on a GPU of
     compute capability 8.0+, else fp32. A request the device cannot honour is refused here, before any work;
     `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
-    advice = (f"'{resuming}' trained in {requested}: continue it in fp32 with --resume --precision fp32" if resuming
-              else "use --precision fp32 or auto")
+    advice = (
+        f"'{resuming}' trained in {requested}: continue it in fp32 with --resume --precision fp32"
+        if resuming
+        else "use --precision fp32 or auto"
+    )
     return choose_precision(requested, hardware(device, cell), cell, advice)
 
 
@@ -160,7 +175,8 @@ def sum_dtype(device: torch.device | str) -> torch.dtype:
 
 
 def autocast_for(precision: Precision, device: torch.device) -> Any:
-    """The autocast region of a precision policy around a forward pass (weights, optimizer and checkpoints stay fp32)."""
+    """The autocast region of a precision policy around a forward pass (weights, optimizer and checkpoints stay
+    fp32)."""
     if precision.head is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision.head == "bf16" else torch.float16)
@@ -207,14 +223,20 @@ def deterministic_kernels(enabled: bool, cuda: bool = False) -> Iterator[None]:
     the run's first CUDA work; `cuda`: the run may use a GPU. A process that used CUDA before the variable was
     set would not be deterministic there, so that is refused; once set in a process that uses CUDA, it stays
     set (the handle keeps it anyway)."""
-    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     if enabled:
         if cuda and workspace not in DETERMINISTIC_WORKSPACES and torch.cuda.is_initialized():
-            raise CharnnError("--deterministic: this process used CUDA before charnn could set CUBLAS_WORKSPACE_CONFIG, which "
-                              "cuBLAS reads once, so its products would not repeat; start Python with "
-                              "CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment, or train in a fresh process")
+            raise CharnnError(
+                "--deterministic: this process used CUDA before charnn could set CUBLAS_WORKSPACE_CONFIG, which "
+                "cuBLAS reads once, so its products would not repeat; start Python with "
+                "CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment, or train in a fresh process"
+            )
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", DETERMINISTIC_WORKSPACES[0])
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -297,7 +319,12 @@ class Distributed:
                 options["device_id"] = device  # the group knows its GPU at once: no guessing in barrier()
         if not dist.is_initialized():
             dist.init_process_group(**options)
-        return cls(rank=dist.get_rank(), world=dist.get_world_size(), device=device if nccl else torch.device("cpu"), active=True)
+        return cls(
+            rank=dist.get_rank(),
+            world=dist.get_world_size(),
+            device=device if nccl else torch.device("cpu"),
+            active=True,
+        )
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's value, in rank order (a one-element list without DDP)."""

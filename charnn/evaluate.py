@@ -20,7 +20,9 @@ LN2 = math.log(2)
 
 @torch.no_grad()
 @exact_fp32()
-def evaluate(model: CharRNN, batches: StreamBatches | DeviceBatches, device: torch.device, max_chars: int | None = None) -> dict:
+def evaluate(
+    model: CharRNN, batches: StreamBatches | DeviceBatches, device: torch.device, max_chars: int | None = None
+) -> dict:
     """Nats and bits per character over (a prefix of) a split, on its own streams and its own state."""
     was_training = model.training
     model.eval()
@@ -43,7 +45,9 @@ def evaluate(model: CharRNN, batches: StreamBatches | DeviceBatches, device: tor
 
 @torch.no_grad()
 @exact_fp32()
-def evaluate_ids(model: CharRNN, ids: torch.Tensor, device: torch.device, chunk: int = 4096, progress: bool = False) -> dict:
+def evaluate_ids(
+    model: CharRNN, ids: torch.Tensor, device: torch.device, chunk: int = 4096, progress: bool = False
+) -> dict:
     """Nats and bits per character of a whole text (ids (N,)) read as one stream, state carried across chunks."""
     model.eval()
     state = None

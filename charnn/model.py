@@ -62,7 +62,10 @@ class CharRNN(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed)
         self.rnn = CELLS[config.cell](
-            config.embed, config.hidden, num_layers=config.layers, batch_first=True,
+            config.embed,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(config.dropout)
@@ -75,7 +78,9 @@ class CharRNN(nn.Module):
 
     def layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Layer's (W_ih, W_hh, b_ih, b_hh), detached: the recurrence written out by hand reads these."""
-        return tuple(getattr(self.rnn, f"{name}_l{layer}").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return tuple(
+            getattr(self.rnn, f"{name}_l{layer}").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        )
 
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """All-zero state for `batch` streams, on the model's own device unless another is named."""
@@ -84,7 +89,9 @@ class CharRNN(nn.Module):
         zeros = lambda: torch.zeros(shape, device=device)  # noqa: E731
         return (zeros(), zeros()) if self.is_lstm else (zeros(),)
 
-    def forward(self, ids: torch.Tensor, state: State | None = None, recurrent_dtype: str | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, ids: torch.Tensor, state: State | None = None, recurrent_dtype: str | None = None
+    ) -> tuple[torch.Tensor, State]:
         """Logits (B, T, V) for ids (B, T) and the state after the last character.
 
         recurrent_dtype ("fp32", "bf16", "fp16"): the recurrent layers compute in it outside any autocast region,
@@ -157,7 +164,14 @@ class StepLinear:
         op = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
         try:
             packed = weight.contiguous().to_mkldnn()
-            op(torch.zeros(1, weight.size(1), device=weight.device, dtype=self.dtype), packed, self._fused_bias(), "none", [], "")
+            op(
+                torch.zeros(1, weight.size(1), device=weight.device, dtype=self.dtype),
+                packed,
+                self._fused_bias(),
+                "none",
+                [],
+                "",
+            )
         except (RuntimeError, TypeError, AttributeError):
             return None
         return packed
@@ -169,7 +183,11 @@ class StepLinear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.dtype != torch.float32:
             x = x.to(self.dtype)
-            out = torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "") if self.packed is not None else x @ self.weight_t
+            out = (
+                torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
+                if self.packed is not None
+                else x @ self.weight_t
+            )
             return out.float() if self.bias is None else torch.add(self.bias, out.float())
         if self.packed is not None:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")

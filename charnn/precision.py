@@ -41,9 +41,13 @@ class Hardware:
 
     device_type: str  # cpu, cuda or mps
     name: str = ""  # what an error calls it, e.g. "NVIDIA T4 (compute capability 7.5)"
-    native_bf16: bool = False  # bf16 products in hardware: a GPU of compute capability 8.0+, a CPU with AVX-512 BF16 or AMX
+    native_bf16: bool = (
+        False  # bf16 products in hardware: a GPU of compute capability 8.0+, a CPU with AVX-512 BF16 or AMX
+    )
     bf16_recurrent: bool = False  # the cell's recurrent kernel computes in bf16 here (forward and backward)
-    bf16_autocast: bool = False  # a CPU's bf16 autocast runs the cell's kernel in bf16 (the LSTM's and the RNN's, not the GRU's)
+    bf16_autocast: bool = (
+        False  # a CPU's bf16 autocast runs the cell's kernel in bf16 (the LSTM's and the RNN's, not the GRU's)
+    )
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class Precision:
     head: str | None  # the autocast dtype of the embedding and the decoder, None for none (fp32)
     recurrent: str  # the dtype the recurrent layers compute in, outside autocast
     scaled: bool  # the loss is scaled (GradScaler): fp16's small gradients would flush to zero without it
-    recurrent_in_autocast: bool = False  # the recurrence runs inside the head's region (a CPU whose autocast computes it)
+    recurrent_in_autocast: bool = (
+        False  # the recurrence runs inside the head's region (a CPU whose autocast computes it)
+    )
 
     def __post_init__(self) -> None:
         if self.head not in (None, *DTYPES) or self.recurrent not in DTYPES:
@@ -71,7 +77,8 @@ class Precision:
         return None if self.recurrent_in_autocast else self.recurrent
 
     def describe(self, cell: str = "lstm") -> str:
-        """What runs in which dtype, as a run's table and checkpoint say it: "LSTM fp32/TF32, embedding and decoder bf16"."""
+        """What runs in which dtype, as a run's table and checkpoint say it: "LSTM fp32/TF32, embedding and decoder
+        bf16"."""
         recurrent = "fp32/TF32" if self.device_type == "cuda" and self.recurrent == "fp32" else self.recurrent
         text = f"{cell.upper()} {recurrent}, embedding and decoder {self.head or 'fp32'}"
         return text + (", loss scaled" if self.scaled else "")
@@ -87,11 +94,19 @@ def policy(name: str, device_type: str, in_autocast: bool = False) -> Precision:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {name!r}")
     head = {"fp32": None, "bf16-head": "bf16"}.get(name, name)
     recurrent = {"bf16-head": "fp32"}.get(name, name)
-    return Precision(name, device_type, head, recurrent, scaled=name == "fp16",
-                     recurrent_in_autocast=in_autocast and name == "bf16" and device_type == "cpu")
+    return Precision(
+        name,
+        device_type,
+        head,
+        recurrent,
+        scaled=name == "fp16",
+        recurrent_in_autocast=in_autocast and name == "bf16" and device_type == "cpu",
+    )
 
 
-def choose_precision(requested: str, hardware: Hardware, cell: str = "lstm", advice: str = "use --precision fp32") -> Precision:
+def choose_precision(
+    requested: str, hardware: Hardware, cell: str = "lstm", advice: str = "use --precision fp32"
+) -> Precision:
     """The policy for `--precision requested` on this hardware; a request it cannot honour is refused with one
     sentence ending in `advice` (what to give instead)."""
     kind = hardware.device_type
@@ -107,23 +122,30 @@ def choose_precision(requested: str, hardware: Hardware, cell: str = "lstm", adv
         return policy("fp32", kind)
     if requested == "fp16":
         if kind != "cuda":
-            raise UsageError(f"--precision fp16 needs a CUDA GPU (it scales the loss for fp16's range), not {kind}; {advice}")
+            raise UsageError(
+                f"--precision fp16 needs a CUDA GPU (it scales the loss for fp16's range), not {kind}; {advice}"
+            )
         return policy("fp16", kind)
     if kind not in ("cpu", "cuda"):
         raise UsageError(f"--precision {requested} is supported on cpu and cuda, not on {kind}; {advice}")
     if kind == "cuda" and not hardware.native_bf16:
-        raise UsageError(f"--precision {requested}: {hardware.name} only emulates bf16, slower than fp32; native bf16 needs "
-                         f"compute capability 8.0 (Ampere) or newer; {advice}")
+        raise UsageError(
+            f"--precision {requested}: {hardware.name} only emulates bf16, slower than fp32; native bf16 needs "
+            f"compute capability 8.0 (Ampere) or newer; {advice}"
+        )
     if requested == "bf16" and not hardware.bf16_recurrent:
         kernel = "cuDNN's" if kind == "cuda" else "PyTorch's"
         needs = "cuDNN 9.13 or newer and a torch that uses it" if kind == "cuda" else "AVX-512"
-        raise UsageError(f"--precision bf16: {kernel} {cell.upper()} kernel cannot compute in bf16 here (it needs {needs}); "
-                         f"--precision bf16-head keeps the recurrence in fp32; {advice}")
+        raise UsageError(
+            f"--precision bf16: {kernel} {cell.upper()} kernel cannot compute in bf16 here (it needs {needs}); "
+            f"--precision bf16-head keeps the recurrence in fp32; {advice}"
+        )
     return policy(requested, kind, hardware.bf16_autocast)
 
 
 def grad_scaler(precision: Precision, device_type: str) -> Any:
-    """A GradScaler where the policy scales the loss, else None (torch 2.3+ has torch.amp's; older, torch.cuda.amp's)."""
+    """A GradScaler where the policy scales the loss, else None (torch 2.3+ has torch.amp's; older,
+    torch.cuda.amp's)."""
     if not precision.scaled:
         return None
     import torch

@@ -36,7 +36,9 @@ class RunLock:
         except BlockingIOError:
             self.handle.close()
             self.handle = None
-            raise CharnnError(f"another charnn process is training into '{self.path.parent}'; wait for it or choose another --out") from None
+            raise CharnnError(
+                f"another charnn process is training into '{self.path.parent}'; wait for it or choose another --out"
+            ) from None
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(str(os.getpid()))
@@ -65,9 +67,15 @@ class RunDirectory:
             if not has_run:
                 raise CharnnError(f"--resume: '{self.path}' holds no run to resume (no last.pt or config.json)")
             if not checkpoint_path(self.path, "last").is_file():
-                console.print(f"[yellow]note:[/] '{self.path}' stopped before its first checkpoint (no last.pt); starting it again from step 0")
+                console.print(
+                    f"[yellow]note:[/] '{self.path}' stopped before its first checkpoint (no last.pt); starting it "
+                    "again from step 0"
+                )
         elif has_run and not overwrite:
-            raise CharnnError(f"'{self.path}' already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
+            raise CharnnError(
+                f"'{self.path}' already holds a run; pass --resume to continue it, --overwrite to replace it, or "
+                "choose another --out"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -106,7 +114,8 @@ class RunDirectory:
                 handle.write(f"=== step {step} (val bpc {val_bpc:.4f}) ===\n{sample}\n\n")
         except OSError as err:
             raise CharnnError(
-                f"could not write to '{self.path}' ({err.strerror or err}); the checkpoints of step {step:,} are saved; "
+                f"could not write to '{self.path}' ({err.strerror or err}); the checkpoints of step {step:,} are "
+                "saved; "
                 f"make room and continue with: python train.py --out {self.path} --resume"
             ) from None
 

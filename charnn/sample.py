@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
+from charnn.cells import Hold, held
 from charnn.checkpoint import Checkpoint, find_run_checkpoint, load_checkpoint
 from charnn.corpus import Vocab
 from charnn.device import cpu_has_fast_bf16, cuda_has_native_bf16, exact_fp32
 from charnn.errors import CharnnError, UsageError
-from charnn.cells import Hold, held
 from charnn.model import CharRNN, FastStepper, State, next_ids
 from charnn.sample_options import Clamp, SampleOptions  # noqa: F401 - where sampling's callers have always found them
 
@@ -22,13 +22,19 @@ from charnn.sample_options import Clamp, SampleOptions  # noqa: F401 - where sam
 def find_latest_run(runs_dir: str | Path = "runs") -> Path:
     """The most recently written run directory under runs_dir that holds a checkpoint."""
     runs_dir = Path(runs_dir)
-    candidates = [p.parent for p in runs_dir.glob("*/*.pt") if p.name in ("best.pt", "last.pt")] if runs_dir.is_dir() else []
+    candidates = (
+        [p.parent for p in runs_dir.glob("*/*.pt") if p.name in ("best.pt", "last.pt")] if runs_dir.is_dir() else []
+    )
     if not candidates:
-        raise CharnnError(f"no trained run found under '{runs_dir}/'; train one with: python train.py (or pass --run or --checkpoint)")
+        raise CharnnError(
+            f"no trained run found under '{runs_dir}/'; train one with: python train.py (or pass --run or --checkpoint)"
+        )
     return max(candidates, key=lambda d: max(p.stat().st_mtime for p in d.glob("*.pt")))
 
 
-def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, which: str = "best", runs_dir: str | Path = "runs") -> Checkpoint:
+def resolve_checkpoint(
+    run: str | None = None, checkpoint: str | None = None, which: str = "best", runs_dir: str | Path = "runs"
+) -> Checkpoint:
     """Load the checkpoint a user named: --checkpoint FILE, --run DIR (best or last), or the newest run."""
     if which not in ("best", "last"):
         raise UsageError(f"--which must be best or last, not '{which}'")
@@ -40,11 +46,14 @@ def resolve_checkpoint(run: str | None = None, checkpoint: str | None = None, wh
     return load_checkpoint(find_run_checkpoint(run_dir, which))
 
 
-MODULE_STEP_STREAMS = 16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
+MODULE_STEP_STREAMS = (
+    16  # without oneDNN, from this many streams on nn.LSTM's own kernel beats an addmm step (charnn bench)
+)
 
 
-def step_function(model: CharRNN, streams: int, holds: Sequence[Hold | None] = (),
-                  precision: str = "fp32") -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
+def step_function(
+    model: CharRNN, streams: int, holds: Sequence[Hold | None] = (), precision: str = "fp32"
+) -> Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]:
     """One step (ids (B,), state) -> (logits (B, V), state): the hand-written step, except for many streams
     where its products cannot go through oneDNN (there nn.LSTM's own kernel is faster). Held (clamped) units are
     held inside the hand-written step, where every layer and the decoder see them, so clamping always takes it,
@@ -92,7 +101,9 @@ def apply_holds(state: State, holds: Sequence[Hold | None]) -> State:
 
 
 @torch.no_grad()
-def warm_up(model: CharRNN, prime_ids: torch.Tensor, streams: int, holds: Sequence[Hold | None]) -> tuple[torch.Tensor, State]:
+def warm_up(
+    model: CharRNN, prime_ids: torch.Tensor, streams: int, holds: Sequence[Hold | None]
+) -> tuple[torch.Tensor, State]:
     """Run the model over all but the last priming character; returns the first inputs (B,) and the state."""
     device = next(model.parameters()).device
     state = apply_holds(model.init_state(streams, device), holds)
@@ -114,11 +125,15 @@ def check_bf16_products(precision: str, device: torch.device, work: str = "sampl
     if precision != "bf16":
         return
     if device.type == "cpu" and not cpu_has_fast_bf16():
-        raise UsageError("--precision bf16: this CPU has no bf16 unit (AVX-512 BF16 or AMX), so its bf16 products would be "
-                         f"slower than fp32; {work} in fp32 (the default)")
+        raise UsageError(
+            "--precision bf16: this CPU has no bf16 unit (AVX-512 BF16 or AMX), so its bf16 products would be "
+            f"slower than fp32; {work} in fp32 (the default)"
+        )
     if device.type == "cuda" and not cuda_has_native_bf16(device):
-        raise UsageError("--precision bf16: this GPU only emulates bf16 (native bf16 needs compute capability 8.0 or newer); "
-                         f"{work} in fp32 (the default)")
+        raise UsageError(
+            "--precision bf16: this GPU only emulates bf16 (native bf16 needs compute capability 8.0 or newer); "
+            f"{work} in fp32 (the default)"
+        )
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--precision bf16 runs on cpu and cuda, not on {device.type}; {work} in fp32 (the default)")
 
@@ -140,7 +155,9 @@ class Sampler:
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         if options.prime:
-            prime_ids = torch.from_numpy(vocab.encode(options.prime, unknown=options.unknown, source="the priming text").astype("int64"))
+            prime_ids = torch.from_numpy(
+                vocab.encode(options.prime, unknown=options.unknown, source="the priming text").astype("int64")
+            )
         else:
             start = "\n" if "\n" in vocab.chars else vocab.chars[0]
             prime_ids = torch.tensor([vocab.chars.index(start)], device="cpu")
@@ -155,7 +172,9 @@ class Sampler:
         options = self.options
         with torch.no_grad(), exact_fp32():
             logits, self.state = self.step(self.inputs, self.state)
-            self.inputs = next_ids(logits, options.temperature, options.top_k, options.top_p, self.generator, banned=self.vocab.unknown_id)
+            self.inputs = next_ids(
+                logits, options.temperature, options.top_k, options.top_p, self.generator, banned=self.vocab.unknown_id
+            )
         return self.inputs
 
 

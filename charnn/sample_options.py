@@ -12,7 +12,6 @@ from typing import Any
 from charnn.argtypes import SEED, check_rules, real, ruled, whole
 from charnn.errors import UsageError
 
-
 SAMPLE_PRECISIONS = ("fp32", "bf16")
 
 
@@ -36,12 +35,13 @@ class Clamp:
                 raise ValueError
             return cls(int(parts[0]), int(parts[1]), float(value), state)
         except ValueError:
-            raise UsageError(f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1, or -1 for the top), not '{text}'") from None
+            raise UsageError(
+                f"--clamp takes LAYER:UNIT=VALUE or LAYER:UNIT:c=VALUE (layer from 1, or -1 for the top), not '{text}'"
+            ) from None
 
     def resolved(self, layers: int) -> Clamp:
         """The same clamp with a layer counted from the top (-1) turned into one counted from 1."""
         return Clamp(layers + 1 + self.layer, self.unit, self.value, self.state) if self.layer < 0 else self
-
 
 
 @dataclass
@@ -76,16 +76,24 @@ class SampleOptions:
             cfg = model.config
             for clamp in self.clamps:
                 if not 1 <= abs(clamp.layer) <= cfg.layers or not 0 <= clamp.unit < cfg.hidden:
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} "
-                                     f"(or -1..-{cfg.layers} from the top) and units 0..{cfg.hidden - 1}")
+                    raise UsageError(
+                        f"--clamp {clamp.layer}:{clamp.unit}: the model has layers 1..{cfg.layers} "
+                        f"(or -1..-{cfg.layers} from the top) and units 0..{cfg.hidden - 1}"
+                    )
                 if clamp.state == "c" and cfg.cell != "lstm":
                     raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}:c: a {cfg.cell.upper()} has no cell state c")
                 if clamp.state == "h" and not -1 <= clamp.value <= 1:
-                    larger = "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
-                    raise UsageError(f"--clamp {clamp.layer}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
-                                     f"lies in [-1, 1] (a tanh){larger}")
+                    larger = (
+                        "; clamp its cell state (LAYER:UNIT:c=VALUE) for larger values" if cfg.cell == "lstm" else ""
+                    )
+                    raise UsageError(
+                        f"--clamp {clamp.layer}:{clamp.unit}={clamp.value:g}: h of a {cfg.cell.upper()} "
+                        f"lies in [-1, 1] (a tanh){larger}"
+                    )
             held = [(clamp.resolved(cfg.layers).layer, clamp.unit, clamp.state) for clamp in self.clamps]
             if len(set(held)) < len(held):
                 twice = next(unit for unit in held if held.count(unit) > 1)
-                raise UsageError(f"--clamp {twice[0]}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
-                                 f"a unit holds one value")
+                raise UsageError(
+                    f"--clamp {twice[0]}:{twice[1]}{':c' if twice[2] == 'c' else ''} is given twice; "
+                    f"a unit holds one value"
+                )

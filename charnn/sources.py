@@ -23,20 +23,68 @@ import random
 import re
 import stat
 import sysconfig
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from charnn.argtypes import whole
 from charnn.errors import CharnnError, UsageError
 
 DEFAULT_CODE_EXTENSIONS: tuple[str, ...] = (
-    ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx", ".java", ".js", ".mjs",
-    ".jsx", ".ts", ".tsx", ".go", ".rs", ".rb", ".sh", ".bash", ".lua", ".cs", ".scala", ".kt",
-    ".swift", ".m", ".mm", ".php", ".pl", ".pm", ".hs", ".ml", ".ex", ".exs", ".erl", ".clj", ".jl",
-    ".dart", ".zig", ".r", ".sql", ".el", ".lisp", ".scm", ".f90", ".vim",
+    ".py",
+    ".pyi",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".cxx",
+    ".hh",
+    ".hpp",
+    ".hxx",
+    ".java",
+    ".js",
+    ".mjs",
+    ".jsx",
+    ".ts",
+    ".tsx",
+    ".go",
+    ".rs",
+    ".rb",
+    ".sh",
+    ".bash",
+    ".lua",
+    ".cs",
+    ".scala",
+    ".kt",
+    ".swift",
+    ".m",
+    ".mm",
+    ".php",
+    ".pl",
+    ".pm",
+    ".hs",
+    ".ml",
+    ".ex",
+    ".exs",
+    ".erl",
+    ".clj",
+    ".jl",
+    ".dart",
+    ".zig",
+    ".r",
+    ".sql",
+    ".el",
+    ".lisp",
+    ".scm",
+    ".f90",
+    ".vim",
 )
-CHUNK_BYTES = 1024 * 1024  # bytes read per block (1 MiB keeps peak memory flat: larger blocks fragment the heap); a chunk holds at most this many characters (+1)
+CHUNK_BYTES = (
+    1024 * 1024
+    # bytes read per block (1 MiB keeps peak memory flat: larger blocks fragment the heap); a chunk holds at most this
+    # many characters (+1)
+)
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in this many leading bytes marks a file in a code tree as binary
 ERROR_MODES = ("strict", "replace")
 TWEET_FORMATS = ("auto", "text", "lines", "jsonl", "json", "csv", "archive")
@@ -87,7 +135,8 @@ class Source:
             raise CharnnError(self._no_documents_message())
 
     def fingerprint(self) -> str:
-        """A hex digest that changes whenever the content could have changed (cheap: paths, sizes, mtime_ns, options), for cache keys."""
+        """A hex digest that changes whenever the content could have changed (cheap: paths, sizes, mtime_ns, options),
+        for cache keys."""
         identity = {"version": FINGERPRINT_VERSION, "kind": self.kind, **self._identity()}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -129,7 +178,8 @@ class CodeTreeSource(Source):
     shuffle_seed: int | None = None
 
     def list_files(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        """Matching files as (relative path, absolute path) in reading order, and (directory, reason) of unreadable ones."""
+        """Matching files as (relative path, absolute path) in reading order, and (directory, reason) of unreadable
+        ones."""
         found: list[tuple[str, str]] = []
         unreadable: list[tuple[str, str]] = []
         pending = [("", str(self.root))]
@@ -287,7 +337,7 @@ class TweetSource(Source):
         prefix = _ARCHIVE_PREFIX.match(text)
         if prefix:
             # Blank the prefix rather than cut it, so JSON error positions stay true to the file.
-            text = re.sub(r"[^\n]", " ", prefix.group(0)) + text[prefix.end():]
+            text = re.sub(r"[^\n]", " ", prefix.group(0)) + text[prefix.end() :]
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
@@ -317,7 +367,8 @@ class TweetSource(Source):
         raise CharnnError(f"'{self.name}' holds a JSON {_json_type(document)}, not a list of tweets")
 
     def _valid_text(self, text: str | None, where: str) -> str | None:
-        """A tweet's text without lone surrogates (a JSON escape of half an emoji): an error, or U+FFFD with --errors replace."""
+        """A tweet's text without lone surrogates (a JSON escape of half an emoji): an error, or U+FFFD with --errors
+        replace."""
         if text is None or not _LONE_SURROGATE.search(text):
             return text
         if self.errors == "replace":
@@ -458,15 +509,23 @@ def open_source(
         raise UsageError(f"--tweet-format must be one of {', '.join(TWEET_FORMATS)}, not {tweet_format!r}")
     if spec == "stdlib":
         root = Path(sysconfig.get_paths()["stdlib"])
-        return _checked_tree(CodeTreeSource(
-            name="stdlib", kind="stdlib", root=root, display_root=str(root), extensions=(".py",),
-            errors=errors, skipped_dirs=STDLIB_SKIPPED_DIRS, shuffle_seed=shuffle_files,
-        ))
+        return _checked_tree(
+            CodeTreeSource(
+                name="stdlib",
+                kind="stdlib",
+                root=root,
+                display_root=str(root),
+                extensions=(".py",),
+                errors=errors,
+                skipped_dirs=STDLIB_SKIPPED_DIRS,
+                shuffle_seed=shuffle_files,
+            )
+        )
     not_a_tree = f"--shuffle-files orders the files of a directory, but corpus '{spec}' is "
     if spec.startswith("task:"):
         if shuffle_files is not None:
             raise UsageError(not_a_tree + "a generated task (its order is set by --task-seed)")
-        return _open_task(spec, spec[len("task:"):], task_sequences, task_seed)
+        return _open_task(spec, spec[len("task:") :], task_sequences, task_seed)
 
     path = Path(os.path.expanduser(spec))
     try:
@@ -481,10 +540,18 @@ def open_source(
     if stat.S_ISDIR(info.st_mode):
         if tweet_format not in ("auto", "text"):
             raise UsageError(f"--tweet-format {tweet_format} reads one file, but '{spec}' is a directory")
-        return _checked_tree(CodeTreeSource(
-            name=spec, kind="code-tree", root=path, display_root=spec, extensions=normalize_extensions(ext),
-            errors=errors, skipped_dirs=CODE_TREE_SKIPPED_DIRS, shuffle_seed=shuffle_files,
-        ))
+        return _checked_tree(
+            CodeTreeSource(
+                name=spec,
+                kind="code-tree",
+                root=path,
+                display_root=spec,
+                extensions=normalize_extensions(ext),
+                errors=errors,
+                skipped_dirs=CODE_TREE_SKIPPED_DIRS,
+                shuffle_seed=shuffle_files,
+            )
+        )
     if not stat.S_ISREG(info.st_mode):
         raise CharnnError(f"corpus '{spec}' is neither a file nor a directory")
     if shuffle_files is not None:
@@ -496,8 +563,9 @@ def open_source(
     resolved_format = detect_tweet_format(path, head, tweet_format)
     if resolved_format == "text":
         return TextFileSource(name=spec, kind="text", path=path, errors=errors)
-    source = TweetSource(name=spec, kind="tweets", path=path, tweet_format=resolved_format,
-                         text_field=text_field, errors=errors)
+    source = TweetSource(
+        name=spec, kind="tweets", path=path, tweet_format=resolved_format, text_field=text_field, errors=errors
+    )
     if resolved_format == "csv":
         reader = csv.reader((line for _, line in decoded_lines(path, spec, errors)), strict=True)
         header = next_csv_row(reader, spec)
@@ -527,7 +595,9 @@ def normalize_extensions(ext: Sequence[str] | str | None) -> tuple[str, ...]:
     """Extensions as lower-case '.x' strings; accepts 'py', '.py', 'PY' and a comma-separated string."""
     if ext is None:
         return DEFAULT_CODE_EXTENSIONS
-    items = [part for item in ([ext] if isinstance(ext, str) else ext) for part in item.split(",")]  # --ext py,c and --ext py c
+    items = [
+        part for item in ([ext] if isinstance(ext, str) else ext) for part in item.split(",")
+    ]  # --ext py,c and --ext py c
     cleaned = ["." + item.strip().lstrip(".").lower() for item in items if item.strip().lstrip(".")]
     if not cleaned:
         raise UsageError("--ext needs at least one extension, e.g. --ext py,c")
@@ -704,7 +774,9 @@ def _describe_names(names: Sequence[str], limit: int = 12) -> str:
     if not names:
         return "(none)"
     # a name that is blank or holds a line break or another control character is quoted: the sentence stays one line
-    shown = ", ".join(str(name) if str(name).isprintable() and str(name).strip() else repr(str(name)) for name in names[:limit])
+    shown = ", ".join(
+        str(name) if str(name).isprintable() and str(name).strip() else repr(str(name)) for name in names[:limit]
+    )
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 

@@ -31,8 +31,14 @@ class TallyReading:
     def failure_text(self) -> str:
         loss, norm = self.failed_loss, self.failed_norm
         if math.isfinite(loss):
-            return f"the gradient norm became {'NaN' if math.isnan(norm) else 'infinite'} at step {self.failed_step:,} (loss {loss:.4g})"
-        return f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.failed_step:,} (gradient norm {norm})"
+            return (
+                f"the gradient norm became {'NaN' if math.isnan(norm) else 'infinite'} at step {self.failed_step:,} "
+                f"(loss {loss:.4g})"
+            )
+        return (
+            f"the loss became {'NaN' if math.isnan(loss) else 'infinite'} at step {self.failed_step:,} (gradient norm "
+            f"{norm})"
+        )
 
 
 class StepTally:
@@ -73,7 +79,14 @@ class StepTally:
         values = torch.cat([torch.stack([self.loss_sum, self.last_norm]), self.failed_values]).to(exact)
         counts = torch.stack([self.failed_step, self.skipped]).to(exact)
         loss_sum, norm, failed_loss, failed_norm, failed_step, skipped = torch.cat([values, counts]).tolist()
-        reading = TallyReading(self.steps, loss_sum / max(self.steps, 1), norm, int(failed_step) or None, failed_loss, failed_norm,
-                               int(skipped))
+        reading = TallyReading(
+            self.steps,
+            loss_sum / max(self.steps, 1),
+            norm,
+            int(failed_step) or None,
+            failed_loss,
+            failed_norm,
+            int(skipped),
+        )
         self.reset()
         return reading

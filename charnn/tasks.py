@@ -83,9 +83,7 @@ def make_task_text(
     return "\n".join(lines) + "\n"
 
 
-def _walk_counting_line(
-    line: str, separator: str, allow_distractors: bool
-) -> tuple[list[tuple[int, ...]], bool]:
+def _walk_counting_line(line: str, separator: str, allow_distractors: bool) -> tuple[list[tuple[int, ...]], bool]:
     rows: list[tuple[int, ...]] = []
     a_seen = b_remaining = 0
     in_b_phase = False

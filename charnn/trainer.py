@@ -22,19 +22,29 @@ from rich.table import Table
 from tqdm.auto import tqdm
 
 from charnn.batches import DeviceBatches, StreamBatches
-from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from charnn.corpus import Corpus, load_corpus, parse_fractions
-from charnn.sources import CorpusSpec
-from charnn.device import (Distributed, autocast_for, deterministic_kernels, memory_guard, pick_device, resolve_precision,
-                           restore_rng, rng_snapshot, timed)
-from charnn.precision import grad_scaler
 from charnn.budget import Plan, TimeBudget
+from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from charnn.config import DEFAULT_MAX_STEPS, MODEL_FLAGS, TrainConfig, flag, learning_rate
+from charnn.corpus import Corpus, load_corpus, parse_fractions
+from charnn.device import (
+    Distributed,
+    autocast_for,
+    deterministic_kernels,
+    memory_guard,
+    pick_device,
+    resolve_precision,
+    restore_rng,
+    rng_snapshot,
+    timed,
+)
 from charnn.errors import CharnnError
 from charnn.evaluate import LN2, evaluate, preview_sample
 from charnn.model import ModelConfig, State, detach_state, new_model
+from charnn.precision import grad_scaler
 from charnn.rundir import RunDirectory
+from charnn.sources import CorpusSpec
 from charnn.tally import StepTally, TallyReading  # noqa: F401 - TallyReading is what StepTally.read() gives the loop
+
 
 class StopRequested:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
@@ -89,7 +99,9 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     """AdamW, fused into one kernel per step where this torch has it for the device (CPU from torch 2.4):
     the same update to float tolerance, with less per-step overhead (docs/benchmarks.md)."""
     options = dict(lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
-    if next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES:  # elsewhere fused=True fails only at the first step
+    if (
+        next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES
+    ):  # elsewhere fused=True fails only at the first step
         return torch.optim.AdamW(model.parameters(), **options)
     try:
         return torch.optim.AdamW(model.parameters(), fused=True, **options)
@@ -111,8 +123,14 @@ def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
 class Trainer:
     """One training run: set up from a config (fresh or resumed), then `run()`."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-                 console: Console | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool = True,
+        console: Console | None = None,
+    ):
         config.validate()
         self.config = config
         self.resume = resume
@@ -131,7 +149,9 @@ class Trainer:
         """Device, process group, run directory, corpus, batches, model, optimizer; then the resumed state."""
         config = self.config
         # before the run's first CUDA work: cuBLAS reads its deterministic setting once
-        self.settings.enter_context(deterministic_kernels(config.deterministic, cuda=config.device not in ("cpu", "mps")))
+        self.settings.enter_context(
+            deterministic_kernels(config.deterministic, cuda=config.device not in ("cpu", "mps"))
+        )
         self.device = pick_device(config.device)
         self.dist = Distributed.from_environment(self.device, config.dist_timeout)
         # before any work; saved resolved, so that a resume computes the same way
@@ -146,15 +166,25 @@ class Trainer:
         self.vocab = self.corpus.vocab
         splits = self.corpus.splits(parse_fractions(config.split))
         self.train_batches = StreamBatches(
-            splits["train"], config.batch_size, config.seq_len, first_stream=self.dist.rank * config.batch_size,
-            total_streams=config.batch_size * self.dist.world, split_name="train",
+            splits["train"],
+            config.batch_size,
+            config.seq_len,
+            first_stream=self.dist.rank * config.batch_size,
+            total_streams=config.batch_size * self.dist.world,
+            split_name="train",
         )
         self.train_feed = DeviceBatches(self.train_batches, self.device)  # the same batches, made on the device
         self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len, self.device)
         if config.max_steps is None and config.max_minutes is None:  # a time budget is planned in run()
-            config.max_steps, config.step_plan = (self.epoch_steps(), "epochs") if config.epochs is not None else (DEFAULT_MAX_STEPS, None)
-        self.model_config = ModelConfig(self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout)
-        with memory_guard(self.device, f"building a {config.layers} × {config.hidden} {config.cell.upper()}", "--hidden or --layers"):
+            config.max_steps, config.step_plan = (
+                (self.epoch_steps(), "epochs") if config.epochs is not None else (DEFAULT_MAX_STEPS, None)
+            )
+        self.model_config = ModelConfig(
+            self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout
+        )
+        with memory_guard(
+            self.device, f"building a {config.layers} × {config.hidden} {config.cell.upper()}", "--hidden or --layers"
+        ):
             self.model = new_model(self.model_config, self.device)
         self.optimizer = make_optimizer(self.model, config.lr, config.weight_decay)
         self.scaler = grad_scaler(self.precision, self.device.type)  # None unless the policy scales the loss (fp16)
@@ -179,10 +209,17 @@ class Trainer:
         """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
         checkpoint = load_checkpoint(checkpoint_path(self.run_dir, "last"))
         if checkpoint.vocab != self.vocab:
-            raise CharnnError(f"--resume: the corpus '{self.config.corpus}' gives a different vocabulary from the one '{self.run_dir}' was trained on")
+            raise CharnnError(
+                f"--resume: the corpus '{self.config.corpus}' gives a different vocabulary from the one "
+                f"'{self.run_dir}' was trained on"
+            )
         if checkpoint.model_config != self.model_config:
             saved = checkpoint.model_config
-            diff = [f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(self.model_config, n)}" for n in MODEL_FLAGS if getattr(saved, n) != getattr(self.model_config, n)]
+            diff = [
+                f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(self.model_config, n)}"
+                for n in MODEL_FLAGS
+                if getattr(saved, n) != getattr(self.model_config, n)
+            ]
             raise CharnnError(f"--resume: flags contradict the saved model: {'; '.join(diff)}")
         extra = checkpoint.extra
         meta = checkpoint.meta
@@ -202,21 +239,28 @@ class Trainer:
             self.history = [dict(record) for record in meta.get("history", [])]
             rngs = extra.get("rng_per_rank", [])
             if self.dist.rank < len(rngs):
-                saved = rngs[self.dist.rank]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
+                saved = rngs[
+                    self.dist.rank
+                ]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
                 restore_rng(saved if isinstance(saved, dict) else {"cpu": saved}, self.device)
             states = extra.get("state_per_rank", [])
             saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
             if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
                 if self.dist.is_main:
-                    self.console.print(f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
-                                       f"{self.dist.world}: the streams are cut differently, so they start from a zero state")
+                    self.console.print(
+                        f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
+                        f"{self.dist.world}: the streams are cut differently, so they start from a zero state"
+                    )
             elif self.dist.rank < len(states) and states[self.dist.rank]:
                 state = tuple(s.to(self.device) for s in states[self.dist.rank])
                 expected = (self.config.layers, self.config.batch_size, self.config.hidden)
                 if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
                     self.state = state
                 elif self.dist.is_main:  # e.g. --batch-size changed: the streams are cut differently now
-                    self.console.print("[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start from a zero state")
+                    self.console.print(
+                        "[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start "
+                        "from a zero state"
+                    )
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise CharnnError(f"--resume: '{checkpoint.path}' is damaged and cannot be resumed ({first})") from None
@@ -242,18 +286,49 @@ class Trainer:
         table.add_column("value")
         fractions = parse_fractions(cfg.split)
         splits = self.corpus.split_bounds(fractions)
-        table.add_row("corpus", f"{self.corpus.name} ({self.corpus.kind}, {len(self.corpus):,} chars, {self.corpus.documents:,} documents)")
-        table.add_row("splits", " / ".join(f"{n} {b - a:,}" for n, (a, b) in zip(("train", "val", "test"), splits))
-                      + f" (cut {self.corpus.split_method(fractions)})")
+        table.add_row(
+            "corpus",
+            f"{self.corpus.name} ({self.corpus.kind}, {len(self.corpus):,} chars, {self.corpus.documents:,} documents)",
+        )
+        table.add_row(
+            "splits",
+            " / ".join(f"{n} {b - a:,}" for n, (a, b) in zip(("train", "val", "test"), splits))
+            + f" (cut {self.corpus.split_method(fractions)})",
+        )
         table.add_row("vocabulary", f"{len(self.vocab.chars)} characters")
-        table.add_row("model", f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: {self.model.num_parameters():,} parameters"
-                      + (f" (recipe: {cfg.recipe}" + (")" if self.resume else "; shape flags choose your own)") if cfg.recipe else ""))
-        table.add_row("batches", f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; {self.train_batches.steps_per_epoch:,} steps per epoch")
-        steps = (f"{cfg.max_steps:,} steps" + (f" (from --{cfg.step_plan})" if cfg.step_plan else "")
-                 + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")) if cfg.max_steps else \
-            f"{cfg.max_minutes:g} min (steps planned from the first steps' speed)"
-        table.add_row("schedule", steps + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}")
-        table.add_row("device", f"{self.device}" + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "") + f", {torch.get_num_threads()} threads")
+        table.add_row(
+            "model",
+            f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: "
+            f"{self.model.num_parameters():,} parameters"
+            + (
+                f" (recipe: {cfg.recipe}" + (")" if self.resume else "; shape flags choose your own)")
+                if cfg.recipe
+                else ""
+            ),
+        )
+        table.add_row(
+            "batches",
+            f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; "
+            f"{self.train_batches.steps_per_epoch:,} steps per epoch",
+        )
+        steps = (
+            (
+                f"{cfg.max_steps:,} steps"
+                + (f" (from --{cfg.step_plan})" if cfg.step_plan else "")
+                + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")
+            )
+            if cfg.max_steps
+            else f"{cfg.max_minutes:g} min (steps planned from the first steps' speed)"
+        )
+        table.add_row(
+            "schedule", steps + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}"
+        )
+        table.add_row(
+            "device",
+            f"{self.device}"
+            + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "")
+            + f", {torch.get_num_threads()} threads",
+        )
         table.add_row("precision", f"{self.precision.name}: {self.precision.describe(cfg.cell)}")
         table.add_row("run", f"{self.run_dir}" + (f" (resuming at step {self.step:,})" if self.resume else ""))
         return table
@@ -262,13 +337,21 @@ class Trainer:
         """char-rnn's friendly warnings: too few batches, a model much larger than its data."""
         steps = self.train_batches.steps_per_epoch
         if steps < 10:
-            self.console.print(f"[yellow]warning:[/] the train split gives only {steps} steps per epoch; each epoch repeats the same few batches (lower --batch-size or --seq-len)")
+            self.console.print(
+                f"[yellow]warning:[/] the train split gives only {steps} steps per epoch; each epoch repeats the same "
+                "few batches (lower --batch-size or --seq-len)"
+            )
         train_chars = len(self.train_batches.ids)
         params = self.model.num_parameters()
         if params > 10 * train_chars:
-            self.console.print(f"[yellow]warning:[/] the model has {params:,} parameters for {train_chars:,} training characters: it will memorise; use a smaller --hidden or more data")
+            self.console.print(
+                f"[yellow]warning:[/] the model has {params:,} parameters for {train_chars:,} training characters: it "
+                "will memorise; use a smaller --hidden or more data"
+            )
         if self.val_batches is None:
-            self.console.print("[yellow]warning:[/] no validation split large enough for one batch: best.pt tracks training loss only")
+            self.console.print(
+                "[yellow]warning:[/] no validation split large enough for one batch: best.pt tracks training loss only"
+            )
 
     # ----- the loop -----------------------------------------------------------------------
     def epoch_steps(self) -> int | None:
@@ -278,7 +361,8 @@ class Trainer:
         return max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch))
 
     def plan_steps(self) -> int | None:
-        """The step to stop at: --max-steps, or fewer when --epochs is given; None while a time budget's plan is to come."""
+        """The step to stop at: --max-steps, or fewer when --epochs is given; None while a time budget's plan is to
+        come."""
         limits = [limit for limit in (self.config.max_steps, self.epoch_steps()) if limit is not None]
         return min(limits) if limits else None
 
@@ -289,17 +373,29 @@ class Trainer:
     def estimate_evaluation_seconds(self) -> float:
         """What one evaluation will cost (validation, sample, two checkpoints), before any has run: one
         validation batch timed and scaled, a short sample timed and scaled, the checkpoints guessed from their size."""
+
         def work() -> float:
             seconds = 0.0
             val = self.val_batches
             if val is not None:
                 one = [timed(lambda: evaluate(self.model, val, self.device, val.chars_per_step)) for _ in range(2)][-1]
-                steps = val.steps_per_epoch if not self.config.eval_chars else max(1, min(val.steps_per_epoch, self.config.eval_chars // val.chars_per_step))
+                steps = (
+                    val.steps_per_epoch
+                    if not self.config.eval_chars
+                    else max(1, min(val.steps_per_epoch, self.config.eval_chars // val.chars_per_step))
+                )
                 seconds += one * steps
             if self.config.sample_chars:
                 length = min(self.config.sample_chars, 32)
-                seconds += timed(lambda: preview_sample(self.model, self.vocab, length, seed=0)) * self.config.sample_chars / length
-            return seconds + 2 * 3 * 4 * self.model.num_parameters() / 200e6  # weights and AdamW's two moments, at ~200 MB/s
+                seconds += (
+                    timed(lambda: preview_sample(self.model, self.vocab, length, seed=0))
+                    * self.config.sample_chars
+                    / length
+                )
+            return (
+                seconds + 2 * 3 * 4 * self.model.num_parameters() / 200e6
+            )  # weights and AdamW's two moments, at ~200 MB/s
+
         return self.dist.from_main(work)
 
     def adopt_plan(self, plan: Plan, bar: tqdm, writer: Any) -> int:
@@ -374,28 +470,55 @@ class Trainer:
         last_val = None
         recent_start = time.monotonic()
         chars_per_second = 0.0
-        bar = tqdm(total=target, initial=min(self.step, target or self.step), desc="training", unit="step", disable=not (self.progress and main), dynamic_ncols=True)
+        bar = tqdm(
+            total=target,
+            initial=min(self.step, target or self.step),
+            desc="training",
+            unit="step",
+            disable=not (self.progress and main),
+            dynamic_ncols=True,
+        )
         try:
-            with StopRequested() as stop, memory_guard(self.device, "training", f"--batch-size (now {cfg.batch_size}) or --seq-len (now {cfg.seq_len})"):
+            with (
+                StopRequested() as stop,
+                memory_guard(
+                    self.device, "training", f"--batch-size (now {cfg.batch_size}) or --seq-len (now {cfg.seq_len})"
+                ),
+            ):
                 while target is None or self.step < target:
                     self.train_step()
                     bar.update(1)
                     wants_to_stop = stop.signal is not None or (deadline is not None and time.monotonic() > deadline)
-                    due = (self.step % cfg.log_every == 0 or self.step % cfg.eval_every == 0 or self.step == target
-                           or (budget is not None and budget.wants_reading(self.step)))
+                    due = (
+                        self.step % cfg.log_every == 0
+                        or self.step % cfg.eval_every == 0
+                        or self.step == target
+                        or (budget is not None and budget.wants_reading(self.step))
+                    )
                     if not (due or (wants_to_stop and not self.dist.active)):
                         continue  # under DDP a stop is decided together, at the next block's end
                     # the one wait for the device per block of steps, and the one collective that decides for all ranks
                     reading = self.tally.read()
                     signalled, out_of_time, failed = self.dist.any(
-                        stop.signal is not None, deadline is not None and time.monotonic() > deadline, reading.failed)
+                        stop.signal is not None, deadline is not None and time.monotonic() > deadline, reading.failed
+                    )
                     if failed:
-                        raise self.dist.everyone(self.numeric_failure(
-                            reading.failure_text() if reading.failed else "the loss or the gradient became NaN or infinite in another process"))
+                        raise self.dist.everyone(
+                            self.numeric_failure(
+                                reading.failure_text()
+                                if reading.failed
+                                else "the loss or the gradient became NaN or infinite in another process"
+                            )
+                        )
                     now = time.monotonic()
                     chars_per_second = reading.steps * chars_per_step / max(now - recent_start, 1e-9)
                     recent_start = now
-                    bar.set_postfix(loss=f"{reading.mean_loss:.3f}", val_bpc=f"{last_val:.3f}" if last_val else "-", chars_s=f"{chars_per_second:,.0f}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{reading.mean_loss:.3f}",
+                        val_bpc=f"{last_val:.3f}" if last_val else "-",
+                        chars_s=f"{chars_per_second:,.0f}",
+                        refresh=False,
+                    )
                     if writer:
                         writer.add_scalar("train/loss_nats", reading.mean_loss, self.step)
                         writer.add_scalar("train/bits_per_char", reading.mean_loss / LN2, self.step)
@@ -422,10 +545,14 @@ class Trainer:
                         recent_start = time.monotonic()  # chars/s counts training, not evaluation
                     if signalled:
                         name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
-                        raise self.dist.everyone(TrainingStopped(
-                            f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' is saved; "
-                            f"continue with: python train.py --out {self.run_dir} --resume", stop.signal or signal.SIGTERM,
-                        ))
+                        raise self.dist.everyone(
+                            TrainingStopped(
+                                f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' "
+                                "is saved; "
+                                f"continue with: python train.py --out {self.run_dir} --resume",
+                                stop.signal or signal.SIGTERM,
+                            )
+                        )
                     if out_of_time:
                         break
         finally:
@@ -437,12 +564,24 @@ class Trainer:
         else:
             stopped_by = cfg.step_plan or ("max-steps" if target == cfg.max_steps else "epochs")
         plans = [] if budget is None else budget.plans
-        result = TrainResult(self.run_dir, self.step, self.best_val_bpc, last_val, self.train_seconds, chars_per_second,
-                             stopped_by, self.history, plans, learning_rate(cfg, max(self.step - 1, 0)))
+        result = TrainResult(
+            self.run_dir,
+            self.step,
+            self.best_val_bpc,
+            last_val,
+            self.train_seconds,
+            chars_per_second,
+            stopped_by,
+            self.history,
+            plans,
+            learning_rate(cfg, max(self.step - 1, 0)),
+        )
         if main:
             if out_of_time and cfg.step_plan == "max-minutes" and self.step < (target or 0):
-                self.console.print(f"[yellow]note:[/] the budget ran out at step {self.step:,} of the {target:,} planned: the machine "
-                                   f"was slower than measured, and the learning rate had not reached its floor")
+                self.console.print(
+                    f"[yellow]note:[/] the budget ran out at step {self.step:,} of the {target:,} planned: the machine "
+                    f"was slower than measured, and the learning rate had not reached its floor"
+                )
             self.console.print(self.summary_table(result))
         self.dist.close()
         return result
@@ -456,9 +595,15 @@ class Trainer:
         """The error that stops a run whose numbers blew up; it says which checkpoint is left and what to do."""
         last = checkpoint_path(self.run_dir, "last")
         if self.saved_step is not None:
-            kept = f"'{last}' keeps the last good state (step {self.saved_step:,}); lower --lr (now {self.config.lr:g}) or --grad-clip and continue with --resume, or start again with --overwrite"
+            kept = (
+                f"'{last}' keeps the last good state (step {self.saved_step:,}); lower --lr (now {self.config.lr:g}) "
+                "or --grad-clip and continue with --resume, or start again with --overwrite"
+            )
         else:
-            kept = f"no checkpoint had been saved yet; lower --lr (now {self.config.lr:g}) or --grad-clip and start again with --resume or --overwrite"
+            kept = (
+                f"no checkpoint had been saved yet; lower --lr (now {self.config.lr:g}) or --grad-clip and start "
+                "again with --resume or --overwrite"
+            )
         return CharnnError(f"{what}; the run stopped without saving it: {kept}")
 
     def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
@@ -470,11 +615,15 @@ class Trainer:
         # resumed run does after restoring them, so a run and its resume draw the same dropout masks from here on.
         restore_rng(rng, self.device)
         ranks = self.dist.gather((rng, [s.detach().cpu() for s in self.state] if self.state is not None else []))
-        val_bpc = self.dist.on_main(lambda: self.save_evaluated(writer, bar, [r for r, _ in ranks], [s for _, s in ranks]))
+        val_bpc = self.dist.on_main(
+            lambda: self.save_evaluated(writer, bar, [r for r, _ in ranks], [s for _, s in ranks])
+        )
         self.saved_step = self.step  # on every rank: each names it if the run fails later
         return val_bpc
 
-    def save_evaluated(self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]) -> float | None:
+    def save_evaluated(
+        self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]
+    ) -> float | None:
         """evaluate_and_save's work on rank 0."""
         cfg = self.config
         # the validation streams are --batch-size wide: evaluation's memory grows with it, not with --eval-chars
@@ -487,12 +636,20 @@ class Trainer:
         if val and not math.isfinite(val_bpc):
             raise self.numeric_failure(f"the validation loss became {val_bpc} at step {self.step:,}")
         sample = preview_sample(self.model, self.vocab, cfg.sample_chars, seed=cfg.seed + self.step)
-        record = {"step": self.step, "time": round(self.train_seconds, 2), "train_loss_nats": self.last_train_loss,
-                  "val_bits_per_char": val["bits_per_char"] if val else None, "val_nats_per_char": val["nats_per_char"] if val else None,
-                  "lr": learning_rate(cfg, max(self.step - 1, 0))}
+        record = {
+            "step": self.step,
+            "time": round(self.train_seconds, 2),
+            "train_loss_nats": self.last_train_loss,
+            "val_bits_per_char": val["bits_per_char"] if val else None,
+            "val_nats_per_char": val["nats_per_char"] if val else None,
+            "lr": learning_rate(cfg, max(self.step - 1, 0)),
+        }
         self.history.append(record)
-        improved = (self.best_val_bpc is None or not math.isfinite(self.best_val_bpc)
-                    or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc))
+        improved = (
+            self.best_val_bpc is None
+            or not math.isfinite(self.best_val_bpc)
+            or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc)
+        )
         if improved:
             self.best_val_bpc = val_bpc
         meta = self.checkpoint_meta()
@@ -524,9 +681,11 @@ class Trainer:
             "best_val_bpc": self.best_val_bpc,
             "train_seconds": self.train_seconds,
             "history": self.history,
-            "data_position": {"step_in_epoch": self.step % self.train_batches.steps_per_epoch,
-                              "epoch": self.step // self.train_batches.steps_per_epoch,
-                              "world": self.dist.world},
+            "data_position": {
+                "step_in_epoch": self.step % self.train_batches.steps_per_epoch,
+                "epoch": self.step // self.train_batches.steps_per_epoch,
+                "world": self.dist.world,
+            },
             "corpus": {"name": self.corpus.name, "kind": self.corpus.kind, "chars": len(self.corpus)},
             "precision": self.precision.to_json(self.config.cell),  # what ran in which dtype
             "torch": torch.__version__,
@@ -546,7 +705,9 @@ class Trainer:
         table.add_row("steps", f"{result.step:,} (stopped by {result.stopped_by})")
         table.add_row("best val", f"{result.best_val_bpc:.4f} bits/char" if result.best_val_bpc is not None else "-")
         table.add_row("time", f"{result.seconds / 60:.1f} min, {result.chars_per_second:,.0f} chars/s at the end")
-        table.add_row("checkpoints", f"{checkpoint_path(self.run_dir, 'best')}, {checkpoint_path(self.run_dir, 'last')}")
+        table.add_row(
+            "checkpoints", f"{checkpoint_path(self.run_dir, 'best')}, {checkpoint_path(self.run_dir, 'last')}"
+        )
         table.add_row("sample", f"python generate.py --run {self.run_dir} --length 500")
         table.add_row("tensorboard", f"tensorboard --logdir {self.run_dir}")
         return table

@@ -54,9 +54,18 @@ def code_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def charnn_cli():
     """Run `python -m charnn.cli ARGS` as a user would, in a fresh process: charnn_cli(*args, cwd=, timeout=, env=)."""
-    def run(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd or ROOT,
-                              timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+    def run(
+        *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "charnn.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd or ROOT,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
 
     return run
 
@@ -77,11 +86,13 @@ def strong_model():
     so that gates leave their linear range and every unit matters a little."""
     from charnn.model import ModelConfig, new_model
 
-    def make(cell: str = "lstm", layers: int = 2, hidden: int = 20, vocab_size: int = 11, seed: int = 0, scaled: str = "all"):
+    def make(
+        cell: str = "lstm", layers: int = 2, hidden: int = 20, vocab_size: int = 11, seed: int = 0, scaled: str = "all"
+    ):
         torch.manual_seed(seed)
         model = new_model(ModelConfig(vocab_size=vocab_size, cell=cell, layers=layers, hidden=hidden, embed=8)).eval()
         with torch.no_grad():
-            for param in (model.parameters() if scaled == "all" else model.rnn.parameters()):
+            for param in model.parameters() if scaled == "all" else model.rnn.parameters():
                 param.mul_(3.0)
         return model
 
@@ -99,7 +110,10 @@ def fake_gpu(monkeypatch):
     for on "meta" is a CPU one, since torch makes generators only for real devices, and torch.multinomial
     refuses a generator of the other device, as CUDA does.
     """
-    real = {name: getattr(torch.Tensor, name) for name in ("cpu", "to", "tolist", "item", "numpy", "__int__", "__float__", "__bool__", "__index__")}
+    real = {
+        name: getattr(torch.Tensor, name)
+        for name in ("cpu", "to", "tolist", "item", "numpy", "__int__", "__float__", "__bool__", "__index__")
+    }
     real_generator = torch.Generator
 
     def host_copy(tensor):
@@ -148,7 +162,8 @@ def fake_gpu(monkeypatch):
 
 @pytest.fixture
 def chromium() -> str:
-    """The Chromium executable; skips (or fails, when CI sets CHARNN_REQUIRE_BROWSER=1) without playwright or chromium."""
+    """The Chromium executable; skips (or fails, when CI sets CHARNN_REQUIRE_BROWSER=1) without playwright or
+    chromium."""
     required = os.environ.get("CHARNN_REQUIRE_BROWSER") == "1"
     try:
         import playwright.sync_api  # noqa: F401
@@ -158,5 +173,7 @@ def chromium() -> str:
 
     executable = find_chromium()
     if executable is None:
-        (pytest.fail if required else pytest.skip)("no chromium executable (apt-get install chromium, or set CHARNN_CHROMIUM)")
+        (pytest.fail if required else pytest.skip)(
+            "no chromium executable (apt-get install chromium, or set CHARNN_CHROMIUM)"
+        )
     return executable

@@ -19,12 +19,26 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     corpus = tmp / "code.py"
     corpus.write_text(Path(json.decoder.__file__).read_text() * 4)
-    return charnn.train(corpus=corpus, out=tmp / "runs" / "api", layers=1, hidden=32, embed=16, batch_size=8, seq_len=32,
-                        max_steps=80, eval_every=40, cache_dir=str(tmp / "cache"), progress=False)
+    return charnn.train(
+        corpus=corpus,
+        out=tmp / "runs" / "api",
+        layers=1,
+        hidden=32,
+        embed=16,
+        batch_size=8,
+        seq_len=32,
+        max_steps=80,
+        eval_every=40,
+        cache_dir=str(tmp / "cache"),
+        progress=False,
+    )
 
 
 def test_import_charnn_is_light_and_lists_the_api():
-    code = "import sys, charnn; assert 'torch' not in sys.modules; print(sorted(n for n in dir(charnn) if not n.startswith('_')))"
+    code = (
+        "import sys, charnn; assert 'torch' not in sys.modules; "
+        "print(sorted(n for n in dir(charnn) if not n.startswith('_')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == str(["CharnnError", "Model", "ProbeResult", "Run", "UsageError", "load", "train"])
     for name in ("train", "load", "Run", "Model", "ProbeResult"):
@@ -47,11 +61,14 @@ def test_generate_stream_and_clamp(run):
     assert "".join(model.stream(prime="def ", length=60, temperature=0.7, seed=1)) == text  # the same text, as produced
     two = model.generate(length=20, num_samples=2, seed=3)
     assert isinstance(two, list) and len(two) == 2 and two[0] != two[1]
-    assert model.generate(prime="def ", length=5, seed=1, clamp="-1:3=1") == model.generate(prime="def ", length=5, seed=1, clamp="1:3=1")
+    assert model.generate(prime="def ", length=5, seed=1, clamp="-1:3=1") == model.generate(
+        prime="def ", length=5, seed=1, clamp="1:3=1"
+    )
     held = [f"-1:{unit}=1" for unit in range(16)]  # the top layer counted from the top, as generate --clamp does
     clamped = model.generate(prime="def ", length=60, temperature=0.7, seed=1, clamp=held)
-    assert clamped != text and clamped == model.generate(prime="def ", length=60, temperature=0.7, seed=1,
-                                                         clamp=[held_unit.replace("-1:", "1:") for held_unit in held])
+    assert clamped != text and clamped == model.generate(
+        prime="def ", length=60, temperature=0.7, seed=1, clamp=[held_unit.replace("-1:", "1:") for held_unit in held]
+    )
     assert model.generate(prime="x", length=200, seed=2, stop="\n").count("\n") <= 1
 
 
@@ -107,17 +124,23 @@ def test_the_notebook_view_opens_in_a_browser(run, chromium, tmp_path):
     # what Jupyter does with _repr_html_: put it in the output cell's page; the explorer must come up inside it
     import tempfile
 
+    from browser_tools import CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
-    from browser_tools import CHROMIUM_ARGS
-
-    probe = run.load().probe((ROOT / "charnn" / "api.py").read_text()[:3000], features="code", random_units=10,
-                             unknown="replace", ablation=False)
+    probe = run.load().probe(
+        (ROOT / "charnn" / "api.py").read_text()[:3000],
+        features="code",
+        random_units=10,
+        unknown="replace",
+        ablation=False,
+    )
     cell = tmp_path / "notebook.html"
     cell.write_text(f"<!DOCTYPE html><html><body><p>Out[3]:</p>{probe._repr_html_()}</body></html>", encoding="utf-8")
     problems = []
     with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             page = context.new_page()
             page.on("pageerror", lambda error: problems.append(str(error)))
@@ -131,8 +154,14 @@ def test_the_notebook_view_opens_in_a_browser(run, chromium, tmp_path):
 
 
 def test_probe_a_hypothesis_of_your_own(run):
-    probe = run.load().probe((ROOT / "charnn" / "api.py").read_text()[:4000], features="none", unknown="replace",
-                             patterns={"defs": r"def \w+"}, ablation=False, control=False)
+    probe = run.load().probe(
+        (ROOT / "charnn" / "api.py").read_text()[:4000],
+        features="none",
+        unknown="replace",
+        patterns={"defs": r"def \w+"},
+        ablation=False,
+        control=False,
+    )
     assert list(probe.report["features"]) == ["defs"] and probe.units("defs")
     with pytest.raises(charnn.UsageError, match="built-in feature's name"):
         run.load().probe("x = 1\n" * 10, patterns={"column": "x"})

@@ -1,4 +1,5 @@
-"""The benchmark harness: every section runs on tiny settings and reports a well-formed result; the CLI refuses bad flags.
+"""The benchmark harness: every section runs on tiny settings and reports a well-formed result; the CLI refuses bad
+flags.
 
 No timing assertions: this machine is shared and noisy. The figures themselves are in docs/benchmarks.md.
 """
@@ -33,11 +34,32 @@ def code_file(tmp_path_factory) -> Path:
 def tiny_settings(tmp_path: Path, corpus: Path, **changes) -> BenchSettings:
     """--quick shrunk further: seconds, not a minute."""
     values = dict(
-        repeats=2, train_shapes=(TrainShape(1, 16, 4, 8, embed=8), TrainShape(2, 16, 4, 8, embed=8)), train_steps=(2, 2),
-        train_warmup_steps=1, matmul_shape=(64, 32, 64), matmul_calls=2, sample_layers=2, sample_hidden=16, sample_chars=10,
-        sample_streams=3, sample_steps_batched=5, encode_sizes_mb=(0.2, 0.4), encode_repeats=1, corpus=str(corpus),
-        cache_dir=str(tmp_path / "cache"), budget_minutes=0.03, quality_corpus=str(corpus), quality_out=str(tmp_path / "quality"),
-        quality_overrides={"layers": "1", "hidden": "16", "embed": "8", "batch_size": "4", "seq_len": "16", "warmup_steps": "2"},
+        repeats=2,
+        train_shapes=(TrainShape(1, 16, 4, 8, embed=8), TrainShape(2, 16, 4, 8, embed=8)),
+        train_steps=(2, 2),
+        train_warmup_steps=1,
+        matmul_shape=(64, 32, 64),
+        matmul_calls=2,
+        sample_layers=2,
+        sample_hidden=16,
+        sample_chars=10,
+        sample_streams=3,
+        sample_steps_batched=5,
+        encode_sizes_mb=(0.2, 0.4),
+        encode_repeats=1,
+        corpus=str(corpus),
+        cache_dir=str(tmp_path / "cache"),
+        budget_minutes=0.03,
+        quality_corpus=str(corpus),
+        quality_out=str(tmp_path / "quality"),
+        quality_overrides={
+            "layers": "1",
+            "hidden": "16",
+            "embed": "8",
+            "batch_size": "4",
+            "seq_len": "16",
+            "warmup_steps": "2",
+        },
         runs_dir=str(tmp_path / "no-runs"),  # bf16's divergence on random weights, not on a real run of this checkout
     )
     values.update(changes)
@@ -94,7 +116,9 @@ def test_training_section_compares_the_trainer_with_the_bare_loop_on_each_shape(
         assert positive_finite(result["mflop_per_char"]) and 0 < result["charnn_fraction_of_ceiling"]
     matmul = report["sections"]["matmul"]
     assert "mkl" in matmul["gflops"] and all(positive_finite(rates["median"]) for rates in matmul["gflops"].values())
-    assert matmul["ceiling_gflops"] == max(matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"])
+    assert matmul["ceiling_gflops"] == max(
+        matmul["gflops"][kind]["max"] for kind in ("mkl", "onednn") if kind in matmul["gflops"]
+    )
 
 
 def test_encoding_reports_speed_and_peak_memory_at_two_sizes(report):
@@ -117,7 +141,11 @@ def test_quality_section_trains_for_the_budget_and_reports_val_loss(report, tmp_
 
 def test_goals_say_met_or_not_and_the_table_renders(report):
     goals = report["goals"]
-    assert {g["what"] for g in goals} >= {"sample 1 stream: charnn / naive", "encode: MB/s", "quality: best val nats/char"}
+    assert {g["what"] for g in goals} >= {
+        "sample 1 stream: charnn / naive",
+        "encode: MB/s",
+        "quality: best val nats/char",
+    }
     assert all(g["met"] in (True, False) for g in goals)
     assert all(set(row) == {"what", "charnn", "baseline", "ratio", "goal", "met"} for row in report["rows"])
     from rich.console import Console
@@ -129,7 +157,8 @@ def test_goals_say_met_or_not_and_the_table_renders(report):
 
 
 def test_flops_per_char_matches_the_measured_ceilings_note():
-    # docs/benchmarks.md's baselines from before charnn: 2 × 128 is 1.45 MFLOP/char and 3 × 512 is 32.55 with embed 64 and ~100 characters
+    # docs/benchmarks.md's baselines from before charnn: 2 × 128 is 1.45 MFLOP/char and 3 × 512 is 32.55 with embed 64
+    # and ~100 characters
     assert flops_per_char(2, 128, 64, 100) / 1e6 == pytest.approx(1.45, abs=0.01)
     assert flops_per_char(3, 512, 64, 100) / 1e6 == pytest.approx(32.55, abs=0.01)
 
@@ -143,7 +172,9 @@ def test_cli_json_prints_one_object(tmp_path, code_file, monkeypatch, capsys):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charnn.cli", "bench", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "charnn.cli", "bench", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_cli_help_lists_the_flags():
@@ -153,10 +184,17 @@ def test_cli_help_lists_the_flags():
         assert flag in done.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ("--only", "everything"), ("--repeats", "0"), ("--budget-minutes", "-1"), ("--threads", "two"),
-    ("--quality-set", "hidden"), ("--no-such-flag",),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--only", "everything"),
+        ("--repeats", "0"),
+        ("--budget-minutes", "-1"),
+        ("--threads", "two"),
+        ("--quality-set", "hidden"),
+        ("--no-such-flag",),
+    ],
+)
 def test_bad_flags_exit_2_in_one_line(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", *args])
@@ -188,11 +226,15 @@ def test_the_disturbance_of_other_processes_is_a_share_of_the_cpus():
 
 
 def test_with_wait_quiet_a_disturbed_pair_is_measured_again(monkeypatch):
-    shares = itertools.chain([0.6, 0.0, 0.5, 0.0, 0.7, 0.8, 0.9, 0.9, 0.9], itertools.repeat(0.9))  # others' share, per pair
+    shares = itertools.chain(
+        [0.6, 0.0, 0.5, 0.0, 0.7, 0.8, 0.9, 0.9, 0.9], itertools.repeat(0.9)
+    )  # others' share, per pair
     monkeypatch.setattr(bench, "wait_for_quiet", lambda seconds: 0.0)
     monkeypatch.setattr(bench.CpuWatch, "others_share", lambda self: next(shares))
     calls = iter(range(1, 100))
-    result = bench.interleaved(lambda: float(next(calls)), lambda: 1.0, BenchSettings(repeats=3, wait_quiet=1.0), lambda text: None, "test")
+    result = bench.interleaved(
+        lambda: float(next(calls)), lambda: 1.0, BenchSettings(repeats=3, wait_quiet=1.0), lambda text: None, "test"
+    )
     # two quiet pairs, then the 3 × 3 attempts ran out, so the last disturbed pair was kept
     assert result["others_cpu_share_per_repeat"] == [0.0, 0.0, 0.9]
     assert [pair["others_cpu_share"] for pair in result["disturbed_pairs"]] == [0.6, 0.5, 0.7, 0.8, 0.9, 0.9]
@@ -204,12 +246,19 @@ def test_the_bare_loop_trains_like_the_trainer(tmp_path, code_file):
     # like for like: the trainer's policy (here the recurrence in fp32 outside autocast) and its fused AdamW
     import torch
 
-    trainer = bench.make_trainer(TrainShape(1, 16, 4, 8, embed=8), str(code_file), str(tmp_path / "cache"), tmp_path / "run",
-                                 precision="bf16-head")
+    trainer = bench.make_trainer(
+        TrainShape(1, 16, 4, 8, embed=8),
+        str(code_file),
+        str(tmp_path / "cache"),
+        tmp_path / "run",
+        precision="bf16-head",
+    )
     try:
         bare = bench.BareLoop(trainer.vocab.size, TrainShape(1, 16, 4, 8, embed=8), trainer.precision)
         seen = []
-        bare.model.rnn.register_forward_hook(lambda module, inputs, output: seen.append((torch.is_autocast_enabled("cpu"), output[0].dtype)))
+        bare.model.rnn.register_forward_hook(
+            lambda module, inputs, output: seen.append((torch.is_autocast_enabled("cpu"), output[0].dtype))
+        )
         bare.step()
         assert seen == [(False, torch.float32)]
         assert bare.optimizer.param_groups[0].get("fused") == trainer.optimizer.param_groups[0].get("fused")
@@ -222,7 +271,9 @@ def test_the_gpu_section_measures_on_the_models_device(tmp_path, code_file, fake
     import charnn.trainer
 
     monkeypatch.setattr(charnn.trainer, "pick_device", lambda requested: fake_gpu)
-    settings = tiny_settings(tmp_path, code_file, cuda_train_shapes=(TrainShape(2, 16, 4, 8, embed=8),), cuda_train_steps=(2,))
+    settings = tiny_settings(
+        tmp_path, code_file, cuda_train_shapes=(TrainShape(2, 16, 4, 8, embed=8),), cuda_train_steps=(2,)
+    )
     result = bench.measure_cuda(settings, lambda text: None, device=fake_gpu)
     assert result["device"] == "meta" and len(result["train"]) == 1
     assert result["train"][0]["shape"]["hidden"] == 16 and set(result["sample"]) >= {"single", "batched"}
@@ -247,8 +298,24 @@ def test_bf16_divergence_is_measured_on_a_trained_run_and_says_when_there_is_non
     model, source = bench.divergence_model(empty, torch.device("cpu"))
     assert model is None and "random" in source and "--divergence-run" in source
     run = tmp_path / "runs" / "tiny"
-    train(TrainConfig(corpus=str(code_file), out=str(run), layers=1, hidden=16, embed=8, batch_size=4, seq_len=16, max_steps=6,
-                      eval_every=3, sample_chars=0, cache_dir=str(tmp_path / "cache"), device="cpu", precision="fp32"), progress=False)
+    train(
+        TrainConfig(
+            corpus=str(code_file),
+            out=str(run),
+            layers=1,
+            hidden=16,
+            embed=8,
+            batch_size=4,
+            seq_len=16,
+            max_steps=6,
+            eval_every=3,
+            sample_chars=0,
+            cache_dir=str(tmp_path / "cache"),
+            device="cpu",
+            precision="fp32",
+        ),
+        progress=False,
+    )
     for settings in (empty, BenchSettings(divergence_run=str(run))):  # the newest run, or the one named
         model, source = bench.divergence_model(settings, torch.device("cpu"))
         assert model.config.hidden == 16 and str(run) in source and "trained" in source

@@ -23,8 +23,15 @@ def test_steps_within_fit_the_seconds_with_their_evaluations():
     assert steps_within(0.0, 40, 0.1, 2.0, 100) == 41  # always at least one more step
 
 
-def simulate(budget_seconds: float, step_costs, eval_seconds: float, eval_every: int = 100, estimate: float | None = None,
-             cap: int | None = None, start: int = 0):
+def simulate(
+    budget_seconds: float,
+    step_costs,
+    eval_seconds: float,
+    eval_every: int = 100,
+    estimate: float | None = None,
+    cap: int | None = None,
+    start: int = 0,
+):
     """Run a TimeBudget as the trainer does, on a clock that advances by step_costs(step) per step and
     eval_seconds per evaluation. Returns (budget, last step, clock at the end)."""
     clock = 1000.0
@@ -103,8 +110,10 @@ def three_recipes(monkeypatch):
     """Recipes of 5, 10 and 30 minutes that differ in every setting they set."""
     from charnn import config
 
-    table = tuple(config.Recipe(m, dict(layers=layers, hidden=hidden, lr=lr), "test")
-                  for m, layers, hidden, lr in ((5, 1, 96, 5e-3), (10, 2, 160, 4e-3), (30, 3, 224, 3e-3)))
+    table = tuple(
+        config.Recipe(m, dict(layers=layers, hidden=hidden, lr=lr), "test")
+        for m, layers, hidden, lr in ((5, 1, 96, 5e-3), (10, 2, 160, 4e-3), (30, 3, 224, 3e-3))
+    )
     monkeypatch.setattr(config, "RECIPES", table)
     return table
 
@@ -115,8 +124,12 @@ def test_a_budget_takes_the_recipe_of_the_largest_budget_within_it(three_recipes
     for minutes, expected in ((5, 0), (7.5, 0), (10, 1), (29, 1), (30, 2), (600, 2), (1, 0)):
         config = merge_train_config({"max_minutes": minutes})
         recipe = three_recipes[expected]
-        assert (config.layers, config.hidden, config.lr, config.recipe) == (recipe.settings["layers"], recipe.settings["hidden"],
-                                                                             recipe.settings["lr"], recipe.name)
+        assert (config.layers, config.hidden, config.lr, config.recipe) == (
+            recipe.settings["layers"],
+            recipe.settings["hidden"],
+            recipe.settings["lr"],
+            recipe.name,
+        )
         assert config.max_minutes == minutes and config.max_steps is None
 
 
@@ -137,13 +150,22 @@ def test_flags_given_win_and_a_shape_flag_turns_the_recipe_off(three_recipes):
     for name in RECIPE_SHAPE:
         given = {"max_minutes": 30, name: getattr(defaults, name)}
         config = merge_train_config(given)
-        assert config.recipe is None and (config.layers, config.hidden, config.lr) == (defaults.layers, defaults.hidden, defaults.lr)
+        assert config.recipe is None and (config.layers, config.hidden, config.lr) == (
+            defaults.layers,
+            defaults.hidden,
+            defaults.lr,
+        )
 
 
 def test_a_length_in_steps_or_epochs_takes_no_recipe(three_recipes):
     from charnn.config import TrainConfig, merge_train_config
 
-    for given in ({"max_steps": 300}, {"epochs": 2.0}, {"max_steps": 300, "max_minutes": 30}, {"epochs": 1.0, "max_minutes": 30}):
+    for given in (
+        {"max_steps": 300},
+        {"epochs": 2.0},
+        {"max_steps": 300, "max_minutes": 30},
+        {"epochs": 1.0, "max_minutes": 30},
+    ):
         config = merge_train_config(given)
         assert config.recipe is None and config.hidden == TrainConfig().hidden
         assert config.max_minutes == given.get("max_minutes")
@@ -168,7 +190,9 @@ def saved_run(directory, **settings):
     (directory / "config.json").write_text(json.dumps({"train": TrainConfig(out=str(directory), **settings).to_json()}))
 
 
-def test_resuming_with_no_length_continues_the_saved_plan_and_steps_given_replace_a_planned_budget(three_recipes, tmp_path):
+def test_resuming_with_no_length_continues_the_saved_plan_and_steps_given_replace_a_planned_budget(
+    three_recipes, tmp_path
+):
     from charnn.config import merge_train_config
 
     saved_run(tmp_path, max_minutes=10.0, max_steps=1400, step_plan="max-minutes", recipe="10 min")
@@ -197,7 +221,9 @@ def test_the_run_names_its_recipe_and_the_settings_given_that_change_it(three_re
     from charnn.config import merge_train_config
 
     assert merge_train_config({"max_minutes": 10, "lr": 1e-3, "seq_len": 64}).recipe == "10 min, --lr 0.001"
-    assert merge_train_config({"max_minutes": 10, "lr": 4e-3}).recipe == "10 min"  # the recipe's own value changes nothing
+    assert (
+        merge_train_config({"max_minutes": 10, "lr": 4e-3}).recipe == "10 min"
+    )  # the recipe's own value changes nothing
 
 
 def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_changes(three_recipes):
@@ -206,7 +232,11 @@ def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_ch
 
     for minutes, recipe in ((5, three_recipes[0]), (12, three_recipes[1]), (45, three_recipes[2])):
         config = recommended_cpu_config("corpus.txt", "out", "cache", minutes)
-        assert (config.hidden, config.lr, config.recipe) == (recipe.settings["hidden"], recipe.settings["lr"], recipe.name)
+        assert (config.hidden, config.lr, config.recipe) == (
+            recipe.settings["hidden"],
+            recipe.settings["lr"],
+            recipe.name,
+        )
         assert config.eval_chars == 0 and config.split == "0.9,0.1"  # the whole val split of a 90/10 cut
     changed = apply_overrides(recommended_cpu_config("corpus.txt", "out", "cache", 30), {"hidden": "320", "lr": "3e-3"})
     assert (changed.hidden, changed.recipe) == (320, "30 min, --hidden 320")

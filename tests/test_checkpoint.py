@@ -6,8 +6,14 @@ import json
 import pytest
 import torch
 
-from charnn.checkpoint import (CHECKPOINT_NAMES, FORMAT_VERSION, checkpoint_path, find_run_checkpoint, load_checkpoint,
-                               save_checkpoint)
+from charnn.checkpoint import (
+    CHECKPOINT_NAMES,
+    FORMAT_VERSION,
+    checkpoint_path,
+    find_run_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from charnn.corpus import Vocab
 from charnn.errors import CharnnError
 from charnn.model import ModelConfig, new_model
@@ -18,8 +24,12 @@ def tiny_checkpoint(path, step=7, **meta):
     config = ModelConfig(vocab_size=vocab.size, layers=2, hidden=8, embed=4)
     torch.manual_seed(0)
     model = new_model(config)
-    save_checkpoint(path, {"model": config.to_json(), "vocab": vocab.to_json(), "step": step, **meta}, model.state_dict(),
-                    {"state_per_rank": [[torch.ones(2, 1, 8)]], "rng_per_rank": [{"cpu": torch.get_rng_state()}]})
+    save_checkpoint(
+        path,
+        {"model": config.to_json(), "vocab": vocab.to_json(), "step": step, **meta},
+        model.state_dict(),
+        {"state_per_rank": [[torch.ones(2, 1, 8)]], "rng_per_rank": [{"cpu": torch.get_rng_state()}]},
+    )
     return model
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from charnn.cli import build_parser, main, train_config_from_args
-from charnn.config import default_run_dir
-from charnn.config import TrainConfig
+from charnn.config import TrainConfig, default_run_dir
 from charnn.errors import CharnnError, UsageError
 
 
@@ -41,8 +40,15 @@ def test_resume_refuses_what_cannot_be_resumed(tmp_path):
         train_config_from_args(parse("--out", str(run), "--resume"))
 
 
-@pytest.mark.parametrize("corpus, name", [("stdlib", "runs/stdlib"), ("task:ab-memory", "runs/task-ab-memory"),
-                                           ("../data/my tweets.jsonl", "runs/my_tweets"), ("/", "runs/run")])
+@pytest.mark.parametrize(
+    "corpus, name",
+    [
+        ("stdlib", "runs/stdlib"),
+        ("task:ab-memory", "runs/task-ab-memory"),
+        ("../data/my tweets.jsonl", "runs/my_tweets"),
+        ("/", "runs/run"),
+    ],
+)
 def test_a_run_is_named_after_its_corpus(corpus, name):
     assert default_run_dir(corpus) == name
 
@@ -61,9 +67,18 @@ def test_the_parser_says_what_is_wrong_in_one_line_and_exits_2(capsys):
 def test_values_that_start_with_a_dash_are_joined_to_their_flag():
     from charnn.cli import join_dash_values
 
-    assert join_dash_values(["generate", "--clamp", "-1:0=1", "--prime", "-x", "--length", "5"]) == \
-        ["generate", "--clamp=-1:0=1", "--prime=-x", "--length", "5"]
-    assert join_dash_values(["generate", "--prime", "--no-echo"]) == ["generate", "--prime", "--no-echo"]  # may be a flag
+    assert join_dash_values(["generate", "--clamp", "-1:0=1", "--prime", "-x", "--length", "5"]) == [
+        "generate",
+        "--clamp=-1:0=1",
+        "--prime=-x",
+        "--length",
+        "5",
+    ]
+    assert join_dash_values(["generate", "--prime", "--no-echo"]) == [
+        "generate",
+        "--prime",
+        "--no-echo",
+    ]  # may be a flag
     assert join_dash_values(["generate", "--stop"]) == ["generate", "--stop"]  # argparse says what is missing
     args = build_parser().parse_args(join_dash_values(["generate", "--clamp", "-2:3:c=-1.5"]))
     assert args.clamp == ["-2:3:c=-1.5"]
@@ -117,8 +132,13 @@ def test_building_the_parser_imports_no_torch():
     from pathlib import Path
 
     code = "import sys, charnn.cli; charnn.cli.build_parser(); print('torch' in sys.modules, 'numpy' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""},
+    )
     assert result.stdout.split() == ["False", "False"]
 
 
@@ -129,8 +149,12 @@ def ruled_flags():
     from charnn.sample_options import SampleOptions
 
     commands = {TrainConfig: "train", SampleOptions: "generate", ProbeOptions: "probe"}
-    return [(config, command, item.name) for config, command in commands.items() for item in fields(config)
-            if "rule" in item.metadata]
+    return [
+        (config, command, item.name)
+        for config, command in commands.items()
+        for item in fields(config)
+        if "rule" in item.metadata
+    ]
 
 
 @pytest.mark.parametrize("config, command, name", ruled_flags())

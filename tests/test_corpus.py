@@ -148,7 +148,9 @@ def test_every_task_is_a_corpus(task, tmp_path):
 
 
 def test_real_tweets_one_per_line(tmp_path):
-    corpus = load_corpus(str(shared_corpus("trump_tweets.txt")), tweet_format="lines", cache_dir=tmp_path, progress=False)
+    corpus = load_corpus(
+        str(shared_corpus("trump_tweets.txt")), tweet_format="lines", cache_dir=tmp_path, progress=False
+    )
     assert corpus.documents == 32_807
     assert len(corpus.vocab.chars) > 200  # emoji and curly quotes survive
     val_start = corpus.split_bounds()[1][0]
@@ -169,8 +171,18 @@ def test_corpus_command_prints_the_summary_and_writes_splits(tmp_path, charnn_cl
     (tmp_path / "src" / "a.py").write_text("x = 1")
     (tmp_path / "src" / "b.c").write_text("int main() { return 0; }\n")
     (tmp_path / "src" / "blob.py").write_bytes(b"\x00\x01binary")
-    result = charnn_cli("corpus", "src", "--cache-dir", "cache", "--split", "0.5,0.5", "--write-text", "out.txt", cwd=tmp_path,
-                        env={"COLUMNS": "200"})
+    result = charnn_cli(
+        "corpus",
+        "src",
+        "--cache-dir",
+        "cache",
+        "--split",
+        "0.5,0.5",
+        "--write-text",
+        "out.txt",
+        cwd=tmp_path,
+        env={"COLUMNS": "200"},
+    )
     assert result.returncode == 0, result.stderr
     assert "documents" in result.stdout and "skipped files" in result.stdout and "binary" in result.stdout
     assert (tmp_path / "out.txt").read_text() == "x = 1\nint main() { return 0; }\n"
@@ -231,8 +243,12 @@ def test_peak_memory_of_encoding_does_not_grow_with_the_corpus(tmp_path):
             written = 0
             while written < megabytes * 2**20:
                 written += handle.write(block)
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS_CHILD, str(path), str(tmp_path / f"cache{megabytes}")],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_CHILD, str(path), str(tmp_path / f"cache{megabytes}")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         peaks.append(int(result.stdout) / 1024)
         path.unlink()
     assert peaks[1] - peaks[0] < 15, peaks

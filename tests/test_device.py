@@ -20,15 +20,22 @@ import charnn.trainer
 from charnn.checkpoint import load_checkpoint, save_checkpoint
 from charnn.cli import main
 from charnn.corpus import Vocab
-from charnn.precision import CUDA_AUTO
-from charnn.device import (Distributed, cuda_device, deterministic_kernels, exact_fp32, pick_device, resolve_precision,
-                           restore_rng, rng_snapshot, tf32_switches)
+from charnn.device import (
+    Distributed,
+    cuda_device,
+    deterministic_kernels,
+    exact_fp32,
+    pick_device,
+    resolve_precision,
+    restore_rng,
+    rng_snapshot,
+    tf32_switches,
+)
 from charnn.errors import CharnnError, UsageError
-from charnn.model import ModelConfig, new_model
 from charnn.evaluate import preview_sample
+from charnn.model import ModelConfig, new_model
+from charnn.precision import CUDA_AUTO
 from charnn.trainer import StepTally, TrainConfig, Trainer, train
-
-
 
 
 @pytest.fixture
@@ -42,8 +49,22 @@ def default_device_trap():
 
 
 def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
-    values = dict(corpus=corpus, out=str(tmp_path / "run"), layers=2, hidden=16, embed=8, batch_size=8, seq_len=16,
-                  max_steps=6, eval_every=3, log_every=2, sample_chars=30, cache_dir=str(tmp_path / "cache"), seed=3, device="cpu")
+    values = dict(
+        corpus=corpus,
+        out=str(tmp_path / "run"),
+        layers=2,
+        hidden=16,
+        embed=8,
+        batch_size=8,
+        seq_len=16,
+        max_steps=6,
+        eval_every=3,
+        log_every=2,
+        sample_chars=30,
+        cache_dir=str(tmp_path / "cache"),
+        seed=3,
+        device="cpu",
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -90,7 +111,10 @@ def test_sampling_runs_where_the_model_is(fake_gpu, cell):
     for options, on_text in [
         (SampleOptions(length=30, seed=1), None),  # ids stay on the device, read in blocks
         (SampleOptions(length=30, seed=1, prime="abc\nd"), lambda s, t: printed.append(t)),  # streamed
-        (SampleOptions(length=30, seed=1, num_samples=20, top_k=3, top_p=0.9), None),  # many streams: nn.LSTM's own step
+        (
+            SampleOptions(length=30, seed=1, num_samples=20, top_k=3, top_p=0.9),
+            None,
+        ),  # many streams: nn.LSTM's own step
         (SampleOptions(length=30, seed=1, num_samples=3, stop="\n", clamps=[Clamp(1, 1, 0.5)], prime="ab"), None),
         (SampleOptions(length=30, temperature=0, seed=1), None),
     ]:
@@ -100,11 +124,11 @@ def test_sampling_runs_where_the_model_is(fake_gpu, cell):
 
 
 def test_evaluation_and_every_probe_stage_run_where_the_model_is(fake_gpu):
+    from charnn.evaluate import evaluate_ids
     from charnn.probe.ablate import ablate_layers
     from charnn.probe.html import next_char_predictions
     from charnn.probe.pipeline import untrained_copy
     from charnn.probe.record import record
-    from charnn.evaluate import evaluate_ids
 
     model, vocab = tiny_model(fake_gpu, vocab="\nabcdef():{}\"' ")
     text = 'def f(a):\n    "b"\n' * 20
@@ -123,18 +147,60 @@ def test_evaluation_and_every_probe_stage_run_where_the_model_is(fake_gpu):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_train_resume_generate_eval_and_probe_make_no_tensor_off_the_models_device(tmp_path, code_file, cell, default_device_trap, capsys):
+def test_train_resume_generate_eval_and_probe_make_no_tensor_off_the_models_device(
+    tmp_path, code_file, cell, default_device_trap, capsys
+):
     train(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
     train(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
     run = str(tmp_path / "run")
     probe_text = tmp_path / "probe.py"
     probe_text.write_text(code_file.read_text()[:3000])
     assert main(["generate", "--run", run, "--length", "40", "--seed", "1"]) == 0  # one stream, printed as it comes
-    assert main(["generate", "--run", run, "--length", "40", "--seed", "1", "--num-samples", "20", "--top-k", "5", "--top-p", "0.9"]) == 0
-    assert main(["generate", "--run", run, "--length", "40", "--num-samples", "3", "--stop", "\n", "--clamp", "1:0=0.5"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--run",
+                run,
+                "--length",
+                "40",
+                "--seed",
+                "1",
+                "--num-samples",
+                "20",
+                "--top-k",
+                "5",
+                "--top-p",
+                "0.9",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["generate", "--run", run, "--length", "40", "--num-samples", "3", "--stop", "\n", "--clamp", "1:0=0.5"])
+        == 0
+    )
     assert main(["eval", "--run", run, "--text", str(probe_text), "--json"]) == 0
-    assert main(["probe", "--run", run, "--text", str(probe_text), "--features", "code", "--random-units", "4",
-                 "--json", str(tmp_path / "p.json"), "--html", str(tmp_path / "p.html")]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--run",
+                run,
+                "--text",
+                str(probe_text),
+                "--features",
+                "code",
+                "--random-units",
+                "4",
+                "--json",
+                str(tmp_path / "p.json"),
+                "--html",
+                str(tmp_path / "p.html"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "p.json").read_text())["features"]
     assert "Traceback" not in capsys.readouterr().err
 
@@ -167,6 +233,7 @@ def test_nccl_is_told_its_gpu_and_the_timeout_and_its_barrier_names_the_gpu(two_
     under_torchrun(two_gpus, 2, 1)
     two_gpus.setattr(torch.cuda, "set_device", lambda device: calls.setdefault("set_device", device))
     two_gpus.setattr(dist, "is_initialized", lambda: "init" in calls)
+
     def init_process_group(backend=None, init_method=None, timeout=None, device_id=None):  # torch 2.3+'s signature
         calls["init"] = {"backend": backend, "timeout": timeout, "device_id": device_id}
 
@@ -224,7 +291,9 @@ def test_under_torchrun_a_fixed_gpu_and_more_ranks_than_gpus_are_one_sentence(tw
         pick_device("cuda:0")  # every rank on GPU 0
     under_torchrun(two_gpus, 4, 3)
     for requested in ("auto", "cuda"):
-        with pytest.raises(CharnnError, match="started 4 processes on this machine, but it has 2 CUDA GPU.*--nproc_per_node 2"):
+        with pytest.raises(
+            CharnnError, match="started 4 processes on this machine, but it has 2 CUDA GPU.*--nproc_per_node 2"
+        ):
             pick_device(requested)
     # two machines of two GPUs: the local rank counts, not the global one
     under_torchrun(two_gpus, 4, 1, local_world=2)
@@ -238,7 +307,9 @@ def test_without_cuda_the_cpu_and_clear_errors():
 
 
 # ----- precision ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("capability, auto", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), CUDA_AUTO), ((9, 0), CUDA_AUTO)])
+@pytest.mark.parametrize(
+    "capability, auto", [((7, 5), "fp32"), ((7, 0), "fp32"), ((8, 0), CUDA_AUTO), ((9, 0), CUDA_AUTO)]
+)
 def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch, capability, auto):
     # is_bf16_supported() says True on a Turing GPU too, which emulates bf16 more slowly than fp32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
@@ -249,27 +320,35 @@ def test_bf16_on_cuda_only_where_the_gpu_computes_it_natively(monkeypatch, capab
     assert resolve_precision("auto", gpu).name == auto
     assert resolve_precision("fp32", gpu).name == "fp32"
     if auto != "fp32":
-        assert resolve_precision("bf16", gpu).recurrent == "bf16"  # cast outside autocast, never left to CUDA's autocast
+        assert (
+            resolve_precision("bf16", gpu).recurrent == "bf16"
+        )  # cast outside autocast, never left to CUDA's autocast
     else:
-        with pytest.raises(UsageError, match=r"Some GPU \(compute capability 7\.\d\) only emulates bf16.*--precision fp32"):
+        with pytest.raises(
+            UsageError, match=r"Some GPU \(compute capability 7\.\d\) only emulates bf16.*--precision fp32"
+        ):
             resolve_precision("bf16", gpu)
-        with pytest.raises(UsageError, match="'runs/x' trained in bf16: continue it in fp32 with --resume --precision fp32"):
+        with pytest.raises(
+            UsageError, match="'runs/x' trained in bf16: continue it in fp32 with --resume --precision fp32"
+        ):
             resolve_precision("bf16", gpu, resuming="runs/x")
 
 
 def test_exact_fp32_turns_tf32_off_inside_and_restores_it():
     before = [getattr(owner, name) for owner, name, _ in tf32_switches()]
     with exact_fp32():
-        assert [getattr(owner, name) for owner, name, _ in tf32_switches()] == [exact for _, _, exact in tf32_switches()]
+        assert [getattr(owner, name) for owner, name, _ in tf32_switches()] == [
+            exact for _, _, exact in tf32_switches()
+        ]
     assert [getattr(owner, name) for owner, name, _ in tf32_switches()] == before
 
 
 def test_sampling_evaluation_and_probing_run_in_exact_fp32(monkeypatch):
     # the wrappers themselves: a stage that forgot exact_fp32 would sample in TF32 on an Ampere GPU
+    from charnn.evaluate import evaluate_ids
     from charnn.probe.ablate import ablated_loss_sums
     from charnn.probe.record import record
     from charnn.sample import SampleOptions, generate
-    from charnn.evaluate import evaluate_ids
 
     vocab = Vocab(tuple("\nab"))
     model = new_model(ModelConfig(vocab_size=vocab.size, layers=1, hidden=4, embed=2)).eval()
@@ -308,11 +387,19 @@ def test_sampling_evaluation_and_probing_run_in_exact_fp32(monkeypatch):
 
 
 def test_deterministic_kernels_switch_on_and_restore():
-    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+    before = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+    )
     with deterministic_kernels(True):
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
         assert torch.are_deterministic_algorithms_enabled()
-    assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled()) == before
+    assert (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+    ) == before
     with deterministic_kernels(False):
         assert torch.backends.cudnn.benchmark  # the fastest kernel per shape, chosen by timing
 
@@ -336,7 +423,9 @@ def test_deterministic_after_cuda_was_used_without_the_cublas_setting_is_refused
     assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
 
 
-def test_deterministic_from_python_after_cuda_was_used_is_one_sentence_before_any_work(monkeypatch, tmp_path, code_file):
+def test_deterministic_from_python_after_cuda_was_used_is_one_sentence_before_any_work(
+    monkeypatch, tmp_path, code_file
+):
     import charnn
 
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # as after a notebook cell that used the GPU
@@ -347,9 +436,38 @@ def test_deterministic_from_python_after_cuda_was_used_is_one_sentence_before_an
 
 
 def test_a_deterministic_run_trains_saves_the_flag_and_resumes_with_it(tmp_path, code_file):
-    assert main(["train", "--corpus", str(code_file), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
-                 "--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "4", "--seq-len", "8", "--max-steps", "4",
-                 "--eval-every", "2", "--deterministic", "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(code_file),
+                "--out",
+                str(tmp_path / "run"),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--layers",
+                "1",
+                "--hidden",
+                "8",
+                "--embed",
+                "4",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "8",
+                "--max-steps",
+                "4",
+                "--eval-every",
+                "2",
+                "--deterministic",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["deterministic"] is True
     assert not torch.are_deterministic_algorithms_enabled()  # the run restored the process's settings
     assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "6", "--quiet"]) == 0
@@ -415,7 +533,9 @@ def test_training_steps_never_read_the_device(tmp_path, code_file, monkeypatch):
         reads = []
         for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__"):
             real = getattr(torch.Tensor, name)
-            monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _name=name: reads.append(_name) or _real(self, *a))
+            monkeypatch.setattr(
+                torch.Tensor, name, lambda self, *a, _real=real, _name=name: reads.append(_name) or _real(self, *a)
+            )
         for _ in range(3):
             trainer.train_step()
         assert reads == []
@@ -452,12 +572,38 @@ def last_line(stderr: str) -> str:
     return stderr.strip().splitlines()[-1]
 
 
-TINY_RUN = ["--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "4", "--seq-len", "8", "--quiet", "--device", "cpu"]
+TINY_RUN = [
+    "--layers",
+    "1",
+    "--hidden",
+    "8",
+    "--embed",
+    "4",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--quiet",
+    "--device",
+    "cpu",
+]
 
 
-def test_running_out_of_memory_while_training_or_validating_is_one_sentence_and_keeps_the_checkpoint(tmp_path, code_file,
-                                                                                                     monkeypatch, capsys):
-    args = ["train", "--corpus", str(code_file), "--cache-dir", str(tmp_path / "cache"), "--eval-every", "3", "--max-steps", "9", *TINY_RUN]
+def test_running_out_of_memory_while_training_or_validating_is_one_sentence_and_keeps_the_checkpoint(
+    tmp_path, code_file, monkeypatch, capsys
+):
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--eval-every",
+        "3",
+        "--max-steps",
+        "9",
+        *TINY_RUN,
+    ]
     real_step = Trainer.train_step
 
     def step_until_out_of_memory(self):
@@ -465,23 +611,46 @@ def test_running_out_of_memory_while_training_or_validating_is_one_sentence_and_
 
     monkeypatch.setattr(Trainer, "train_step", step_until_out_of_memory)
     assert main([*args, "--out", str(tmp_path / "a")]) == 1
-    assert last_line(capsys.readouterr().err) == ("charnn train: the CPU ran out of memory while training; "
-                                                 "lower --batch-size (now 4) or --seq-len (now 8)")
+    assert last_line(capsys.readouterr().err) == (
+        "charnn train: the CPU ran out of memory while training; lower --batch-size (now 4) or --seq-len (now 8)"
+    )
     assert load_checkpoint(tmp_path / "a" / "last.pt").meta["step"] == 3  # the last evaluation's, intact
     monkeypatch.setattr(Trainer, "train_step", real_step)
     monkeypatch.setattr(charnn.trainer, "evaluate", out_of_memory)
     assert main([*args, "--out", str(tmp_path / "b")]) == 1
-    assert last_line(capsys.readouterr().err) == "charnn train: the CPU ran out of memory while validating; lower --batch-size (now 4)"
+    assert (
+        last_line(capsys.readouterr().err)
+        == "charnn train: the CPU ran out of memory while validating; lower --batch-size (now 4)"
+    )
 
 
-def test_running_out_of_memory_while_sampling_evaluating_or_probing_is_one_sentence(tmp_path, code_file, monkeypatch, capsys):
+def test_running_out_of_memory_while_sampling_evaluating_or_probing_is_one_sentence(
+    tmp_path, code_file, monkeypatch, capsys
+):
     import charnn.evaluate
     import charnn.probe.pipeline
     import charnn.sample
 
     run = str(tmp_path / "run")
-    assert main(["train", "--corpus", str(code_file), "--out", run, "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2",
-                 "--eval-every", "2", *TINY_RUN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(code_file),
+                "--out",
+                run,
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--max-steps",
+                "2",
+                "--eval-every",
+                "2",
+                *TINY_RUN,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     text = tmp_path / "text.py"
     text.write_text(code_file.read_text()[:3000])
@@ -492,9 +661,14 @@ def test_running_out_of_memory_while_sampling_evaluating_or_probing_is_one_sente
     expected = {
         ("generate", "--num-samples", "3"): "the CPU ran out of memory while sampling; lower --num-samples (now 3)",
         ("generate",): "the CPU ran out of memory while sampling; lower the model's size: sample on --device cpu",
-        ("eval", "--text", str(text)): "the CPU ran out of memory while evaluating; lower the model's size: evaluate on --device cpu",
-        ("probe", "--text", str(text), "--features", "code", "--max-chars", "2000"): ("the CPU ran out of memory while probing; lower --max-chars "
-                                                                "(now 2,000) or --random-units (now 100)"),
+        (
+            "eval",
+            "--text",
+            str(text),
+        ): "the CPU ran out of memory while evaluating; lower the model's size: evaluate on --device cpu",
+        ("probe", "--text", str(text), "--features", "code", "--max-chars", "2000"): (
+            "the CPU ran out of memory while probing; lower --max-chars (now 2,000) or --random-units (now 100)"
+        ),
     }
     for args, sentence in expected.items():
         assert main([args[0], "--run", run, *args[1:]]) == 1
@@ -509,5 +683,7 @@ def test_running_out_of_memory_anywhere_else_is_still_one_sentence(tmp_path, cod
 
     monkeypatch.setattr(charnn.corpus, "load_corpus", no_memory)
     assert main(["corpus", str(code_file), "--no-cache"]) == 1
-    assert last_line(capsys.readouterr().err) == ("charnn corpus: ran out of memory (MPS backend out of memory (MPS allocated: "
-                                                 "17.00 GB)); lower the batch, the text or the model, or use --device cpu")
+    assert last_line(capsys.readouterr().err) == (
+        "charnn corpus: ran out of memory (MPS backend out of memory (MPS allocated: "
+        "17.00 GB)); lower the batch, the text or the model, or use --device cpu"
+    )

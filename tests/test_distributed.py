@@ -27,11 +27,23 @@ pytestmark = [
 ]
 
 
-
-
 def torchrun(tmp_path: Path, code_file: Path, *flags: str) -> list[str]:
-    return [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "charnn.cli", "train", "--corpus", str(code_file),
-            "--out", "run", "--cache-dir", "cache", *TINY, *flags]
+    return [
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "charnn.cli",
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--cache-dir",
+        "cache",
+        *TINY,
+        *flags,
+    ]
 
 
 def environment() -> dict:
@@ -48,8 +60,14 @@ def test_a_failure_on_rank_0_stops_every_rank_with_its_sentence(tmp_path, code_f
     # checkpoints of the first evaluation; the other rank used to wait in a barrier for half an hour
     (tmp_path / "run" / "metrics.jsonl").mkdir(parents=True)
     started = time.monotonic()
-    result = subprocess.run(torchrun(tmp_path, code_file, "--max-steps", "20", "--eval-every", "5"), cwd=tmp_path,
-                            capture_output=True, text=True, env=environment(), timeout=240)
+    result = subprocess.run(
+        torchrun(tmp_path, code_file, "--max-steps", "20", "--eval-every", "5"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=240,
+    )
     assert result.returncode != 0
     said = charnn_lines(result.stderr)
     assert len(said) == 2 and said[0] == said[1], result.stderr[-3000:]
@@ -60,9 +78,25 @@ def test_a_failure_on_rank_0_stops_every_rank_with_its_sentence(tmp_path, code_f
 
 def test_a_time_budget_is_decided_by_all_ranks_together(tmp_path, code_file):
     # each rank's own clock would let one rank start evaluating while the other trains on (a hang)
-    result = subprocess.run(torchrun(tmp_path, code_file, "--max-minutes", "0.1", "--max-steps", "1000000",
-                                     "--eval-every", "1000000", "--log-every", "3"),
-                            cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    result = subprocess.run(
+        torchrun(
+            tmp_path,
+            code_file,
+            "--max-minutes",
+            "0.1",
+            "--max-steps",
+            "1000000",
+            "--eval-every",
+            "1000000",
+            "--log-every",
+            "3",
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     assert 0 < checkpoint.meta["step"] < 1000000
@@ -72,8 +106,14 @@ def test_a_time_budget_is_decided_by_all_ranks_together(tmp_path, code_file):
 
 def test_a_time_budget_alone_is_planned_once_for_all_ranks(tmp_path, code_file):
     # rank 0 measures and decides; every rank must stop at the same planned step (else one waits in a collective)
-    result = subprocess.run(torchrun(tmp_path, code_file, "--max-minutes", "0.15", "--eval-every", "100000", "--log-every", "5"),
-                            cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    result = subprocess.run(
+        torchrun(tmp_path, code_file, "--max-minutes", "0.15", "--eval-every", "100000", "--log-every", "5"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     plans = [line for line in result.stdout.splitlines() if line.startswith("plan")]
     assert plans and plans[0].startswith("plan at step 13: "), result.stdout[-2000:]  # printed by rank 0 alone
@@ -101,9 +141,14 @@ def rank_processes(parent: int) -> dict[int, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the ranks")
 def test_a_signal_to_one_rank_stops_both_at_the_same_step_with_a_checkpoint(tmp_path, code_file):
-    process = subprocess.Popen(torchrun(tmp_path, code_file, "--max-steps", "1000000", "--eval-every", "1000000",
-                                        "--log-every", "3"),
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    process = subprocess.Popen(
+        torchrun(tmp_path, code_file, "--max-steps", "1000000", "--eval-every", "1000000", "--log-every", "3"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
     try:
         deadline = time.time() + 120
         while not (tmp_path / "run" / "config.json").exists() and time.time() < deadline:
@@ -148,24 +193,69 @@ sys.exit(main(sys.argv[1:]))
 def test_rank_0_encodes_an_uncached_corpus_before_the_others_read_its_cache(tmp_path, code_file):
     script = tmp_path / "logged.py"
     script.write_text(LOGGED_LOADS)
-    command = [TORCHRUN, "--standalone", "--nproc_per_node=2", str(script), "train", "--corpus", str(code_file), "--out", "run",
-               "--cache-dir", "cache", *TINY, "--max-steps", "2", "--eval-every", "2", "--dist-timeout", "2"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240,
-                            env={**environment(), "LOADS_LOG": str(tmp_path / "loads.log")})
+    command = [
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--cache-dir",
+        "cache",
+        *TINY,
+        "--max-steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--dist-timeout",
+        "2",
+    ]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**environment(), "LOADS_LOG": str(tmp_path / "loads.log")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    loads = {int(rank): (float(start), float(end), cached == "True")
-             for rank, start, end, cached in (line.split() for line in (tmp_path / "loads.log").read_text().splitlines())}
+    loads = {
+        int(rank): (float(start), float(end), cached == "True")
+        for rank, start, end, cached in (line.split() for line in (tmp_path / "loads.log").read_text().splitlines())
+    }
     assert loads[0][2] is False and loads[1][2] is True  # encoded once, by rank 0; rank 1 read the cache
     assert loads[1][0] >= loads[0][1]  # and only after rank 0 had written it
 
 
 def test_one_process_under_torchrun_runs_the_collectives_and_fails_in_one_sentence(tmp_path, code_file):
     # a one-GPU machine can check the trainer's collectives only this way (the GPU check runs it with NCCL)
-    one = [TORCHRUN, "--standalone", "--nproc_per_node=1", "-m", "charnn.cli", "train", "--corpus", str(code_file),
-           "--cache-dir", "cache", *TINY, "--max-steps", "6", "--eval-every", "3"]
-    result = subprocess.run([*one, "--out", "run"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    one = [
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "charnn.cli",
+        "train",
+        "--corpus",
+        str(code_file),
+        "--cache-dir",
+        "cache",
+        *TINY,
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+    ]
+    result = subprocess.run(
+        [*one, "--out", "run"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240
+    )
     assert result.returncode == 0 and "× 1 processes (DDP)" in result.stderr, result.stderr[-3000:]
     (tmp_path / "broken" / "metrics.jsonl").mkdir(parents=True)  # rank 0 cannot write its metrics
-    result = subprocess.run([*one, "--out", "broken"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240)
+    result = subprocess.run(
+        [*one, "--out", "broken"], cwd=tmp_path, capture_output=True, text=True, env=environment(), timeout=240
+    )
     assert result.returncode != 0 and len(charnn_lines(result.stderr)) == 1, result.stderr[-3000:]
     assert "could not write to" in charnn_lines(result.stderr)[0]

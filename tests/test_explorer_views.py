@@ -17,13 +17,19 @@ from charnn.tasks import make_task_text
 
 pytestmark = pytest.mark.browser
 
-TWEETS = "\n".join([
-    'RT @WhiteHouse: The President will be in Ohio today. #MAGA https://t.co/abc123',
-    'Great meeting with Prime Minister Abe! "Trade is good" @AbeShinzo',
-    'The Fake News Media has never been so dishonest. SAD! #FakeNews',
-    'I will be interviewed on @FoxNews tonight at 9:00 P.M. Enjoy!',
-    'Thank you Arizona! Together, we will MAKE AMERICA GREAT AGAIN! https://t.co/xyz',
-] * 8) + "\n"
+TWEETS = (
+    "\n".join(
+        [
+            "RT @WhiteHouse: The President will be in Ohio today. #MAGA https://t.co/abc123",
+            'Great meeting with Prime Minister Abe! "Trade is good" @AbeShinzo',
+            "The Fake News Media has never been so dishonest. SAD! #FakeNews",
+            "I will be interviewed on @FoxNews tonight at 9:00 P.M. Enjoy!",
+            "Thank you Arizona! Together, we will MAKE AMERICA GREAT AGAIN! https://t.co/xyz",
+        ]
+        * 8
+    )
+    + "\n"
+)
 
 
 def code_text() -> str:
@@ -33,12 +39,16 @@ def code_text() -> str:
     return "\n".join(line for line in code.splitlines() if "http" not in line)[:2500] + "\n"
 
 
-def probed_page(tmp_path: Path, cell: str, text: str, features: str, task: str | None = None, max_mb: float = 5.0, hidden: int = 16):
+def probed_page(
+    tmp_path: Path, cell: str, text: str, features: str, task: str | None = None, max_mb: float = 5.0, hidden: int = 16
+):
     """An untrained tiny model probed on text, its page written: (path, result, model, vocab)."""
     vocab = Vocab(tuple(sorted(set(text) - {"\u00e9"})))
     torch.manual_seed(3)
     model = CharRNN(ModelConfig(cell=cell, vocab_size=vocab.size, layers=2, hidden=hidden, embed=8)).eval()
-    with torch.no_grad():  # an untrained model guesses almost uniformly; a sharper decoder gives the top-5 an order to check
+    with (
+        torch.no_grad()
+    ):  # an untrained model guesses almost uniformly; a sharper decoder gives the top-5 an order to check
         model.decoder.weight.mul_(12)
     options = ProbeOptions(feature_set=features, task=task, top=3, random_units=3, threads=1)
     result = run_probe(model, vocab.encode(text), text, options, {"text_path": f"{features}.txt"})
@@ -53,11 +63,14 @@ def live_states(page, layers: int, hidden: int, states: list[str]) -> dict[str, 
         const S = charnnExplorer.state, out = {{}};
         for (const s of {states!r}) {{
             out[s] = [];
-            for (let l = 1; l <= {layers}; l++) for (let u = 0; u < {hidden}; u++) out[s].push(Array.from(S.tracks.get(`${{l}}:${{u}}:${{s}}`).real));
+            for (let l = 1; l <= {layers}; l++) for (let u = 0; u < {hidden}; u++)
+            out[s].push(Array.from(S.tracks.get(`${{l}}:${{u}}:${{s}}`).real));
         }}
         return out;
     }}""")
-    return {s: np.array(rows, dtype=np.float64).reshape(layers, hidden, -1).transpose(2, 0, 1) for s, rows in data.items()}
+    return {
+        s: np.array(rows, dtype=np.float64).reshape(layers, hidden, -1).transpose(2, 0, 1) for s, rows in data.items()
+    }
 
 
 @pytest.mark.parametrize("cell, features", [("lstm", "code"), ("gru", "tweets")])
@@ -66,17 +79,25 @@ def test_the_live_model_in_the_page_agrees_with_charnn(chromium, tmp_path, cell,
 
     text = code_text() if features == "code" else TWEETS
     path, result, model, vocab = probed_page(tmp_path, cell, text, features)
-    typed = ("def f(x):\n    return 'é' + str(x)  # café\n" if features == "code" else "Will be #great, @you: never been better! é\n") * 3
+    typed = (
+        "def f(x):\n    return 'é' + str(x)  # café\n"
+        if features == "code"
+        else "Will be #great, @you: never been better! é\n"
+    ) * 3
     with open_page(chromium, path) as (page, problems):
         assert page.locator("#live-on").is_visible()
         page.fill("#live-text", typed)
         page.click("#live-run")
         page.wait_for_function("() => charnnExplorer.state.source === 'your text'", timeout=30_000)
         status = page.locator("#live-status").inner_text()
-        last = page.evaluate("() => ({chars: charnnExplorer.live.last.chars, unknown: charnnExplorer.live.last.unknown, "
-                             "ids: Array.from(charnnExplorer.live.last.topIds), probs: Array.from(charnnExplorer.live.last.topProbs)})")
+        last = page.evaluate(
+            "() => ({chars: charnnExplorer.live.last.chars, unknown: charnnExplorer.live.last.unknown, "
+            "ids: Array.from(charnnExplorer.live.last.topIds), probs: Array.from(charnnExplorer.live.last.topProbs)})"
+        )
         states = live_states(page, 2, 16, list(result.recording.state_names))
-        shown = page.evaluate("() => Array.from(document.querySelectorAll('#text > span'), s => s.textContent).join('')")
+        shown = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#text > span'), s => s.textContent).join('')"
+        )
         assert page.locator("#text > span").count() == len(typed)
         page.click("#live-back")
         assert page.evaluate("() => charnnExplorer.state.source") == "probed"
@@ -119,9 +140,15 @@ def test_the_views_internals_layer_overview_event_and_search(chromium, tmp_path)
         rows = page.locator("#internals .row")
         assert rows.count() == len(result.recording.state_names) == 6
         main_state = unit[2]
-        row_colours = page.evaluate(f"() => Array.from(document.querySelectorAll('#internals .row-text[data-state=\"{main_state}\"] span'), s => s.style.backgroundColor)")
+        row_colours = page.evaluate(
+            f"() => Array.from(document.querySelectorAll('#internals .row-text[data-state=\"{main_state}\"] span'), s "
+            "=> s.style.backgroundColor)"
+        )
         first = page.evaluate("() => +document.querySelector('#internals .row-text span').title.split(' at ')[1]")
-        text_colours = page.evaluate(f"() => Array.from(document.querySelectorAll('#text > span')).slice({first}, {first} + {len(row_colours)}).map(s => s.style.backgroundColor)")
+        text_colours = page.evaluate(
+            f"() => Array.from(document.querySelectorAll('#text > span')).slice({first}, {first} + "
+            f"{len(row_colours)}).map(s => s.style.backgroundColor)"
+        )
         assert row_colours == text_colours and len(row_colours) >= 20
         other = "f" if main_state != "f" else "i"
         page.click(f"#internals .row-label[data-state='{other}']")
@@ -208,7 +235,9 @@ def test_the_views_of_a_gru_on_tweets(chromium, tmp_path):
         page.click("#view-tabs button[data-view='layer']")
         page.select_option("#layer-order", "inside_hashtag")
         page.wait_for_function(f"() => {S}.layerMap && {S}.layerMap.order.length === 16")
-        assert "o=inside_hashtag" in page.evaluate("() => location.hash") and "v=layer" in page.evaluate("() => location.hash")
+        assert "o=inside_hashtag" in page.evaluate("() => location.hash") and "v=layer" in page.evaluate(
+            "() => location.hash"
+        )
         page.click("#view-tabs button[data-view='event']")
         page.fill("#event-char", "#")
         page.wait_for_function(f"() => ({S}.eventDots || []).length === {TWEETS.count('#')}")

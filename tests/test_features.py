@@ -59,7 +59,7 @@ def test_python_prefix_letter_is_outside_the_string():
 
 
 def test_quotes_inside_a_comment_are_not_strings():
-    text = "# it's \"x\"\ny = 1\n"
+    text = '# it\'s "x"\ny = 1\n'
     features = code_features(text)
     assert not features["inside_string"].values.any()
     assert marks(features["inside_comment"].values) == "1111111111." + "......"
@@ -85,7 +85,7 @@ def test_triple_quoted_string_spans_lines_and_holds_quotes():
 
 
 def test_unterminated_string_recovers_on_the_next_line():
-    text = 's = "abc\nt = \'d\';\n'
+    text = "s = \"abc\nt = 'd';\n"
     string = code_features(text)["inside_string"]
     assert marks(string.values) == "....1111." + "....11..."
     assert [text[i + 1] for i in target_positions(string)] == ["'"]  # no target for the unclosed one
@@ -188,7 +188,10 @@ def test_sql_and_lua_dash_dash_comments():
 
 
 def test_javascript_regex_literals_hide_quotes_slashes_and_brackets_but_divisions_stay_code():
-    text = "const re = /[`'(]/g;\nif (/^https?:\\/\\//.test(u)) { go(u); }\nx = a / b / c; y = (d) / 2; // 'q'\nf(/[/*]/, 2)\n"
+    text = (
+        "const re = /[`'(]/g;\nif (/^https?:\\/\\//.test(u)) { go(u); }\n"
+        "x = a / b / c; y = (d) / 2; // 'q'\nf(/[/*]/, 2)\n"
+    )
     features = code_features(text, language="javascript")
     string, comment = marks(features["inside_string"].values), marks(features["inside_comment"].values)
     assert string.count("1") == 0  # a regex literal is neither a string nor code
@@ -198,20 +201,27 @@ def test_javascript_regex_literals_hide_quotes_slashes_and_brackets_but_division
 
 
 def test_perl_pod_quote_like_operators_and_regexes():
-    text = ("=head1 NOTES\n\nIt doesn't work.\n\n=cut\n\nsub f { return 1; }\n"
-            "$it =~ m/([^':]+)/s; $y =~ s{a'}{b}g; $z =~ tr/a-z'/A-Z/;\n"
-            "my @w = qw(a (b) 'c); my $q = q{it's}; if ($l =~ /it's/) { print 1; } my $n = $#a; # done\n")
+    text = (
+        "=head1 NOTES\n\nIt doesn't work.\n\n=cut\n\nsub f { return 1; }\n"
+        "$it =~ m/([^':]+)/s; $y =~ s{a'}{b}g; $z =~ tr/a-z'/A-Z/;\n"
+        "my @w = qw(a (b) 'c); my $q = q{it's}; if ($l =~ /it's/) { print 1; } my $n = $#a; # done\n"
+    )
     string, comment = labels_of(text, "perl")
     assert comment[: text.index("=cut") + 3] == "1" * (text.index("=cut") + 3)  # POD, up to the last letter of =cut
     assert comment[text.index("sub") : text.index("# done")] == "." * (text.index("# done") - text.index("sub"))
     quoted = [text[start:stop] for start, stop in zip(*spans_of(np.array([mark == "1" for mark in string])))]
-    assert quoted == ["(a (b) 'c", "{it's"]  # qw() and q{} are strings, with nested brackets; m//, s{}{}, tr///, /.../ are not
+    assert quoted == [
+        "(a (b) 'c",
+        "{it's",
+    ]  # qw() and q{} are strings, with nested brackets; m//, s{}{}, tr///, /.../ are not
     assert code_features(text, language="perl")["bracket_depth"].values[-1] == 0
 
 
 def test_perl_regex_flags_escapes_and_special_variables_are_not_operators_or_quotes():
-    text = ("if (grep /^\\$pw_/s, @EXPORT_OK) { x(); }\nmy @l = split(/^/m, $list);\n$x =~ m/a/s  # like \"B\"\n"
-            "my($a,$b) = /^(.*?\\S)\\s+(\\S+)/;\nmap { /^\\s+(.*\\S)/ } @x;\n$v = $' . $\";\nf(s, e, ALPHA);\n")
+    text = (
+        'if (grep /^\\$pw_/s, @EXPORT_OK) { x(); }\nmy @l = split(/^/m, $list);\n$x =~ m/a/s  # like "B"\n'
+        "my($a,$b) = /^(.*?\\S)\\s+(\\S+)/;\nmap { /^\\s+(.*\\S)/ } @x;\n$v = $' . $\";\nf(s, e, ALPHA);\n"
+    )
     string, comment = labels_of(text, "perl")
     assert string.count("1") == 0  # $' and $" are variables; the /s and /m flags open no s/// or m//
     assert comment.count("1") == len('# like "B"')
@@ -250,7 +260,10 @@ def test_cmake_bracket_comments_and_lua_long_strings():
     string, comment = labels_of(text, "cmake")
     closer = text.index("#]==]") + 4
     assert comment[:closer] == "1" * closer and comment[closer] == "."
-    assert [text[start:stop] for start, stop in zip(*spans_of(np.array([mark == "1" for mark in string])))] == ['"a b', "[[it's]"]
+    assert [text[start:stop] for start, stop in zip(*spans_of(np.array([mark == "1" for mark in string])))] == [
+        '"a b',
+        "[[it's]",
+    ]
     string, comment = labels_of("local s = [[it's\n]] .. f(y)\n--[==[ a\n]] b ]==] x = 'c'\n", "lua")
     assert string.count("1") == len("[[it's\n]") + len("'c")
     assert comment.count("1") == len("--[==[ a\n]] b ]==")
@@ -273,25 +286,42 @@ def test_docstrings_and_one_line_strings_are_also_features_of_their_own():
 
 
 def test_language_from_file_names_and_the_guess_from_the_text():
-    assert [language_for_path(name) for name in ("a.py", "dir/b.RS", "x.tsx", "Makefile", "m.go", "q.sql", "notes")] == [
-        "python", "rust", "javascript", "make", "go", "sql", None]
+    assert [
+        language_for_path(name) for name in ("a.py", "dir/b.RS", "x.tsx", "Makefile", "m.go", "q.sql", "notes")
+    ] == ["python", "rust", "javascript", "make", "go", "sql", None]
     assert [language_for_path(name) for name in ("Lib.pm", "x.rb", "CMakeLists.txt", "a.cmake", "i.php", "m.c")] == [
-        "perl", "ruby", "cmake", "cmake", "php", "c"]
+        "perl",
+        "ruby",
+        "cmake",
+        "cmake",
+        "php",
+        "c",
+    ]
     assert resolve_language("auto", "x = 1;\n", "held_out.py") == "python"  # the name wins over the text
     assert resolve_language(None, "def f(a):\n    return a\n") == "python"
     assert resolve_language(None, "# a note\ny = 1\n") == "python"  # '#' comments, not C's preprocessor lines
     assert resolve_language(None, "#include <a.h>\n#define X 1\nint f(void) {\n\treturn 0;\n}\n") == "c"
     assert resolve_language("go", "anything", "a.py") == "go"
     # a script without an extension: its '#!' line; a corpus of scripts: the interpreter most of them name
-    for shebang, language in [("#!/bin/sh", "shell"), ("#! /usr/bin/env python3", "python"), ("#!/usr/bin/perl -w", "perl"),
-                              ("#!/usr/bin/env -S node --no-warnings", "javascript"), ("#!/usr/bin/ruby2.7", "ruby")]:
+    for shebang, language in [
+        ("#!/bin/sh", "shell"),
+        ("#! /usr/bin/env python3", "python"),
+        ("#!/usr/bin/perl -w", "perl"),
+        ("#!/usr/bin/env -S node --no-warnings", "javascript"),
+        ("#!/usr/bin/ruby2.7", "ruby"),
+    ]:
         assert resolve_language(None, f"{shebang}\nif [ $# -eq 0 ]; then x; fi;\n", "bin/script") == language
-    scripts = "x=1;\n" + "#!/bin/bash\necho a;\n" * 3 + "#!/usr/bin/perl\nprint 1;\n"  # a corpus of scripts, cut mid-file
+    scripts = (
+        "x=1;\n" + "#!/bin/bash\necho a;\n" * 3 + "#!/usr/bin/perl\nprint 1;\n"
+    )  # a corpus of scripts, cut mid-file
     assert resolve_language(None, scripts, "held_out.txt") == "shell"
     # one '#!' line inside a docstring does not make Python shell; nor do C#'s #region lines make C# Python
     python = 'def f(a):\n    """Write:\n#!/bin/sh\nexec x\n"""\n    return a\n' * 2
     assert resolve_language(None, python) == "python"
-    assert resolve_language(None, "#region Fields\nprivate int x;\n#endregion\n#include_next <a.h>\nvoid F() {\n}\n") == "c"
+    assert (
+        resolve_language(None, "#region Fields\nprivate int x;\n#endregion\n#include_next <a.h>\nvoid F() {\n}\n")
+        == "c"
+    )
     with pytest.raises(CharnnError, match="unknown language 'cobol'"):
         resolve_language("cobol", "x")
     with pytest.raises(CharnnError, match="unknown language"):
@@ -366,11 +396,23 @@ def line_levels(text: str, feature: Feature) -> list[str]:
 
 
 def test_block_depth_is_the_statements_level_and_continuation_lines_keep_it():
-    text = "def f(a,\n      b):\n    x = [1,\n         2]\n    if x:\n        y = x + \\\n            1\n    return (y +\n            2)\n"
+    text = (
+        "def f(a,\n      b):\n    x = [1,\n         2]\n    if x:\n"
+        "        y = x + \\\n            1\n    return (y +\n            2)\n"
+    )
     block = code_features(text, language="python")["block_depth"]
     assert line_levels(text, block) == [
-        "00000000", "------000", "----1111111", "---------11", "----11111", "--------222222222",
-        "------------2", "----11111111111", "------------11", ""]
+        "00000000",
+        "------000",
+        "----1111111",
+        "---------11",
+        "----11111",
+        "--------222222222",
+        "------------2",
+        "----11111111111",
+        "------------11",
+        "",
+    ]
     assert "step: 4 columns" in block.description
     # its targets are each line's last character (the newline is predicted there), all of them defined
     assert all(text[i + 1] == "\n" for i in target_positions(block)) and (block.targets <= block.defined_mask).all()
@@ -385,10 +427,25 @@ def test_a_line_after_an_operator_continues_but_not_after_a_colon_or_an_incremen
 def test_braces_are_blocks_in_c_and_continue_a_statement_in_python():
     c = "int f(int a,\n      int b)\n{\n\tif (a) {\n\t\tg(a,\n\t\t  b);\n\t}\n}\n"
     assert line_levels(c, code_features(c, language="c")["block_depth"]) == [
-        "000000000000", "------000000", "0", "-11111111", "--2222", "----222", "-1", "0", ""]
+        "000000000000",
+        "------000000",
+        "0",
+        "-11111111",
+        "--2222",
+        "----222",
+        "-1",
+        "0",
+        "",
+    ]
     py = "d = {\n    'a': 1,\n}\nif d:\n    pass\n"
     assert line_levels(py, code_features(py, language="python")["block_depth"]) == [
-        "00000", "----0000000", "0", "00000", "----1111", ""]
+        "00000",
+        "----0000000",
+        "0",
+        "00000",
+        "----1111",
+        "",
+    ]
 
 
 def test_indent_remaining_counts_down_to_the_first_character_of_the_line():
@@ -497,7 +554,7 @@ def test_unicode_hashtags_and_not_numbers_or_entities():
 
 
 def test_apostrophes_are_not_quotes_but_straight_and_curly_quotes_are():
-    text = 'I don\'t say "it\'s ok" or “no”.\nit\'s\n'
+    text = "I don't say \"it's ok\" or “no”.\nit's\n"
     quote = tweet_features(text)["inside_quote"]
     assert marks(quote.values) == "............11111111.....111.." + "......"
     assert [text[i + 1] for i in target_positions(quote)] == ['"', "”"]
@@ -559,8 +616,10 @@ def aux_bes(text: str) -> list[str]:
 
 
 def test_aux_be_follows_an_auxiliary_with_up_to_two_adverbs_between():
-    text = ("It will be great. I've always been right. He has never been. Won't be long. You'll be fine, they'd "
-            "be there, I want to be, it should not ever be, we must not just also be, Let it be. beer will bend\n")
+    text = (
+        "It will be great. I've always been right. He has never been. Won't be long. You'll be fine, they'd "
+        "be there, I want to be, it should not ever be, we must not just also be, Let it be. beer will bend\n"
+    )
     assert aux_bes(text) == ["ill be", "ays been", "ver been", "n't be", "'ll be", "y'd be", " to be", "ver be"]
     feature = tweet_features(text)["aux_be"]
     assert all(text[i] == "b" and text[i + 1] == "e" for i in target_positions(feature))
@@ -601,14 +660,19 @@ def test_every_language_keeps_the_span_invariants(text, language):
     features = code_features(text, language=language)
     string, comment = features["inside_string"], features["inside_comment"]
     assert not (string.values & comment.values).any()
-    for i in target_positions(string):  # a closed string ends on a quote (or a raw string's '#', a [[long]] string's ']')
+    for i in target_positions(
+        string
+    ):  # a closed string ends on a quote (or a raw string's '#', a [[long]] string's ']')
         assert text[i + 1] in "'\"`#]" and string.values[i] and not string.values[i + 1]
     assert all(comment.values[i] and not comment.values[i + 1] for i in target_positions(comment))
     assert (features["bracket_depth"].values >= 0).all() and (features["indent_depth"].values >= 0).all()
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.text(alphabet="\"'`#/\\\n\t -=~<[](){}qmsyEOF;$"), st.sampled_from(["shell", "perl", "ruby", "javascript", "cmake", "lua"]))
+@given(
+    st.text(alphabet="\"'`#/\\\n\t -=~<[](){}qmsyEOF;$"),
+    st.sampled_from(["shell", "perl", "ruby", "javascript", "cmake", "lua"]),
+)
 def test_here_documents_regexes_and_long_brackets_keep_the_span_invariants(text, language):
     features = code_features(text, language=language)
     string, comment = features["inside_string"], features["inside_comment"]
@@ -628,9 +692,15 @@ def test_pathological_text_stays_linear():
     for text in ["#define x\\\n" * 20000, "“" * 200000, '"' * 200001, "http://" + "." * 200000]:
         assert len(code_features(text)["column"].values) == len(tweet_features(text)["caps_word"].values)
     assert len(tweet_features("http://a.com/" + ")" * 100000)["inside_url"].values) == 100013
-    for language, text in [("perl", "s{" * 30000), ("perl", "=~ /" * 15000), ("javascript", "x = /a[/" * 8000),
-                           ("javascript", ("[" + "(/[" * 160 + "]") * 60), ("perl", "y(" * 10000 + "a)" * 10000),
-                           ("shell", "".join(f"<<A{i}\n" for i in range(10000))), ("lua", "[[" * 30000)]:
+    for language, text in [
+        ("perl", "s{" * 30000),
+        ("perl", "=~ /" * 15000),
+        ("javascript", "x = /a[/" * 8000),
+        ("javascript", ("[" + "(/[" * 160 + "]") * 60),
+        ("perl", "y(" * 10000 + "a)" * 10000),
+        ("shell", "".join(f"<<A{i}\n" for i in range(10000))),
+        ("lua", "[[" * 30000),
+    ]:
         assert len(code_features(text, language=language)["column"].values) == len(text)
 
 
@@ -638,8 +708,15 @@ def test_pathological_text_stays_linear():
 
 
 def test_features_for_dispatches_and_rejects_unknown_kinds():
-    code_names = {"inside_string", "inside_comment", "indent_depth", "block_depth", "indent_remaining", "bracket_depth",
-                  "column"}
+    code_names = {
+        "inside_string",
+        "inside_comment",
+        "indent_depth",
+        "block_depth",
+        "indent_remaining",
+        "bracket_depth",
+        "column",
+    }
     assert set(features_for("code", "x")) == code_names
     assert set(features_for("tweets", "x")) == set(FEATURE_SETS["tweets"]("x"))
     with pytest.raises(CharnnError, match="unknown feature set 'poems'"):
@@ -739,8 +816,15 @@ def test_a_label_file_is_read_and_checked(tmp_path):
     from charnn.probe.labels.custom import read_label_file
 
     good = tmp_path / "mine.json"
-    good.write_text(json.dumps({"flag": [True, True, False, None, False], "level": [0, 1, None, 1, 2],
-                                       "score": [0.5, 0.25, 1.0, None, 2.0]}))
+    good.write_text(
+        json.dumps(
+            {
+                "flag": [True, True, False, None, False],
+                "level": [0, 1, None, 1, 2],
+                "score": [0.5, 0.25, 1.0, None, 2.0],
+            }
+        )
+    )
     features = read_label_file(str(good), 5)
     assert features["flag"].kind == "binary" and features["flag"].defined.tolist() == [True, True, True, False, True]
     assert features["flag"].targets.tolist() == [False, True, False, False, False]  # the last True before a False
@@ -748,7 +832,7 @@ def test_a_label_file_is_read_and_checked(tmp_path):
     assert features["score"].values.dtype == np.float64 and features["score"].defined.sum() == 4
     array = tmp_path / "quote.npy"
     np.save(array, np.array([0, 1, -1, 2, 2]))
-    (name, feature), = read_label_file(str(array), 5).items()
+    ((name, feature),) = read_label_file(str(array), 5).items()
     assert name == "quote" and feature.defined.tolist() == [True, True, False, True, True]
     cases = {
         '{"a": [1, 2]}': "has 2 labels for a probe text of 5 characters",
@@ -757,7 +841,7 @@ def test_a_label_file_is_read_and_checked(tmp_path):
         '{"a": [null, null, null, null, null]}': "has no defined label",
         '{"inside_string": [1, 1, 1, 1, 1]}': "built-in feature's name",
         '{"a": "11111"}': "must map to a list",
-        '[1, 2, 3, 4, 5]': "must hold a JSON object",
+        "[1, 2, 3, 4, 5]": "must hold a JSON object",
         '{"a": [1, 2': "is not JSON",
     }
     for content, message in cases.items():

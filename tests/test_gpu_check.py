@@ -15,7 +15,9 @@ STEPS = ("environment", "precision", "pytest-gpu", "cli", "ddp", "bench")
 
 def check(*args: str, timeout: float) -> subprocess.CompletedProcess:
     # as a user runs it: from the checkout, without installing charnn (PYTHONPATH is not set for it)
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 @pytest.mark.slow

@@ -40,11 +40,17 @@ def test_every_policy_the_chooser_returns_is_one_the_hardware_computes():
         assert precision.device_type == hardware.device_type
         assert requested in ("auto", precision.name)
         assert precision.recurrent != "bf16" or hardware.bf16_recurrent
-        assert "bf16" not in (precision.head, precision.recurrent) or hardware.device_type == "cpu" or hardware.native_bf16
+        assert (
+            "bf16" not in (precision.head, precision.recurrent) or hardware.device_type == "cpu" or hardware.native_bf16
+        )
         assert precision.scaled == ("fp16" in (precision.head, precision.recurrent))
         # CUDA's autocast would run cuDNN's RNN in fp16: only a CPU seen to compute the cell keeps it in the region
         if precision.recurrent_dtype is None:
-            assert hardware.device_type == "cpu" and hardware.bf16_autocast and precision.recurrent == precision.head == "bf16"
+            assert (
+                hardware.device_type == "cpu"
+                and hardware.bf16_autocast
+                and precision.recurrent == precision.head == "bf16"
+            )
     assert chosen > 60
 
 
@@ -53,11 +59,18 @@ def test_the_policy_refuses_fp16_without_scaling():
         Precision("fp16", "cuda", "fp16", "fp16", scaled=False)
     with pytest.raises(ValueError, match="only a CPU's autocast"):
         Precision("bf16", "cuda", "bf16", "bf16", scaled=False, recurrent_in_autocast=True)
-    assert [policy(name, "cuda").recurrent for name in ("fp32", "bf16-head", "bf16", "fp16")] == ["fp32", "fp32", "bf16", "fp16"]
+    assert [policy(name, "cuda").recurrent for name in ("fp32", "bf16-head", "bf16", "fp16")] == [
+        "fp32",
+        "fp32",
+        "bf16",
+        "fp16",
+    ]
 
 
-@pytest.mark.parametrize("native, recurrent, auto, bf16", [
-    (True, True, CUDA_AUTO, "bf16"), (True, False, CUDA_AUTO, None), (False, False, "fp32", None)])
+@pytest.mark.parametrize(
+    "native, recurrent, auto, bf16",
+    [(True, True, CUDA_AUTO, "bf16"), (True, False, CUDA_AUTO, None), (False, False, "fp32", None)],
+)
 def test_cuda_choices(native, recurrent, auto, bf16):
     gpu = Hardware("cuda", "Some GPU (compute capability 7.5)", native, recurrent)
     assert choose_precision("auto", gpu).name == auto
@@ -123,8 +136,21 @@ def test_the_model_runs_the_recurrence_outside_autocast_in_the_dtype_asked(cell)
 
 
 def tiny(tmp_path, code_file, **changes):
-    settings = dict(corpus=str(code_file), out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), layers=2, hidden=32,
-                    embed=8, batch_size=8, seq_len=32, eval_every=10, eval_chars=2000, sample_chars=20, dropout=0.0, device="cpu")
+    settings = dict(
+        corpus=str(code_file),
+        out=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+        layers=2,
+        hidden=32,
+        embed=8,
+        batch_size=8,
+        seq_len=32,
+        eval_every=10,
+        eval_chars=2000,
+        sample_chars=20,
+        dropout=0.0,
+        device="cpu",
+    )
     return TrainConfig(**{**settings, **changes})
 
 
@@ -174,4 +200,6 @@ def test_a_scaled_policy_skips_overflowing_steps_and_resumes_exactly(tmp_path, c
     assert whole.step == 20
     saved = {name: load_checkpoint(tmp_path / name / "last.pt") for name in ("whole", "parts")}
     assert "grad_scaler" in saved["parts"].extra
-    assert all(torch.equal(saved["whole"].model_state[k], saved["parts"].model_state[k]) for k in saved["whole"].model_state)
+    assert all(
+        torch.equal(saved["whole"].model_state[k], saved["parts"].model_state[k]) for k in saved["whole"].model_state
+    )

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from charnn.errors import CharnnError
+from charnn.evaluate import evaluate_ids
 from charnn.model import CharRNN
 from charnn.probe.ablate import (
     ablate_layers,
@@ -15,7 +16,6 @@ from charnn.probe.ablate import (
     percentile_among,
 )
 from charnn.probe.record import record
-from charnn.evaluate import evaluate_ids
 
 VOCAB = 11
 HIDDEN = 12
@@ -162,7 +162,9 @@ def test_a_bf16_ablation_where_bf16_is_only_emulated_is_refused_before_any_work(
     ids = np.array(["abcd".index(c) for c in text])
     with pytest.raises(UsageError, match="no bf16 unit.*probe in fp32"):
         run_probe(model, ids, text, ProbeOptions(precision="bf16", random_units=2))
-    findings = run_probe(model, ids, text, ProbeOptions(precision="bf16", ablation=False, control=False, random_units=2))
+    findings = run_probe(
+        model, ids, text, ProbeOptions(precision="bf16", ablation=False, control=False, random_units=2)
+    )
     assert findings is not None  # no ablation, nothing in bf16: nothing to refuse
 
 

@@ -17,7 +17,9 @@ VOCAB, HIDDEN = 13, 24
 
 def model_of(cell: str, layers: int = 2, seed: int = 0):
     torch.manual_seed(seed)
-    model = new_model(ModelConfig(vocab_size=VOCAB, cell=cell, layers=layers, hidden=HIDDEN, embed=8, dropout=0.0)).eval()
+    model = new_model(
+        ModelConfig(vocab_size=VOCAB, cell=cell, layers=layers, hidden=HIDDEN, embed=8, dropout=0.0)
+    ).eval()
     with torch.no_grad():  # larger weights than the initialisation: saturated gates, long memories
         for parameter in model.rnn.parameters():
             parameter.mul_(3)

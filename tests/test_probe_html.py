@@ -29,7 +29,7 @@ def probe_text() -> str:
 
     code = Path(json.decoder.__file__).read_text()
     code = "\n".join(line for line in code.splitlines() if "http" not in line)
-    return code[:3000] + '\nclosing = "</script><!-- \U0001F600 &amp;"\t# tab\n'
+    return code[:3000] + '\nclosing = "</script><!-- \U0001f600 &amp;"\t# tab\n'
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,9 @@ def probed():
     vocab = Vocab(tuple(sorted(set(text))))
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=vocab.size, layers=2, hidden=16, embed=8)).eval()
-    result = run_probe(model, vocab.encode(text), text, ProbeOptions(top=3, random_units=5, threads=1),
-                       {"text_path": "decoder.py"})
+    result = run_probe(
+        model, vocab.encode(text), text, ProbeOptions(top=3, random_units=5, threads=1), {"text_path": "decoder.py"}
+    )
     yield result, model, vocab, text
     result.close()
 
@@ -84,9 +85,21 @@ def test_page_is_one_file_with_no_outside_references(probed):
     assert html.startswith("<!DOCTYPE html>")
     code = DATA_BLOCK.sub("", html)  # the page without its data (base64 may spell anything)
     assert "http" not in code  # no URL at all: no CDN, no font, no namespace
-    for pattern in (r"<script[^>]+src=", r"<link\b", r"@import", r"(?<![.\w])url\(", r"<iframe", r"<img\b", r"fetch\(", r"XMLHttpRequest", r"href="):
+    for pattern in (
+        r"<script[^>]+src=",
+        r"<link\b",
+        r"@import",
+        r"(?<![.\w])url\(",
+        r"<iframe",
+        r"<img\b",
+        r"fetch\(",
+        r"XMLHttpRequest",
+        r"href=",
+    ):
         assert not re.search(pattern, code, re.I), pattern
-    assert html.count("<script") == 3 and html.count("</script>") == 3  # the data block, the live model's worker and the code, all inline
+    assert (
+        html.count("<script") == 3 and html.count("</script>") == 3
+    )  # the data block, the live model's worker and the code, all inline
     assert page_data(html)["text"] == text  # the text's own "</script>" is escaped inside the data
     assert summary["chars"] == len(text) and summary["states"] == ("h", "c", "i", "f", "g", "o")
 
@@ -175,9 +188,18 @@ def test_the_live_model_goes_in_after_the_flagged_units_float16_then_int8_else_a
     vocab = Vocab(tuple(sorted(set(text))))
     torch.manual_seed(1)
     model = CharRNN(ModelConfig(vocab_size=vocab.size, layers=2, hidden=64, embed=8)).eval()
-    result = run_probe(model, vocab.encode(text), text, ProbeOptions(top=1, random_units=2, ablation=False, control=False, threads=1), {})
+    result = run_probe(
+        model,
+        vocab.encode(text),
+        text,
+        ProbeOptions(top=1, random_units=2, ablation=False, control=False, threads=1),
+        {},
+    )
     try:
-        sizes = {precision: len(script_json(live_model(model, vocab, precision)).encode()) for precision in ("float16", "int8")}
+        sizes = {
+            precision: len(script_json(live_model(model, vocab, precision)).encode())
+            for precision in ("float16", "int8")
+        }
         predictions = next_char_predictions(model, vocab.encode(text))
         _, bare = fit_page(result, vocab, predictions, len(text), [], 10**9, [Coverage((), 127)], [None])
         flagged_only = bare["bytes"]
@@ -191,7 +213,9 @@ def test_the_live_model_goes_in_after_the_flagged_units_float16_then_int8_else_a
             assert np.allclose(stored, weights[tensor["name"]], atol=1e-3, rtol=1e-3), tensor["name"]
         assert live["unknown_id"] == vocab.unknown_id and live["cell"] == "lstm"
 
-        html, summary = build_html(result, model, vocab, max_mb=(flagged_only + (sizes["float16"] + sizes["int8"]) // 2) / 1e6)
+        html, summary = build_html(
+            result, model, vocab, max_mb=(flagged_only + (sizes["float16"] + sizes["int8"]) // 2) / 1e6
+        )
         live = page_data(html)["live"]
         assert summary["live"] == "int8"
         decoder = next(t for t in live["tensors"] if t["name"] == "decoder.weight")
@@ -240,8 +264,25 @@ def checkpoint(probed, tmp_path_factory):
 def test_probe_html_from_the_command_line(checkpoint, capsys):
     tmp, path, text = checkpoint
     out = tmp / "page.html"
-    status = main(["probe", "--checkpoint", str(path), "--text", str(text), "--features", "code", "--no-ablation",
-                   "--no-control", "--threads", "1", "--html", str(out), "--html-max-mb", "0.5"])
+    status = main(
+        [
+            "probe",
+            "--checkpoint",
+            str(path),
+            "--text",
+            str(text),
+            "--features",
+            "code",
+            "--no-ablation",
+            "--no-control",
+            "--threads",
+            "1",
+            "--html",
+            str(out),
+            "--html-max-mb",
+            "0.5",
+        ]
+    )
     printed = capsys.readouterr()
     assert status == 0, printed.err
     assert "wrote" in printed.out and "MB" in printed.out
@@ -250,8 +291,27 @@ def test_probe_html_from_the_command_line(checkpoint, capsys):
     assert data["report"]["text"]["path"] == str(text)
     assert data["live"]["precision"] == "float16" and "live model: float16 weights" in printed.out
 
-    assert main(["probe", "--checkpoint", str(path), "--text", str(text), "--features", "code", "--no-ablation", "--no-control",
-                 "--threads", "1", "--html", str(out), "--html-no-model"]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--checkpoint",
+                str(path),
+                "--text",
+                str(text),
+                "--features",
+                "code",
+                "--no-ablation",
+                "--no-control",
+                "--threads",
+                "1",
+                "--html",
+                str(out),
+                "--html-no-model",
+            ]
+        )
+        == 0
+    )
     assert page_data(out.read_text(encoding="utf-8"))["live"] is None
     assert "left out of this page (--html-no-model)" in capsys.readouterr().out
 
@@ -274,6 +334,7 @@ def test_probe_html_refusals(checkpoint, capsys):
 
 # ---------------------------------------------------------------- in a real browser
 
+
 def palette(value: float) -> np.ndarray:
     """The page's colour for a value in [-1, 1]: dark red (-1) to white (0) to dark blue (+1)."""
     end = np.array([160, 18, 28]) if value < 0 else np.array([18, 52, 150])
@@ -284,9 +345,8 @@ def palette(value: float) -> np.ndarray:
 def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
     import tempfile
 
-    from playwright.sync_api import sync_playwright
-
     from browser_tools import CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
 
     result, model, vocab, text = probed
     page_path = tmp_path / "explorer.html"
@@ -297,12 +357,26 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
     problems, requests = [], []
     with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS, viewport={"width": 1200, "height": 800})
+            profile,
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 800},
+        )
         try:
-            context.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
-                          if not route.request.url.startswith("file:") else route.continue_())
+            context.route(
+                "**/*",
+                lambda route: (
+                    (requests.append(route.request.url), route.abort())
+                    if not route.request.url.startswith("file:")
+                    else route.continue_()
+                ),
+            )
             page = context.new_page()
-            page.on("console", lambda message: problems.append(message.text) if message.type in ("error", "warning") else None)
+            page.on(
+                "console",
+                lambda message: problems.append(message.text) if message.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda error: problems.append(str(error)))
             page.goto(page_path.as_uri())
             page.wait_for_selector("body[data-ready='true']", timeout=30_000)
@@ -314,10 +388,14 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
             # clicking another flagged unit recolours the text
             second = units[1]
-            page.click(f"button.unit[data-feature='{feature}'][data-unit='{second['layer']}:{second['unit']}:{second['state']}']")
+            page.click(
+                f"button.unit[data-feature='{feature}'][data-unit='{second['layer']}:{second['unit']}:{second['state']}']"
+            )
             after = page.evaluate(colours)
             assert after != before and len(set(after)) > 5
-            assert page.locator("#unit-name").inner_text().startswith(f"layer {second['layer']} · unit {second['unit']}")
+            assert (
+                page.locator("#unit-name").inner_text().startswith(f"layer {second['layer']} · unit {second['unit']}")
+            )
 
             # the state switch: every state of a flagged unit is there; another state recolours again
             gate = "f" if second["state"] != "f" else "i"
@@ -327,11 +405,15 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
             # the page's values are the recorded ones, and the colours follow them: white at 0.5, blue when open
             values = result.recording.unit_values(second["layer"], second["unit"], gate)
-            shown = page.evaluate(f"() => Array.from({{length: {len(text)}}}, "
-                                  f"(_, i) => charnnExplorer.value({second['layer']}, {second['unit']}, '{gate}', i))")
+            shown = page.evaluate(
+                f"() => Array.from({{length: {len(text)}}}, "
+                f"(_, i) => charnnExplorer.value({second['layer']}, {second['unit']}, '{gate}', i))"
+            )
             assert np.abs(np.array(shown) - values).max() <= 0.5 / 127 * 0.5 + 1e-3
             for position in (int(np.argmax(values)), int(np.argmin(values)), 0):
-                colour = page.evaluate(f"() => document.querySelectorAll('#text > span')[{position}].style.backgroundColor")
+                colour = page.evaluate(
+                    f"() => document.querySelectorAll('#text > span')[{position}].style.backgroundColor"
+                )
                 expected = palette(float(2 * values[position] - 1))
                 assert np.abs(np.array(re.findall(r"\d+", colour), dtype=int) - expected).max() <= 3, (colour, expected)
 
@@ -344,7 +426,9 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
             # the underline follows the chosen feature only where its label is defined
             page.select_option("#overlay", "indent_remaining")
-            underlined = page.evaluate("() => Array.from(document.querySelectorAll('#text > span'), s => s.classList.contains('ov'))")
+            underlined = page.evaluate(
+                "() => Array.from(document.querySelectorAll('#text > span'), s => s.classList.contains('ov'))"
+            )
             remaining = result.features["indent_remaining"]
             assert underlined == ((remaining.values > 0) & remaining.defined_mask).tolist() and any(underlined)
 
@@ -363,7 +447,9 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
             # the feature overlay underlines where the label holds
             page.select_option("#overlay", "inside_string")
-            underlined = page.evaluate("() => Array.from(document.querySelectorAll('#text > span'), s => s.classList.contains('ov'))")
+            underlined = page.evaluate(
+                "() => Array.from(document.querySelectorAll('#text > span'), s => s.classList.contains('ov'))"
+            )
             assert np.array_equal(np.array(underlined), result.features["inside_string"].values)
 
             # the saturation scatter: one canvas per layer; clicking a dot shows that unit's gate
@@ -371,12 +457,18 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
             assert page.locator("#scatters canvas").count() == 2
             scatter.scroll_into_view_if_needed()
             box = scatter.bounding_box()
-            dot = page.evaluate("() => charnnExplorer.state.scatters[1].points.find(p => p.gate === 'o' && p.unit === 7)")
+            dot = page.evaluate(
+                "() => charnnExplorer.state.scatters[1].points.find(p => p.gate === 'o' && p.unit === 7)"
+            )
             page.mouse.click(box["x"] + dot["x"], box["y"] + dot["y"])
-            chosen = page.evaluate("() => [charnnExplorer.state.layer, charnnExplorer.state.unit, charnnExplorer.state.state]")
+            chosen = page.evaluate(
+                "() => [charnnExplorer.state.layer, charnnExplorer.state.unit, charnnExplorer.state.state]"
+            )
             assert chosen[0] == 2 and chosen[2] in ("i", "f", "o")
-            assert page.evaluate(f"() => charnnExplorer.state.scatters[1].points.some(p => p.unit === {chosen[1]} && "
-                                 f"p.gate === '{chosen[2]}' && Math.abs(p.x - {dot['x']}) < 7 && Math.abs(p.y - {dot['y']}) < 7)")
+            assert page.evaluate(
+                f"() => charnnExplorer.state.scatters[1].points.some(p => p.unit === {chosen[1]} && "
+                f"p.gate === '{chosen[2]}' && Math.abs(p.x - {dot['x']}) < 7 && Math.abs(p.y - {dot['y']}) < 7)"
+            )
 
             page.screenshot(path=str(tmp_path / "explorer.png"))
             load_ms = page.evaluate("charnnExplorer.loadMs")
@@ -414,8 +506,22 @@ def test_the_page_assets_are_in_the_built_wheel(tmp_path):
     shutil.copytree(root / "charnn", source / "charnn", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(root / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "wheel"), str(source)],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if built.returncode and "No module named" in built.stderr:
         pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
     assert built.returncode == 0, built.stderr

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from charnn.cells import STATE_NAMES
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
-from charnn.cells import STATE_NAMES
 from charnn.probe.record import Recording, record
 
 STEPS = 300

@@ -8,8 +8,8 @@ import torch
 from charnn.corpus import Vocab
 from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
-from charnn.probe.pipeline import ProbeOptions, run_probe
 from charnn.probe.labels import task_features
+from charnn.probe.pipeline import ProbeOptions, run_probe
 from charnn.probe.record import Recording, UnitRef, record
 from charnn.probe.score import (
     Labels,
@@ -24,7 +24,6 @@ from charnn.probe.score import (
     split_text,
 )
 from charnn.tasks import make_task_text
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -61,7 +60,6 @@ def test_ranks_match_brute_force_on_random_data_with_ties():
         np.testing.assert_allclose(ranks[:, column], brute_ranks(values[:, column]))
 
 
-
 def test_float16_recordings_rank_as_their_values_do_with_signed_zeros_and_infinities_tied():
     rng = np.random.default_rng(0)
     values = rng.normal(size=(300, 6)).astype(np.float16)  # many ties at float16 precision
@@ -72,6 +70,7 @@ def test_float16_recordings_rank_as_their_values_do_with_signed_zeros_and_infini
     ranks = average_ranks(values)
     for column in range(values.shape[1]):
         np.testing.assert_allclose(ranks[:, column], brute_ranks(values[:, column].astype(np.float64)))
+
 
 def test_auroc_hand_values():
     assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool)) == pytest.approx(0.75)
@@ -94,13 +93,17 @@ def test_auroc_matches_pair_counting_on_random_data_with_ties():
 def test_spearman_hand_values_and_brute_force():
     assert spearman(np.array([1.0, 2, 3]), np.array([1, 3, 2])) == pytest.approx(0.5)
     assert spearman(np.array([1.0, 2, 3, 4]), np.array([40, 30, 20, 10])) == pytest.approx(-1.0)
-    assert spearman(np.array([1.0, 4, 9, 16, 25]), np.array([1, 2, 3, 4, 5])) == pytest.approx(1.0)  # monotone, not linear
+    assert spearman(np.array([1.0, 4, 9, 16, 25]), np.array([1, 2, 3, 4, 5])) == pytest.approx(
+        1.0
+    )  # monotone, not linear
     assert spearman(np.array([2.0, 2, 2]), np.array([1, 2, 3])) == 0.0  # a constant unit says nothing
     assert np.isnan(spearman(np.array([1.0, 2, 3]), np.array([4, 4, 4])))
     rng = np.random.default_rng(2)
     values = rng.integers(0, 7, size=(60, 5)).astype(np.float32)
     labels = rng.integers(0, 4, size=60)
-    np.testing.assert_allclose(spearman(values, labels), [brute_spearman(values[:, j], labels) for j in range(5)], atol=1e-12)
+    np.testing.assert_allclose(
+        spearman(values, labels), [brute_spearman(values[:, j], labels) for j in range(5)], atol=1e-12
+    )
 
 
 def test_orientation_keeps_the_sign_chosen_on_selection():
@@ -128,7 +131,8 @@ def test_split_cuts_at_a_newline_near_the_fraction():
 
 
 def planted_recording(chars: int = 4000, seed: int = 0) -> tuple[Recording, np.ndarray, np.ndarray]:
-    """Noise everywhere, except: 2:5:c = NOT inside (binary), 1:2:f tracks a depth, 1:3:h follows inside only in the first half."""
+    """Noise everywhere, except: 2:5:c = NOT inside (binary), 1:2:f tracks a depth, 1:3:h follows inside only in the
+    first half."""
     rng = np.random.default_rng(seed)
     rec = Recording.allocate("lstm", chars, 2, 8, dtype=np.float32)
     for values in rec.states.values():
@@ -139,7 +143,9 @@ def planted_recording(chars: int = 4000, seed: int = 0) -> tuple[Recording, np.n
     rec.states["c"][:, 1, 5] = -1.0 * inside + 0.3 * rng.normal(size=chars)
     rec.states["f"][:, 0, 2] = np.sqrt(depth) + 0.001 * rng.normal(size=chars)  # monotone in depth
     half = chars // 2
-    rec.states["h"][:half, 0, 3] = 1.0 * inside[:half] + 0.01 * rng.normal(size=half)  # better than 2:5:c, but only here
+    rec.states["h"][:half, 0, 3] = 1.0 * inside[:half] + 0.01 * rng.normal(
+        size=half
+    )  # better than 2:5:c, but only here
     return rec, inside, depth
 
 
@@ -147,7 +153,9 @@ def test_scorer_finds_planted_units_and_the_held_out_part_exposes_a_fluke():
     rec, inside, depth = planted_recording()
     split = Split((0, 2000), (2000, 4000), 0.5, False)
     everywhere = np.ones(len(inside), bool)
-    scores = score_recording(rec, [Labels("inside", "binary", inside, everywhere), Labels("depth", "ordinal", depth, everywhere)], split)
+    scores = score_recording(
+        rec, [Labels("inside", "binary", inside, everywhere), Labels("depth", "ordinal", depth, everywhere)], split
+    )
 
     top = scores["inside"].top_units(2)
     assert {unit["ref"] for unit in top} == {UnitRef(2, 5, "c"), UnitRef(1, 3, "h")}
@@ -166,7 +174,11 @@ def test_scorer_finds_planted_units_and_the_held_out_part_exposes_a_fluke():
 def test_top_units_keep_one_state_per_unit():
     rec, inside, _ = planted_recording()
     rec.states["h"][:, 1, 5] = rec.states["c"][:, 1, 5] * 0.9  # the same unit again, in h
-    scores = score_recording(rec, [Labels("inside", "binary", inside, np.ones(len(inside), bool))], Split((0, 2000), (2000, 4000), 0.5, False))
+    scores = score_recording(
+        rec,
+        [Labels("inside", "binary", inside, np.ones(len(inside), bool))],
+        Split((0, 2000), (2000, 4000), 0.5, False),
+    )
     refs = [(unit["ref"].layer, unit["ref"].unit) for unit in scores["inside"].top_units(5)]
     assert len(refs) == len(set(refs)) == 5
 
@@ -198,7 +210,9 @@ def test_gate_saturation_counts_steps_beyond_the_thresholds():
 def counting_model(vocab: Vocab) -> CharRNN:
     """A 1 × 6 LSTM whose unit 0 adds 1 per 'a', subtracts 1 per 'b' and forgets at each newline: c ≈ the count."""
     torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=vocab.size, cell="lstm", layers=1, hidden=6, embed=vocab.size, dropout=0.0)).eval()
+    model = CharRNN(
+        ModelConfig(vocab_size=vocab.size, cell="lstm", layers=1, hidden=6, embed=vocab.size, dropout=0.0)
+    ).eval()
     a, b, newline = (vocab.chars.index(c) for c in "ab\n")
     hidden = 6
     with torch.no_grad():
@@ -248,7 +262,9 @@ def test_gru_and_rnn_models_are_probed_too(cell, states, gates):
     vocab = Vocab(tuple(sorted(set(text))))
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=vocab.size, cell=cell, layers=2, hidden=8, embed=4)).eval()
-    report = run_probe(model, vocab.encode(text), text, ProbeOptions(feature_set="task", task="count", random_units=4, ablate="mean")).report
+    report = run_probe(
+        model, vocab.encode(text), text, ProbeOptions(feature_set="task", task="count", random_units=4, ablate="mean")
+    ).report
     units = [unit for feature in report["features"].values() for unit in feature["units"]]
     assert units and {unit["state"] for unit in units} <= states
     assert all(unit["ablation"]["random_units"] >= 3 for unit in units)
@@ -266,5 +282,7 @@ def test_the_language_option_is_checked_resolved_and_reported():
     report = run_probe(model, vocab.encode(text), text, options).report
     assert report["language"] == "python"
     assert {"inside_multiline_string", "inside_oneline_string"} <= set(report["features"])
-    shell = run_probe(model, vocab.encode(text), text, ProbeOptions(language="shell", ablation=False, control=False)).report
+    shell = run_probe(
+        model, vocab.encode(text), text, ProbeOptions(language="shell", ablation=False, control=False)
+    ).report
     assert shell["language"] == "shell" and "inside_multiline_string" not in shell["features"]

@@ -43,18 +43,45 @@ from charnn.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # one thread: tiny models, a shared 2-core box
-TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "16",
-        "--eval-chars", "512", "--sample-chars", "10", "--quiet"]
+TINY = [
+    "--layers",
+    "1",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--eval-chars",
+    "512",
+    "--sample-chars",
+    "10",
+    "--quiet",
+]
 
 
 def cli(*args: str, cwd: Path, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charnn.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env={**ENV, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "charnn.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**ENV, **(env or {})},
+    )
 
 
 def start(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "charnn.cli", *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**ENV, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "charnn.cli", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**ENV, **(env or {})},
+    )
 
 
 # charnn.cli with every checkpoint save paused after its temporary file is written, before it is synced and
@@ -77,8 +104,14 @@ sys.exit(main(sys.argv[2:]))
 
 
 def start_pausing_in_saves(seconds: float, *args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PAUSED_SAVES, str(seconds), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-c", PAUSED_SAVES, str(seconds), *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 90) -> None:
@@ -125,8 +158,21 @@ def code_file(tmp_path: Path) -> Path:
 
 
 def tiny_config(tmp_path: Path, corpus: Path, **overrides) -> TrainConfig:
-    values = dict(corpus=str(corpus), out=str(tmp_path / "run"), layers=1, hidden=16, embed=8, batch_size=4, seq_len=16,
-                  max_steps=10, eval_every=5, eval_chars=512, sample_chars=10, cache_dir=str(tmp_path / "cache"), seed=3)
+    values = dict(
+        corpus=str(corpus),
+        out=str(tmp_path / "run"),
+        layers=1,
+        hidden=16,
+        embed=8,
+        batch_size=4,
+        seq_len=16,
+        max_steps=10,
+        eval_every=5,
+        eval_chars=512,
+        sample_chars=10,
+        cache_dir=str(tmp_path / "cache"),
+        seed=3,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -138,8 +184,24 @@ def tiny_config(tmp_path: Path, corpus: Path, **overrides) -> TrainConfig:
 def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file):
     """14 kills: half while a checkpoint is half-written (PAUSED_SAVES pauses there), half at random times."""
     run = tmp_path / "run"
-    args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "100000", "--decay-steps", "100000",
-            "--eval-every", "3", "--lr", "1e-2", "--cache-dir", "cache", *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--max-steps",
+        "100000",
+        "--decay-steps",
+        "100000",
+        "--eval-every",
+        "3",
+        "--lr",
+        "1e-2",
+        "--cache-dir",
+        "cache",
+        *TINY,
+    ]
     rng = random.Random(20240607)
     inside_a_save = 0
     for kill in range(14):
@@ -178,8 +240,24 @@ def test_sigkill_at_random_moments_never_costs_a_checkpoint(tmp_path, code_file)
 @pytest.mark.slow
 def test_a_kill_between_the_best_and_last_writes_loses_no_best_model(tmp_path, code_file):
     run = tmp_path / "run"
-    args = ["train", "--corpus", str(code_file), "--out", "run", "--decay-steps", "1000", "--eval-every", "3",
-            "--lr", "2e-2", "--warmup-steps", "0", "--cache-dir", "cache", *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--decay-steps",
+        "1000",
+        "--eval-every",
+        "3",
+        "--lr",
+        "2e-2",
+        "--warmup-steps",
+        "0",
+        "--cache-dir",
+        "cache",
+        *TINY,
+    ]
     assert cli(*args, "--max-steps", "3", cwd=tmp_path).returncode == 0
     process = start_pausing_in_saves(3, *args, "--resume", "--max-steps", "1000", cwd=tmp_path)
     wait_for(lambda: (run / f".last.pt.{process.pid}.tmp").exists(), process)  # best.pt is already renamed
@@ -197,7 +275,9 @@ def test_a_kill_between_the_best_and_last_writes_loses_no_best_model(tmp_path, c
 
 def test_resume_with_another_batch_size_restarts_the_streams_instead_of_crashing(tmp_path, code_file, capsys):
     train(tiny_config(tmp_path, code_file, max_steps=3, eval_every=3), progress=False)
-    result = train(tiny_config(tmp_path, code_file, max_steps=6, eval_every=3, batch_size=8), resume=True, progress=False)
+    result = train(
+        tiny_config(tmp_path, code_file, max_steps=6, eval_every=3, batch_size=8), resume=True, progress=False
+    )
     assert result.step == 6 and "zero state" in capsys.readouterr().err
     assert_usable(tmp_path / "run" / "last.pt")
 
@@ -223,12 +303,19 @@ corpus.load_corpus(sys.argv[1], cache_dir="cache", progress=False)
 
 @pytest.mark.parametrize("point", ["ids", "meta", "json"])
 def test_a_corpus_cache_cut_by_a_kill_is_never_trusted(tmp_path, code_file, point):
-    killed = subprocess.run([sys.executable, "-c", KILL_CORPUS_WRITE, str(code_file), point], cwd=tmp_path, env=ENV,
-                            capture_output=True, timeout=60)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_CORPUS_WRITE, str(code_file), point],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        timeout=60,
+    )
     assert killed.returncode == -signal.SIGKILL
     corpus = load_corpus(str(code_file), cache_dir=tmp_path / "cache", progress=False)
     assert not corpus.from_cache and corpus.text() == code_file.read_text()
-    assert not [p for p in os.listdir(tmp_path / "cache") if ".tmp" in p], "the killed writer's temp file is still there"
+    assert not [p for p in os.listdir(tmp_path / "cache") if ".tmp" in p], (
+        "the killed writer's temp file is still there"
+    )
     again = load_corpus(str(code_file), cache_dir=tmp_path / "cache", progress=False)
     assert again.from_cache and again.text() == code_file.read_text()
 
@@ -273,9 +360,13 @@ def small_model():
 def good_checkpoint(path, **changes) -> None:
     """A small valid checkpoint (to a path or a buffer), with any top-level field replaced."""
     model = small_model()
-    payload = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-               "meta": json.dumps({"model": model.config.to_json(), "vocab": ["a", "b", "c"], "step": 1}),
-               "model": model.state_dict(), "extra": {}}
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "meta": json.dumps({"model": model.config.to_json(), "vocab": ["a", "b", "c"], "step": 1}),
+        "model": model.state_dict(),
+        "extra": {},
+    }
     payload.update(changes)
     torch.save(payload, path)
 
@@ -311,9 +402,19 @@ def hostile_files(directory: Path, marker: Path) -> dict[str, Path]:
     put("config asking for petabytes", meta=json.dumps({"model": huge, "vocab": ["a", "b", "c"]}))
     put("weights of the wrong shape", model={"embedding.weight": torch.zeros(4, 3)})
     put("NaN weights", model={k: torch.full_like(v, float("nan")) for k, v in small_model().state_dict().items()})
-    put("vocabulary and model disagree", meta=json.dumps({"model": {"vocab_size": 9, "cell": "gru", "layers": 1, "hidden": 4, "embed": 2, "dropout": 0.0},
-                                                           "vocab": ["a", "b", "c"]}))
-    put("config of the wrong type", meta=json.dumps({"model": {"vocab_size": 4, "dropout": "lots"}, "vocab": ["a", "b", "c"]}))
+    put(
+        "vocabulary and model disagree",
+        meta=json.dumps(
+            {
+                "model": {"vocab_size": 9, "cell": "gru", "layers": 1, "hidden": 4, "embed": 2, "dropout": 0.0},
+                "vocab": ["a", "b", "c"],
+            }
+        ),
+    )
+    put(
+        "config of the wrong type",
+        meta=json.dumps({"model": {"vocab_size": 4, "dropout": "lots"}, "vocab": ["a", "b", "c"]}),
+    )
     put("meta not JSON", meta="{not json")
     buffer = io.BytesIO()  # weights of 0.25, one of which gets a flipped bit: 0.25 -> 1.7e38, still a finite number
     good_checkpoint(buffer, model={k: torch.full_like(v, 0.25) for k, v in small_model().state_dict().items()})
@@ -362,11 +463,29 @@ def test_hostile_and_broken_checkpoints_are_refused_clearly(tmp_path):
 def test_hostile_checkpoints_through_generate_eval_and_resume(tmp_path, code_file):
     marker = tmp_path / "PWNED"
     files = hostile_files(tmp_path, marker)
-    assert cli("train", "--corpus", str(code_file), "--out", "run", "--max-steps", "2", "--eval-every", "2",
-               "--cache-dir", "cache", *TINY, cwd=tmp_path).returncode == 0
+    assert (
+        cli(
+            "train",
+            "--corpus",
+            str(code_file),
+            "--out",
+            "run",
+            "--max-steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--cache-dir",
+            "cache",
+            *TINY,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     for name in ("code in a torch file", "code in a plain pickle", "config asking for petabytes"):
-        for command in (["generate", "--checkpoint", str(files[name]), "--length", "5"],
-                        ["eval", "--checkpoint", str(files[name]), "--text", str(code_file)]):
+        for command in (
+            ["generate", "--checkpoint", str(files[name]), "--length", "5"],
+            ["eval", "--checkpoint", str(files[name]), "--text", str(code_file)],
+        ):
             result = cli(*command, cwd=tmp_path)
             assert result.returncode == 1
             assert EXPECTED_REASON[name] in one_clear_line(result.stderr)
@@ -393,6 +512,7 @@ def test_a_checkpoint_with_a_damaged_training_state_refuses_to_resume(tmp_path, 
 @contextmanager
 def at_most(seconds: int):
     """A hang becomes a failure: SIGALRM interrupts anything that runs longer."""
+
     def hung(signum, frame):
         raise AssertionError(f"still running after {seconds} s: a hang")
 
@@ -406,14 +526,21 @@ def at_most(seconds: int):
 
 
 FILE_KINDS = [  # (file name, --tweet-format, bytes before the fuzzed content)
-    ("a.txt", "auto", b""), ("a.txt", "lines", b""), ("a.jsonl", "auto", b""), ("a.json", "auto", b""),
-    ("a.csv", "auto", b"text\n"), ("a.csv", "auto", b""), ("tweets.js", "auto", b"window.YTD.tweets.part0 = "),
-    ("a.json", "archive", b""), ("a.bin", "text", b"\xef\xbb\xbf"),
+    ("a.txt", "auto", b""),
+    ("a.txt", "lines", b""),
+    ("a.jsonl", "auto", b""),
+    ("a.json", "auto", b""),
+    ("a.csv", "auto", b"text\n"),
+    ("a.csv", "auto", b""),
+    ("tweets.js", "auto", b"window.YTD.tweets.part0 = "),
+    ("a.json", "archive", b""),
+    ("a.bin", "text", b"\xef\xbb\xbf"),
 ]
 
 
 def read_every_way(data: bytes, kind: tuple[str, str, bytes], errors: str) -> None:
-    """Read data as a file of this kind and as a one-file code tree; a Corpus must be sound, anything else a CharnnError."""
+    """Read data as a file of this kind and as a one-file code tree; a Corpus must be sound, anything else a
+    CharnnError."""
     name, tweet_format, prefix = kind
     with tempfile.TemporaryDirectory() as scratch, at_most(20):
         root = Path(scratch)
@@ -452,31 +579,45 @@ def test_random_unicode_through_every_source_kind(text, kind):
 JSON_STRINGS = st.text(max_size=15) | st.sampled_from(["\ud83d", "a\udc00b", "😀", "&amp;", "\r\n", ""])
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | JSON_STRINGS,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["text", "full_text", "tweet", "data", "tweets", "x"]) | st.text(max_size=4), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["text", "full_text", "tweet", "data", "tweets", "x"]) | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=15,
 )
 
 
 @FUZZ
-@given(JSON_VALUES, st.sampled_from([("a.json", "auto", b""), ("a.jsonl", "auto", b""), ("tweets.js", "auto", b"window.YTD.tweets.part0 = ")]),
-       st.sampled_from(["strict", "replace"]))
+@given(
+    JSON_VALUES,
+    st.sampled_from(
+        [("a.json", "auto", b""), ("a.jsonl", "auto", b""), ("tweets.js", "auto", b"window.YTD.tweets.part0 = ")]
+    ),
+    st.sampled_from(["strict", "replace"]),
+)
 def test_random_json_documents_as_tweets(value, kind, errors):
     read_every_way(json.dumps(value).encode(), kind, errors)
 
 
-@pytest.mark.parametrize("name, data", [
-    ("deep.json", b"[" * 100_000 + b"]" * 100_000),
-    ("deep.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
-    ("digits.json", b"[" + b"7" * 5000 + b"]"),
-    ("digits.jsonl", b'{"text": ' + b"7" * 5000 + b"}\n"),
-    ("half_emoji.jsonl", b'{"text": "cut \\ud83d"}\n'),
-    ("field.csv", b'text\n"' + b"x" * 200_000 + b'"\n'),
-    ("nul.csv", b"text\na\x00b\n"),
-    ("crlf_only.txt", b"\r\n" * 1000),
-    ("bom_only.txt", b"\xef\xbb\xbf"),
-    ("invalid.txt", b"ok\xff\xfe\xfd"),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000),
+        ("deep.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+        ("digits.json", b"[" + b"7" * 5000 + b"]"),
+        ("digits.jsonl", b'{"text": ' + b"7" * 5000 + b"}\n"),
+        ("half_emoji.jsonl", b'{"text": "cut \\ud83d"}\n'),
+        ("field.csv", b'text\n"' + b"x" * 200_000 + b'"\n'),
+        ("nul.csv", b"text\na\x00b\n"),
+        ("crlf_only.txt", b"\r\n" * 1000),
+        ("bom_only.txt", b"\xef\xbb\xbf"),
+        ("invalid.txt", b"ok\xff\xfe\xfd"),
+    ],
+)
 def test_pathological_files_give_a_result_or_a_clear_error(tmp_path, name, data):
     (tmp_path / name).write_bytes(data)
     for errors in ("strict", "replace"):
@@ -489,13 +630,17 @@ def test_pathological_files_give_a_result_or_a_clear_error(tmp_path, name, data)
                 corpus.text().encode("utf-8")
 
 
-@pytest.mark.parametrize("spec, sequences", [("task:nope", 10), ("task:", 10), ("task:count", 0), ("task:count", 10**12)])
+@pytest.mark.parametrize(
+    "spec, sequences", [("task:nope", 10), ("task:", 10), ("task:count", 0), ("task:count", 10**12)]
+)
 def test_bad_task_corpora_are_refused_before_any_work(tmp_path, spec, sequences):
     with at_most(10), pytest.raises(CharnnError):
         load_corpus(spec, task_sequences=sequences, cache_dir=tmp_path, progress=False)
 
 
-LABEL_TEXT = st.text(alphabet=st.characters() | st.sampled_from(list("\"'#/*\\\n\r\t ({[]})@:.&;“”aAbBxXYc")), max_size=300)
+LABEL_TEXT = st.text(
+    alphabet=st.characters() | st.sampled_from(list("\"'#/*\\\n\r\t ({[]})@:.&;“”aAbBxXYc")), max_size=300
+)
 
 
 @FUZZ
@@ -513,7 +658,11 @@ def test_code_and_tweet_labellers_take_any_text(text, tab_width):
 
 
 @FUZZ
-@given(LABEL_TEXT, st.sampled_from([*TASK_NAMES, "task:count", "nope", ""]), st.sampled_from(["task", "code", "tweets", "nope"]))
+@given(
+    LABEL_TEXT,
+    st.sampled_from([*TASK_NAMES, "task:count", "nope", ""]),
+    st.sampled_from(["task", "code", "tweets", "nope"]),
+)
 def test_task_labellers_and_the_dispatch_take_any_text(text, task, kind):
     with at_most(20):
         for call in (lambda: task_features(text, task), lambda: features_for(kind, text, task)):
@@ -526,8 +675,18 @@ def test_task_labellers_and_the_dispatch_take_any_text(text, task, kind):
 
 
 def test_labellers_stay_linear_on_pathological_text():
-    for text in ['"' * 100_000, "/*" * 50_000, "#" * 100_000, "'''" * 30_000, "\\" * 100_000, "http://" * 15_000,
-                 "@#" * 50_000, "a" * 100_000, "“" * 100_000, " \t" * 50_000 + "\n"]:
+    for text in [
+        '"' * 100_000,
+        "/*" * 50_000,
+        "#" * 100_000,
+        "'''" * 30_000,
+        "\\" * 100_000,
+        "http://" * 15_000,
+        "@#" * 50_000,
+        "a" * 100_000,
+        "“" * 100_000,
+        " \t" * 50_000 + "\n",
+    ]:
         with at_most(30):
             code_features(text)
             tweet_features(text)
@@ -598,8 +757,13 @@ def test_a_full_disk_for_the_metrics_says_the_checkpoint_is_saved(tmp_path, code
 def tiny_tmpfs(where: Path, size: str):
     """A real small file system, when this process may mount one (root in a container that allows it)."""
     where.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                                                        capture_output=True).returncode != 0:
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here; the injected-error tests cover the same code")
     try:
         yield where
@@ -610,8 +774,21 @@ def tiny_tmpfs(where: Path, size: str):
 def test_a_really_full_disk_stops_training_with_the_last_checkpoint_intact(tmp_path, code_file):
     # a checkpoint of this model is ~60 KB: the disk holds best + last and the logs, not a third copy
     with tiny_tmpfs(tmp_path / "disk", "160k") as disk:
-        result = cli("train", "--corpus", str(code_file), "--out", str(disk / "run"), "--max-steps", "40", "--eval-every", "5",
-                     "--cache-dir", "cache", *TINY, cwd=tmp_path)
+        result = cli(
+            "train",
+            "--corpus",
+            str(code_file),
+            "--out",
+            str(disk / "run"),
+            "--max-steps",
+            "40",
+            "--eval-every",
+            "5",
+            "--cache-dir",
+            "cache",
+            *TINY,
+            cwd=tmp_path,
+        )
         assert result.returncode == 1
         assert "No space left on device" in final_error_line(result.stderr)
         assert assert_usable(disk / "run" / "last.pt")["step"] >= 5
@@ -640,7 +817,18 @@ def test_a_really_full_disk_while_caching_a_corpus_is_a_clear_error(tmp_path):
 
 def test_a_read_only_run_directory_refuses_to_train_and_still_samples(tmp_path, code_file):
     with tiny_tmpfs(tmp_path / "disk", "4m") as disk:
-        args = ["train", "--corpus", str(code_file), "--out", str(disk / "run"), "--eval-every", "5", "--cache-dir", "cache", *TINY]
+        args = [
+            "train",
+            "--corpus",
+            str(code_file),
+            "--out",
+            str(disk / "run"),
+            "--eval-every",
+            "5",
+            "--cache-dir",
+            "cache",
+            *TINY,
+        ]
         assert cli(*args, "--max-steps", "5", cwd=tmp_path).returncode == 0
         before = (disk / "run" / "last.pt").read_bytes()
         assert subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True).returncode == 0
@@ -684,8 +872,21 @@ def test_an_exploding_learning_rate_stops_and_last_stays_good_and_resumable(tmp_
     args = ["train", "--corpus", str(code_file), "--out", "run", "--decay-steps", "1000", "--cache-dir", "cache", *TINY]
     assert cli(*args, "--max-steps", "6", "--eval-every", "3", cwd=tmp_path).returncode == 0
     good = (run / "last.pt").read_bytes()
-    exploded = cli(*args, "--resume", "--max-steps", "1000", "--eval-every", "100", "--lr", "1e30", "--warmup-steps", "0",
-                   "--grad-clip", "1e30", cwd=tmp_path)
+    exploded = cli(
+        *args,
+        "--resume",
+        "--max-steps",
+        "1000",
+        "--eval-every",
+        "100",
+        "--lr",
+        "1e30",
+        "--warmup-steps",
+        "0",
+        "--grad-clip",
+        "1e30",
+        cwd=tmp_path,
+    )
     assert exploded.returncode == 1
     message = final_error_line(exploded.stderr)
     assert "became NaN" in message or "infinite" in message
@@ -698,7 +899,20 @@ def test_an_exploding_learning_rate_stops_and_last_stays_good_and_resumable(tmp_
 
 
 def test_an_explosion_before_the_first_checkpoint_can_start_again_with_resume(tmp_path, code_file):
-    args = ["train", "--corpus", str(code_file), "--out", "run", "--cache-dir", "cache", "--max-steps", "6", "--eval-every", "3", *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--cache-dir",
+        "cache",
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+        *TINY,
+    ]
     exploded = cli(*args, "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "1e30", cwd=tmp_path)
     assert exploded.returncode == 1
     assert "no checkpoint had been saved yet" in final_error_line(exploded.stderr)
@@ -761,29 +975,96 @@ CORPUS_FLAGS = [
     ([".", "--shuffle-files", "x"], "--shuffle-files"),
 ]
 TRAIN_FLAGS = [
-    ("--cell", "lstmm"), ("--layers", "0"), ("--layers", "two"), ("--layers", "100000000000"), ("--hidden", "0"),
-    ("--hidden", "10000000"), ("--embed", "-3"), ("--dropout", "1"), ("--dropout", "nan"), ("--seq-len", "0"),
-    ("--batch-size", "0"), ("--lr", "0"), ("--lr", "inf"), ("--lr", "nan"), ("--min-lr-ratio", "1.5"),
-    ("--warmup-steps", "-1"), ("--weight-decay", "-0.1"), ("--weight-decay", "nan"), ("--weight-decay", "inf"),
-    ("--grad-clip", "0"), ("--grad-clip", "nan"), ("--max-steps", "0"), ("--max-steps", "1.5"), ("--decay-steps", "0"),
-    ("--max-minutes", "0"), ("--max-minutes", "inf"), ("--epochs", "-1"), ("--epochs", "inf"), ("--eval-every", "0"),
-    ("--eval-chars", "-1"), ("--sample-chars", "-1"), ("--sample-chars", "10000000000"), ("--log-every", "0"),
-    ("--seed", "-1"), ("--seed", "99999999999999999999999"), ("--seed", "x"), ("--device", "gpu"), ("--device", "cuda:x"),
-    ("--ext", ","), ("--errors", "x"), ("--tweet-format", "x"), ("--task-sequences", "0"), ("--task-seed", "1.5"),
-    ("--split", "1,1"), ("--corpus", "task:nope"), ("--shuffle-files", "-2"), ("--shuffle-files", "0"),
+    ("--cell", "lstmm"),
+    ("--layers", "0"),
+    ("--layers", "two"),
+    ("--layers", "100000000000"),
+    ("--hidden", "0"),
+    ("--hidden", "10000000"),
+    ("--embed", "-3"),
+    ("--dropout", "1"),
+    ("--dropout", "nan"),
+    ("--seq-len", "0"),
+    ("--batch-size", "0"),
+    ("--lr", "0"),
+    ("--lr", "inf"),
+    ("--lr", "nan"),
+    ("--min-lr-ratio", "1.5"),
+    ("--warmup-steps", "-1"),
+    ("--weight-decay", "-0.1"),
+    ("--weight-decay", "nan"),
+    ("--weight-decay", "inf"),
+    ("--grad-clip", "0"),
+    ("--grad-clip", "nan"),
+    ("--max-steps", "0"),
+    ("--max-steps", "1.5"),
+    ("--decay-steps", "0"),
+    ("--max-minutes", "0"),
+    ("--max-minutes", "inf"),
+    ("--epochs", "-1"),
+    ("--epochs", "inf"),
+    ("--eval-every", "0"),
+    ("--eval-chars", "-1"),
+    ("--sample-chars", "-1"),
+    ("--sample-chars", "10000000000"),
+    ("--log-every", "0"),
+    ("--seed", "-1"),
+    ("--seed", "99999999999999999999999"),
+    ("--seed", "x"),
+    ("--device", "gpu"),
+    ("--device", "cuda:x"),
+    ("--ext", ","),
+    ("--errors", "x"),
+    ("--tweet-format", "x"),
+    ("--task-sequences", "0"),
+    ("--task-seed", "1.5"),
+    ("--split", "1,1"),
+    ("--corpus", "task:nope"),
+    ("--shuffle-files", "-2"),
+    ("--shuffle-files", "0"),
 ]
 GENERATE_FLAGS = [
-    ("--which", "worst"), ("--length", "-1"), ("--length", "ten"), ("--temperature", "-0.5"), ("--temperature", "nan"),
-    ("--temperature", "inf"), ("--top-k", "0"), ("--top-p", "0"), ("--top-p", "1.5"), ("--top-p", "nan"),
-    ("--seed", "-1"), ("--seed", "18446744073709551616"), ("--num-samples", "0"), ("--stop", ""), ("--unknown", "skip"),
-    ("--clamp", "1:0"), ("--clamp", "0:0=1"), ("--clamp", "1:9999=1"), ("--clamp", "1:0=nan"), ("--clamp", "1:0=inf"),
-    ("--clamp", "1:0:x=1"), ("--clamp", "1:0=1e38"), ("--device", "tpu"),
+    ("--which", "worst"),
+    ("--length", "-1"),
+    ("--length", "ten"),
+    ("--temperature", "-0.5"),
+    ("--temperature", "nan"),
+    ("--temperature", "inf"),
+    ("--top-k", "0"),
+    ("--top-p", "0"),
+    ("--top-p", "1.5"),
+    ("--top-p", "nan"),
+    ("--seed", "-1"),
+    ("--seed", "18446744073709551616"),
+    ("--num-samples", "0"),
+    ("--stop", ""),
+    ("--unknown", "skip"),
+    ("--clamp", "1:0"),
+    ("--clamp", "0:0=1"),
+    ("--clamp", "1:9999=1"),
+    ("--clamp", "1:0=nan"),
+    ("--clamp", "1:0=inf"),
+    ("--clamp", "1:0:x=1"),
+    ("--clamp", "1:0=1e38"),
+    ("--device", "tpu"),
 ]
 EVAL_FLAGS = [("--which", "worst"), ("--unknown", "skip"), ("--device", "tpu")]
-PROBE_FLAGS = [("--max-chars", "0"), ("--top", "0"), ("--heldout-fraction", "1.5"), ("--features", "nope"),
-               ("--random-units", "0"), ("--ablate", "half"), ("--threads", "0"), ("--seed", "x"), ("--seed", "-1"),
-               ("--seed", "18446744073709551616"), ("--which", "worst"), ("--json", ""), ("--html", ""),
-               ("--checkpoint", "run/best.pt")]
+PROBE_FLAGS = [
+    ("--max-chars", "0"),
+    ("--top", "0"),
+    ("--heldout-fraction", "1.5"),
+    ("--features", "nope"),
+    ("--random-units", "0"),
+    ("--ablate", "half"),
+    ("--threads", "0"),
+    ("--seed", "x"),
+    ("--seed", "-1"),
+    ("--seed", "18446744073709551616"),
+    ("--which", "worst"),
+    ("--json", ""),
+    ("--html", ""),
+    ("--checkpoint", "run/best.pt"),
+]
 BENCH_FLAGS = [("--budget-minutes", "-1"), ("--only", "nope"), ("--repeats", "0"), ("--threads", "0")]
 
 
@@ -819,10 +1100,28 @@ def test_bad_corpus_flags_exit_2_naming_the_flag(trained_run, monkeypatch, capsy
 def test_bad_train_flags_exit_2_naming_the_flag(trained_run, tmp_path, monkeypatch, capsys, flag, value):
     monkeypatch.chdir(trained_run)
     corpus = "." if flag == "--ext" else "code.py"  # --ext applies to a directory
-    small = ["--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "2", "--seq-len", "8", "--max-steps", "1",
-             "--sample-chars", "0", "--quiet"]  # should a bad value slip through, the run is a second, not a default run
-    check_usage_error(["train", "--corpus", corpus, "--out", str(tmp_path / "run"), "--cache-dir", "cache", *small, flag, value],
-                      flag if flag != "--corpus" else "unknown task", capsys)
+    small = [
+        "--layers",
+        "1",
+        "--hidden",
+        "8",
+        "--embed",
+        "4",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "8",
+        "--max-steps",
+        "1",
+        "--sample-chars",
+        "0",
+        "--quiet",
+    ]  # should a bad value slip through, the run is a second, not a default run
+    check_usage_error(
+        ["train", "--corpus", corpus, "--out", str(tmp_path / "run"), "--cache-dir", "cache", *small, flag, value],
+        flag if flag != "--corpus" else "unknown task",
+        capsys,
+    )
     assert not (tmp_path / "run" / "config.json").exists()
 
 
@@ -838,7 +1137,9 @@ def test_bad_eval_flags_exit_2_naming_the_flag(trained_run, monkeypatch, capsys,
     check_usage_error(["eval", "--run", "run", "--text", "code.py", flag, value], flag, capsys)
 
 
-@pytest.mark.parametrize("command, flag, value", [("probe", *f) for f in PROBE_FLAGS] + [("bench", *f) for f in BENCH_FLAGS])
+@pytest.mark.parametrize(
+    "command, flag, value", [("probe", *f) for f in PROBE_FLAGS] + [("bench", *f) for f in BENCH_FLAGS]
+)
 def test_bad_probe_and_bench_flags_exit_2_naming_the_flag(trained_run, monkeypatch, capsys, command, flag, value):
     if command not in subcommands():
         pytest.skip(f"charnn {command} is not built yet")
@@ -848,9 +1149,26 @@ def test_bad_probe_and_bench_flags_exit_2_naming_the_flag(trained_run, monkeypat
 
 
 DATA_PROBLEMS = [  # well-formed values the data or the machine cannot honour: exit 1, still one line
-    (["train", "--corpus", "code.py", "--out", "big-batch", "--batch-size", "5000", "--quiet", "--cache-dir", "cache"], "lower --batch-size"),
+    (
+        [
+            "train",
+            "--corpus",
+            "code.py",
+            "--out",
+            "big-batch",
+            "--batch-size",
+            "5000",
+            "--quiet",
+            "--cache-dir",
+            "cache",
+        ],
+        "lower --batch-size",
+    ),
     (["train", "--corpus", "missing.txt", "--out", "missing", "--quiet", "--cache-dir", "cache"], "does not exist"),
-    (["train", "--corpus", "code.py", "--out", "code.py", "--quiet", "--cache-dir", "cache"], "cannot create run directory"),
+    (
+        ["train", "--corpus", "code.py", "--out", "code.py", "--quiet", "--cache-dir", "cache"],
+        "cannot create run directory",
+    ),
     (["train", "--corpus", "code.py", "--out", "x", "--quiet", "--cache-dir", "code.py"], "--cache-dir"),
     (["train", "--out", "nowhere", "--resume", "--quiet"], "no run to resume"),
     (["generate", "--run", "nowhere"], "does not exist"),
@@ -873,9 +1191,14 @@ def test_data_problems_exit_1_with_one_line(trained_run, monkeypatch, capsys, ar
 
 def test_the_real_processes_print_no_traceback(trained_run):
     """The same checks through real processes, one per subcommand (the in-process tests cover every flag)."""
-    for argv in (["corpus", "task:count", "--task-sequences", "0"], ["train", "--corpus", "code.py", "--weight-decay", "nan"],
-                 ["generate", "--run", "run", "--temperature", "inf"], ["eval", "--run", "run", "--text", "code.py", "--device", "tpu"],
-                 ["nonsense"], []):
+    for argv in (
+        ["corpus", "task:count", "--task-sequences", "0"],
+        ["train", "--corpus", "code.py", "--weight-decay", "nan"],
+        ["generate", "--run", "run", "--temperature", "inf"],
+        ["eval", "--run", "run", "--text", "code.py", "--device", "tpu"],
+        ["nonsense"],
+        [],
+    ):
         result = cli(*argv, cwd=trained_run)
         assert result.returncode == 2, (argv, result.stderr)
         one_clear_line(result.stderr)
@@ -883,14 +1206,14 @@ def test_the_real_processes_print_no_traceback(trained_run):
 
 # ================================================================ 8. vocabulary edges
 
-ZWJ_FAMILY = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # 👨‍👩‍👧: three people joined by zero-width joiners
+ZWJ_FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧: three people joined by zero-width joiners
 WIDE = "".join(chr(0x4E00 + i) for i in range(1000)) + "".join(chr(0x1F600 + i) for i in range(60))
 EDGES = {
     "one character": ("a" * 3000).encode(),
     "1,060 characters": ((WIDE + "\n") * 4).encode(),
     "crlf": ("first line\r\nsecond line\r\n" * 150).encode(),
     "bom": b"\xef\xbb\xbf" + ("with a byte order mark\n" * 150).encode(),
-    "zwj": ((f"family {ZWJ_FAMILY} and flag \U0001F3F3\ufe0f\u200d\U0001F308\n") * 120).encode(),
+    "zwj": ((f"family {ZWJ_FAMILY} and flag \U0001f3f3\ufe0f\u200d\U0001f308\n") * 120).encode(),
 }
 
 
@@ -916,7 +1239,9 @@ def test_vocabulary_edges_train_sample_and_evaluate(tmp_path, monkeypatch, capsy
     assert len(sample) >= 60 and set(sample) <= set(vocab.chars)
     if name == "one character":
         assert sample == "a" * 60  # the only character there is
-    (tmp_path / "prime.txt").write_text(data.decode("utf-8")[:30], encoding="utf-8", newline="")  # a BOM and \r\n in it too
+    (tmp_path / "prime.txt").write_text(
+        data.decode("utf-8")[:30], encoding="utf-8", newline=""
+    )  # a BOM and \r\n in it too
     assert main(["generate", "--run", "run", "--length", "5", "--seed", "1", "--prime-file", "prime.txt"]) == 0
     capsys.readouterr()
 

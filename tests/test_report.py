@@ -19,7 +19,9 @@ def report():
     text = make_task_text("count", 60, seed=1)
     vocab = Vocab(tuple(sorted(set(text))))
     model = new_model(ModelConfig(vocab_size=vocab.size, layers=1, hidden=8, embed=4))
-    return run_probe(model, vocab.encode(text), text, ProbeOptions(feature_set="task", task="count", random_units=4)).report
+    return run_probe(
+        model, vocab.encode(text), text, ProbeOptions(feature_set="task", task="count", random_units=4)
+    ).report
 
 
 def test_one_table_per_feature_then_the_notes(report):
@@ -48,11 +50,21 @@ def test_the_quote_tracking_target_is_met_by_one_unit_or_one_per_kind_of_string(
 
     one = strings_summary({"inside_string": feature(0.95, 0.7)})
     assert one["met_by"] == "one unit" and not one["both_kinds"] and one["inside_multiline_string"] is None
-    kinds = strings_summary({"inside_string": feature(0.85), "inside_multiline_string": feature(0.97),
-                             "inside_oneline_string": feature(0.6, 0.93)})
+    kinds = strings_summary(
+        {
+            "inside_string": feature(0.85),
+            "inside_multiline_string": feature(0.97),
+            "inside_oneline_string": feature(0.6, 0.93),
+        }
+    )
     assert kinds["met_by"] == "one unit for each kind" and kinds["inside_oneline_string"] == 0.93
     assert "met by one unit for each kind" in strings_line(kinds) and "multiline 0.970" in strings_line(kinds)
-    short = strings_summary({"inside_string": feature(0.85), "inside_multiline_string": feature(0.97),
-                             "inside_oneline_string": feature(0.6)})
+    short = strings_summary(
+        {
+            "inside_string": feature(0.85),
+            "inside_multiline_string": feature(0.97),
+            "inside_oneline_string": feature(0.6),
+        }
+    )
     assert short["met_by"] is None and "not met" in strings_line(short)
     assert strings_summary({"count": feature(0.99)}) is None  # a text without string features

@@ -11,8 +11,7 @@ import torch
 from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
 from charnn.model import FastStepper, StepLinear
-from charnn.sample import clamp_holds
-from charnn.sample import Clamp, SampleOptions, find_latest_run, generate, warm_up
+from charnn.sample import Clamp, SampleOptions, clamp_holds, find_latest_run, generate, warm_up
 from charnn.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +25,19 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sample")
     corpus = tmp / "code.py"
     corpus.write_text(Path(json.decoder.__file__).read_text() * 4)
-    config = TrainConfig(corpus=str(corpus), out=str(tmp / "runs" / "code"), layers=2, hidden=32, embed=16, batch_size=8,
-                         seq_len=32, max_steps=60, eval_every=30, sample_chars=0, cache_dir=str(tmp / "cache"))
+    config = TrainConfig(
+        corpus=str(corpus),
+        out=str(tmp / "runs" / "code"),
+        layers=2,
+        hidden=32,
+        embed=16,
+        batch_size=8,
+        seq_len=32,
+        max_steps=60,
+        eval_every=30,
+        sample_chars=0,
+        cache_dir=str(tmp / "cache"),
+    )
     train(config, progress=False)
     checkpoint = load_checkpoint(tmp / "runs" / "code" / "best.pt")
     return tmp, checkpoint.build_model(), checkpoint.vocab
@@ -56,7 +66,7 @@ def test_prime_sets_the_state_and_is_echoed(trained):
     texts = generate(model, vocab, SampleOptions(length=50, prime=prime, seed=1))
     assert texts[0].startswith(prime) and len(texts[0]) == len(prime) + 50
     quiet = generate(model, vocab, SampleOptions(length=50, prime=prime, seed=1, echo=False))
-    assert quiet[0] == texts[0][len(prime):]
+    assert quiet[0] == texts[0][len(prime) :]
     # the state after priming is the state of running the model over the priming text
     ids = torch.from_numpy(vocab.encode(prime).astype("int64"))
     first, state = warm_up(model, ids, 1, ())
@@ -74,7 +84,9 @@ def test_batched_streams_are_independent(trained):
     batch = generate(model, vocab, SampleOptions(length=80, num_samples=6, seed=11))
     assert len(batch) == 6 and len(set(batch)) == 6
     # with greedy decoding every stream must produce what a single stream produces
-    greedy_batch = generate(model, vocab, SampleOptions(length=80, num_samples=4, temperature=0, prime="import ", seed=0))
+    greedy_batch = generate(
+        model, vocab, SampleOptions(length=80, num_samples=4, temperature=0, prime="import ", seed=0)
+    )
     greedy_one = generate(model, vocab, SampleOptions(length=80, num_samples=1, temperature=0, prime="import ", seed=0))
     assert all(text == greedy_one[0] for text in greedy_batch)
 
@@ -88,8 +100,16 @@ def test_many_streams_agree_with_one(trained, onednn, monkeypatch):
     many = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0))
     one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0))
     assert all(text == one[0] for text in many)
-    clamped = generate(model, vocab, SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]))
-    clamped_one = generate(model, vocab, SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]))
+    clamped = generate(
+        model,
+        vocab,
+        SampleOptions(length=60, num_samples=20, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]),
+    )
+    clamped_one = generate(
+        model,
+        vocab,
+        SampleOptions(length=60, num_samples=1, temperature=0, prime="def ", seed=0, clamps=[Clamp(2, 3, -0.9)]),
+    )
     assert clamped[0] == clamped_one[0]
 
 
@@ -104,7 +124,9 @@ def test_stop_string_ends_each_stream(trained):
 def test_streamed_text_arrives_as_it_is_produced(trained):
     _, model, vocab = trained
     pieces = []
-    texts = generate(model, vocab, SampleOptions(length=30, prime="x = ", seed=2), on_text=lambda s, t: pieces.append(t))
+    texts = generate(
+        model, vocab, SampleOptions(length=30, prime="x = ", seed=2), on_text=lambda s, t: pieces.append(t)
+    )
     assert "".join(pieces) == texts[0] and len(pieces) == 31  # the prime, then one piece per character
 
 
@@ -128,7 +150,9 @@ def test_a_clamped_unit_is_what_the_next_layer_and_the_decoder_see(trained):
 def test_clamping_a_unit_changes_the_text(trained):
     _, model, vocab = trained
     free = generate(model, vocab, SampleOptions(length=120, seed=9))
-    clamped = generate(model, vocab, SampleOptions(length=120, seed=9, clamps=[Clamp.parse("2:3=1.0"), Clamp.parse("2:5:c=-3")]))
+    clamped = generate(
+        model, vocab, SampleOptions(length=120, seed=9, clamps=[Clamp.parse("2:3=1.0"), Clamp.parse("2:5:c=-3")])
+    )
     assert free != clamped
     with pytest.raises(UsageError, match="--clamp 3:0"):
         generate(model, vocab, SampleOptions(clamps=[Clamp(3, 0, 1.0)]))
@@ -138,7 +162,9 @@ def test_clamping_a_unit_changes_the_text(trained):
         generate(model, vocab, SampleOptions(clamps=[Clamp.parse("2:3=1e38")]))
     with pytest.raises(UsageError, match="--clamp 2:3 is given twice"):
         generate(model, vocab, SampleOptions(clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3=-1")]))
-    generate(model, vocab, SampleOptions(length=5, clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3:c=-40")]))  # h and c of one unit
+    generate(
+        model, vocab, SampleOptions(length=5, clamps=[Clamp.parse("2:3=1"), Clamp.parse("2:3:c=-40")])
+    )  # h and c of one unit
 
 
 def test_a_layer_counted_from_the_top_clamps_the_same_unit(trained):
@@ -194,8 +220,14 @@ def test_newest_run_is_found(trained, tmp_path):
 
 
 def run_generate(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "generate.py"), *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
 
 
 def test_generate_cli_defaults_to_the_newest_run(trained):
@@ -203,7 +235,21 @@ def test_generate_cli_defaults_to_the_newest_run(trained):
     result = run_generate("--length", "40", "--seed", "3", "--prime", "class ", cwd=tmp)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("class ") and len(result.stdout) == len("class ") + 40 + 1
-    again = run_generate("--run", "runs/code", "--length", "40", "--seed", "3", "--prime", "class ", "--num-samples", "2", "--out", "s.txt", cwd=tmp)
+    again = run_generate(
+        "--run",
+        "runs/code",
+        "--length",
+        "40",
+        "--seed",
+        "3",
+        "--prime",
+        "class ",
+        "--num-samples",
+        "2",
+        "--out",
+        "s.txt",
+        cwd=tmp,
+    )
     assert again.returncode == 0 and again.stdout.count("--- sample") == 2
     assert (tmp / "s.txt").read_text().count("--- sample") == 2
 
@@ -238,7 +284,9 @@ def test_bf16_sampling_is_close_to_fp32_and_refused_where_the_cpu_only_emulates_
         with torch.no_grad():
             logits, next_state = exact.step(ids, state)
             approximate, _ = bf16.step(ids, state)
-        kl = torch.nn.functional.kl_div(torch.log_softmax(approximate, 1), torch.log_softmax(logits, 1), log_target=True, reduction="batchmean")
+        kl = torch.nn.functional.kl_div(
+            torch.log_softmax(approximate, 1), torch.log_softmax(logits, 1), log_target=True, reduction="batchmean"
+        )
         assert 0 < (approximate - logits).abs().max() < 0.1 and kl < 1e-3  # different products, close distributions
         state, ids = next_state, logits.argmax(1)
     monkeypatch.setattr(sample_module, "cpu_has_fast_bf16", lambda: True)

@@ -84,9 +84,18 @@ def test_stdlib_is_the_library_without_tests_in_a_fixed_order():
 
 
 def test_stdlib_leaves_out_tests_site_packages_and_caches(tmp_path, monkeypatch):
-    for relative in ["os.py", "json/__init__.py", "test/test_os.py", "unittest/test/test_case.py",
-                     "lib2to3/tests/data/bom.py", "idlelib/idle_test/test_x.py", "idlelib/editor.py",
-                     "site-packages/numpy/core.py", "__pycache__/os.py", "tkinter/notes.txt"]:
+    for relative in [
+        "os.py",
+        "json/__init__.py",
+        "test/test_os.py",
+        "unittest/test/test_case.py",
+        "lib2to3/tests/data/bom.py",
+        "idlelib/idle_test/test_x.py",
+        "idlelib/editor.py",
+        "site-packages/numpy/core.py",
+        "__pycache__/os.py",
+        "tkinter/notes.txt",
+    ]:
         write(tmp_path / relative, f"# {relative}\n")
     monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
     documents = read_documents(open_source("stdlib"))
@@ -140,7 +149,7 @@ def test_streamed_text_equals_the_whole_file_decoded(tmp_path_factory, text, chu
 @settings(max_examples=150, deadline=None)
 @given(data=st.binary(max_size=30), chunk_bytes=st.integers(min_value=1, max_value=9))
 def test_invalid_utf8_is_reported_at_its_byte_offset(tmp_path_factory, data, chunk_bytes):
-    data = "€ok".encode("utf-8") + data
+    data = "€ok".encode() + data
     path = tmp_path_factory.mktemp("bytes") / "sample.bin"
     path.write_bytes(data)
     with mock.patch.object(sources, "CHUNK_BYTES", chunk_bytes):
@@ -159,13 +168,12 @@ def test_invalid_utf8_message_names_file_offset_and_the_fix(tmp_path, monkeypatc
     monkeypatch.setattr(sources, "CHUNK_BYTES", 16)
     path = write(tmp_path / "bad.txt", b"x" * 1234 + b"\xff tail\n")
     message = error_message(path)
-    assert message == (f"'{path}' is not valid UTF-8 at byte 1234; "
-                       "pass --errors replace to substitute U+FFFD")
+    assert message == (f"'{path}' is not valid UTF-8 at byte 1234; pass --errors replace to substitute U+FFFD")
     assert read_text(open_source(str(path), errors="replace")) == "x" * 1234 + "\ufffd tail\n"
 
 
 def test_truncated_character_at_end_of_file_is_reported(tmp_path):
-    path = write(tmp_path / "cut.txt", "abc€".encode("utf-8")[:-1])
+    path = write(tmp_path / "cut.txt", "abc€".encode()[:-1])
     assert "at byte 3;" in error_message(path)
 
 
@@ -227,14 +235,19 @@ def test_shuffle_files_changes_the_cache_key_but_path_order_keeps_the_old_one(tm
     root = make_tree(tmp_path / "project")
     path_order = open_source(str(root))
     assert "shuffle_seed" not in path_order._identity()  # caches written before the option stay valid
-    keys = {path_order.fingerprint(), open_source(str(root), shuffle_files=0).fingerprint(),
-            open_source(str(root), shuffle_files=1).fingerprint()}
+    keys = {
+        path_order.fingerprint(),
+        open_source(str(root), shuffle_files=0).fingerprint(),
+        open_source(str(root), shuffle_files=1).fingerprint(),
+    }
     assert len(keys) == 3
 
 
 def test_shuffle_files_of_a_file_or_a_task_is_refused(tmp_path):
     path = write(tmp_path / "notes.txt", "just text\n")
-    with pytest.raises(UsageError, match=r"--shuffle-files orders the files of a directory, but corpus '.*notes.txt' is a file"):
+    with pytest.raises(
+        UsageError, match=r"--shuffle-files orders the files of a directory, but corpus '.*notes.txt' is a file"
+    ):
         open_source(str(path), shuffle_files=0)
     with pytest.raises(UsageError, match="generated task"):
         open_source("task:count", shuffle_files=0)
@@ -256,7 +269,7 @@ def test_code_tree_does_not_follow_symlinked_directories(tmp_path):
 def test_code_tree_skips_undecodable_files_and_says_where(tmp_path):
     root = tmp_path / "project"
     write(root / "good.py", "ok = 1\n")
-    write(root / "latin1.py", "s = '".encode() + "café".encode("latin-1") + b"'\n")
+    write(root / "latin1.py", b"s = '" + "café".encode("latin-1") + b"'\n")
     source = open_source(str(root))
     assert read_documents(source) == ["ok = 1\n"]
     assert source.skipped == [(os.path.join(str(root), "latin1.py"), "not valid UTF-8 at byte 8")]
@@ -438,9 +451,12 @@ def test_malformed_jsonl_names_the_line(tmp_path):
 
 
 def test_record_without_text_lists_its_fields(tmp_path):
-    path = write(tmp_path / "tweets.jsonl", '{"text": "a"}\n{"text": "b"}\n{"id": 3, "created_at": "x", "user": {"name": "u"}}\n')
-    assert error_message(path) == (f"'{path}' line 3: no text field; fields present: id, created_at, user.name; "
-                                   "choose one with --text-field")
+    path = write(
+        tmp_path / "tweets.jsonl", '{"text": "a"}\n{"text": "b"}\n{"id": 3, "created_at": "x", "user": {"name": "u"}}\n'
+    )
+    assert error_message(path) == (
+        f"'{path}' line 3: no text field; fields present: id, created_at, user.name; choose one with --text-field"
+    )
 
 
 def test_malformed_json_array_names_the_line(tmp_path):
@@ -448,7 +464,8 @@ def test_malformed_json_array_names_the_line(tmp_path):
     assert error_message(path) == f"'{path}' line 3: invalid JSON (Expecting value)"
     lines = write(tmp_path / "lines.json", '{"text": "a"}\n{"text": "b"}\n')
     assert "line 2: invalid JSON (Extra data); if it holds one object per line, pass --tweet-format jsonl" in (
-        error_message(lines))
+        error_message(lines)
+    )
 
 
 def test_json_object_without_a_list_of_tweets(tmp_path):

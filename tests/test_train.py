@@ -13,27 +13,39 @@ from pathlib import Path
 import pytest
 import torch
 
+import charnn.device
 from charnn.batches import StreamBatches
 from charnn.checkpoint import load_checkpoint
-from charnn.errors import UsageError
-import charnn.device
 from charnn.cli import main
 from charnn.device import cpu_has_fast_bf16, resolve_precision, runs_bf16
+from charnn.errors import UsageError
 from charnn.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyTorch's CPU LSTM kernel (oneDNN) has no bf16 path on some CPUs (an AVX2-only EPYC): there the bf16 runs
 # are refused with a clear error (tested below with the check patched), and the tests that train in bf16 skip
-NEEDS_BF16 = pytest.mark.skipif(not runs_bf16("lstm"), reason="PyTorch's LSTM kernel cannot compute in bf16 on this CPU")
+NEEDS_BF16 = pytest.mark.skipif(
+    not runs_bf16("lstm"), reason="PyTorch's LSTM kernel cannot compute in bf16 on this CPU"
+)
 BF16 = pytest.param("bf16", marks=NEEDS_BF16)
 TINY = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--seq-len", "16", "--quiet"]
 
 
-
-
 def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
-    values = dict(corpus=corpus, out=str(tmp_path / "run"), layers=1, hidden=16, embed=8, batch_size=8, seq_len=16,
-                  max_steps=30, eval_every=10, sample_chars=20, cache_dir=str(tmp_path / "cache"), seed=3)
+    values = dict(
+        corpus=corpus,
+        out=str(tmp_path / "run"),
+        layers=1,
+        hidden=16,
+        embed=8,
+        batch_size=8,
+        seq_len=16,
+        max_steps=30,
+        eval_every=10,
+        sample_chars=20,
+        cache_dir=str(tmp_path / "cache"),
+        seed=3,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -58,7 +70,9 @@ def test_state_is_carried_from_one_step_to_the_next(tmp_path, code_file, precisi
             trainer.train_step()
         batches: StreamBatches = trainer.train_batches
         starts = torch.arange(batches.streams) * batches.stream_length
-        prefix = torch.from_numpy(batches.ids[(starts[:, None] + torch.arange(3 * batches.seq_len)).numpy()].astype("int64"))
+        prefix = torch.from_numpy(
+            batches.ids[(starts[:, None] + torch.arange(3 * batches.seq_len)).numpy()].astype("int64")
+        )
         with torch.no_grad():
             _, expected = trainer.model.eval()(prefix)
         assert all(torch.allclose(a, b, atol=tolerance) for a, b in zip(trainer.state, expected))
@@ -74,12 +88,27 @@ def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
     lines = memory_lines(6000, seed=0, gaps=(1, 16))
     corpus = tmp_path / "memory.txt"
     corpus.write_text("".join(lines))
-    config = tiny_config(tmp_path, str(corpus), hidden=32, embed=16, dropout=0.0, seq_len=8, batch_size=32, max_steps=1200,
-                         eval_every=1200, lr=1e-2, warmup_steps=20, sample_chars=0, split="0.9,0.1")
+    config = tiny_config(
+        tmp_path,
+        str(corpus),
+        hidden=32,
+        embed=16,
+        dropout=0.0,
+        seq_len=8,
+        batch_size=32,
+        max_steps=1200,
+        eval_every=1200,
+        lr=1e-2,
+        warmup_steps=20,
+        sample_chars=0,
+        split="0.9,0.1",
+    )
     train(config, progress=False)
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     model, vocab = checkpoint.build_model(), checkpoint.vocab
-    test_lines = memory_lines(300, seed=1, gaps=(9, 16))  # every answer is more than seq-len characters after its letter
+    test_lines = memory_lines(
+        300, seed=1, gaps=(9, 16)
+    )  # every answer is more than seq-len characters after its letter
     ids = torch.from_numpy(vocab.encode("".join(test_lines)).astype("int64"))
     capitals = [vocab.chars.index(c) for c in "ABCD"]
 
@@ -89,7 +118,9 @@ def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
                 logits, _ = model(ids[:-1].unsqueeze(0))
                 logits = logits[0]
             else:  # the state zeroed every seq-len characters, as training without the carry would see it
-                logits = torch.cat([model(ids[i : i + reset_every].unsqueeze(0))[0][0] for i in range(0, len(ids) - 1, reset_every)])
+                logits = torch.cat(
+                    [model(ids[i : i + reset_every].unsqueeze(0))[0][0] for i in range(0, len(ids) - 1, reset_every)]
+                )
         hits, position = [], 0
         for line in test_lines:
             answer = position + len(line) - 2
@@ -147,9 +178,14 @@ def test_epochs_alone_set_the_step_count_and_the_schedule_ends_with_them(tmp_pat
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert saved["step_plan"] == "epochs" and saved["max_steps"] == result.step > 30
     assert result.stopped_by == "epochs"
-    assert result.final_lr == pytest.approx(config.lr * config.min_lr_ratio, rel=0.01)  # the last step sits just above the floor
+    assert result.final_lr == pytest.approx(
+        config.lr * config.min_lr_ratio, rel=0.01
+    )  # the last step sits just above the floor
     # with no length given at all, the default step count
-    plain = train(tiny_config(tmp_path, str(code_file), out=str(tmp_path / "plain"), max_steps=None, eval_every=1000), progress=False)
+    plain = train(
+        tiny_config(tmp_path, str(code_file), out=str(tmp_path / "plain"), max_steps=None, eval_every=1000),
+        progress=False,
+    )
     assert plain.step == 1000 and plain.stopped_by == "max-steps"
 
 
@@ -159,8 +195,19 @@ def test_bf16_autocast_learns_like_fp32(tmp_path, code_file):
     # the run records the precision it used so that a resume computes the same way
     losses = {}
     for precision in ("fp32", "bf16"):
-        trainer = Trainer(tiny_config(tmp_path, str(code_file), out=str(tmp_path / precision), precision=precision,
-                                      dropout=0.0, warmup_steps=0, lr=1e-2, max_steps=60), progress=False)
+        trainer = Trainer(
+            tiny_config(
+                tmp_path,
+                str(code_file),
+                out=str(tmp_path / precision),
+                precision=precision,
+                dropout=0.0,
+                warmup_steps=0,
+                lr=1e-2,
+                max_steps=60,
+            ),
+            progress=False,
+        )
         try:
             losses[precision] = [trainer.train_step()[0] for _ in range(60)]
             assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
@@ -180,15 +227,24 @@ def test_auto_precision_resolves_by_hardware(monkeypatch):
     with pytest.raises(UsageError, match="--precision bf16 is supported on cpu and cuda"):
         resolve_precision("bf16", torch.device("mps"))
     # every combination, whatever this CPU is: auto takes bf16 only where it is both fast and runnable
-    for fast, runs, expected in ((True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32"), (False, False, "fp32")):
+    for fast, runs, expected in (
+        (True, True, "bf16"),
+        (True, False, "fp32"),
+        (False, True, "fp32"),
+        (False, False, "fp32"),
+    ):
         monkeypatch.setattr(charnn.device, "cpu_has_fast_bf16", lambda: fast)
         monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: runs)
         assert resolve_precision("auto", cpu).name == expected
-        assert resolve_precision("bf16-head", cpu).recurrent == "fp32"  # the recurrence stays fp32 whatever the kernel can do
+        assert (
+            resolve_precision("bf16-head", cpu).recurrent == "fp32"
+        )  # the recurrence stays fp32 whatever the kernel can do
         if runs:
             assert resolve_precision("bf16", cpu).name == "bf16"
         else:
-            with pytest.raises(UsageError, match="LSTM kernel cannot compute in bf16 here .*bf16-head.*; use --precision fp32"):
+            with pytest.raises(
+                UsageError, match="LSTM kernel cannot compute in bf16 here .*bf16-head.*; use --precision fp32"
+            ):
                 resolve_precision("bf16", cpu)
 
 
@@ -208,7 +264,18 @@ def test_the_bf16_check_follows_the_cell():
 
 def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_path, code_file, monkeypatch, capsys):
     monkeypatch.setattr(charnn.device, "runs_bf16", lambda cell, device=None: cell != "lstm")
-    args = ["train", "--corpus", str(code_file), "--max-steps", "4", "--eval-every", "2", "--cache-dir", str(tmp_path / "cache"), *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--max-steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *TINY,
+    ]
     assert main([*args, "--out", str(tmp_path / "new"), "--precision", "bf16"]) == 2
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1 and "--precision fp32" in stderr
@@ -223,9 +290,18 @@ def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_pa
     before = load_checkpoint(tmp_path / "run" / "last.pt").meta["step"]
     assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "6", "--quiet"]) == 2
     stderr = capsys.readouterr().err
-    assert len(stderr.strip().splitlines()) == 1 and "--resume --precision fp32" in stderr and str(tmp_path / "run") in stderr
+    assert (
+        len(stderr.strip().splitlines()) == 1
+        and "--resume --precision fp32" in stderr
+        and str(tmp_path / "run") in stderr
+    )
     assert load_checkpoint(tmp_path / "run" / "last.pt").meta["step"] == before  # the run is untouched
-    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "6", "--precision", "fp32", "--quiet"]) == 0
+    assert (
+        main(
+            ["train", "--out", str(tmp_path / "run"), "--resume", "--max-steps", "6", "--precision", "fp32", "--quiet"]
+        )
+        == 0
+    )
     assert load_checkpoint(tmp_path / "run" / "last.pt").meta["step"] == 6
     # a GRU computes under bf16 autocast on such a CPU, so its bf16 is not refused
     assert main([*args, "--out", str(tmp_path / "gru"), "--cell", "gru", "--precision", "bf16"]) == 0
@@ -234,8 +310,21 @@ def test_bf16_a_cpu_cannot_run_is_refused_in_one_sentence_before_any_work(tmp_pa
 
 @pytest.mark.slow
 def test_cli_train_eval_generate_and_resume(tmp_path, code_file, charnn_cli):
-    result = charnn_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "20", "--eval-every", "10",
-                     "--cache-dir", "cache", *TINY, cwd=tmp_path)
+    result = charnn_cli(
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "runs/tiny",
+        "--max-steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--cache-dir",
+        "cache",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "tiny"
     for name in ("best.pt", "last.pt", "config.json", "metrics.jsonl", "samples.txt"):
@@ -251,7 +340,20 @@ def test_cli_train_eval_generate_and_resume(tmp_path, code_file, charnn_cli):
     assert figures["chars"] == len(code_file.read_text()) - 1
     assert abs(figures["bits_per_char"] * 0.6931471805599453 - figures["nats_per_char"]) < 1e-9
 
-    again = charnn_cli("train", "--corpus", str(code_file), "--out", "runs/tiny", "--max-steps", "30", "--cache-dir", "cache", "--resume", "--quiet", cwd=tmp_path)
+    again = charnn_cli(
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "runs/tiny",
+        "--max-steps",
+        "30",
+        "--cache-dir",
+        "cache",
+        "--resume",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert load_checkpoint(run / "last.pt").meta["step"] == 30
 
@@ -261,9 +363,28 @@ def test_cli_train_eval_generate_and_resume(tmp_path, code_file, charnn_cli):
 
 def test_sigterm_writes_last_and_says_how_to_resume(tmp_path, code_file):
     process = subprocess.Popen(
-        [sys.executable, "-m", "charnn.cli", "train", "--corpus", str(code_file), "--out", "run", "--max-steps", "100000",
-         "--eval-every", "100000", "--cache-dir", "cache", *TINY],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "charnn.cli",
+            "train",
+            "--corpus",
+            str(code_file),
+            "--out",
+            "run",
+            "--max-steps",
+            "100000",
+            "--eval-every",
+            "100000",
+            "--cache-dir",
+            "cache",
+            *TINY,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     deadline = time.time() + 60
     while not (tmp_path / "run" / "config.json").exists() and time.time() < deadline:
@@ -278,8 +399,27 @@ def test_sigterm_writes_last_and_says_how_to_resume(tmp_path, code_file):
 
 
 def test_exploding_learning_rate_stops_with_an_explanation(tmp_path, code_file, charnn_cli):
-    result = charnn_cli("train", "--corpus", str(code_file), "--out", "run", "--max-steps", "400", "--eval-every", "5",
-                     "--lr", "1e30", "--warmup-steps", "0", "--grad-clip", "1e30", "--cache-dir", "cache", *TINY, cwd=tmp_path)
+    result = charnn_cli(
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--max-steps",
+        "400",
+        "--eval-every",
+        "5",
+        "--lr",
+        "1e30",
+        "--warmup-steps",
+        "0",
+        "--grad-clip",
+        "1e30",
+        "--cache-dir",
+        "cache",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert "lower --lr" in result.stderr and "Traceback" not in result.stderr
     if (tmp_path / "run" / "last.pt").exists():  # the last good checkpoint, never a NaN one
@@ -309,7 +449,20 @@ def test_bad_training_flags_are_one_line(tmp_path, code_file, flags, message, ch
 
 
 def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, code_file, charnn_cli):
-    args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--max-steps",
+        "10",
+        "--eval-every",
+        "10",
+        "--cache-dir",
+        "cache",
+        *TINY,
+    ]
     assert charnn_cli(*args, cwd=tmp_path).returncode == 0
     before = (tmp_path / "run" / "best.pt").read_bytes()
     refused = charnn_cli(*args, cwd=tmp_path)
@@ -319,7 +472,20 @@ def test_a_run_directory_is_never_overwritten_by_accident(tmp_path, code_file, c
 
 
 def test_resume_refuses_damaged_and_foreign_checkpoints(tmp_path, code_file, charnn_cli):
-    args = ["train", "--corpus", str(code_file), "--out", "run", "--max-steps", "10", "--eval-every", "10", "--cache-dir", "cache", *TINY]
+    args = [
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--max-steps",
+        "10",
+        "--eval-every",
+        "10",
+        "--cache-dir",
+        "cache",
+        *TINY,
+    ]
     assert charnn_cli(*args, cwd=tmp_path).returncode == 0
     last = tmp_path / "run" / "last.pt"
     good = last.read_bytes()
@@ -332,17 +498,41 @@ def test_resume_refuses_damaged_and_foreign_checkpoints(tmp_path, code_file, cha
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(), reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun not installed",
+)
 def test_ddp_two_cpu_processes_train_and_resume(tmp_path, code_file):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    base = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "charnn.cli", "train", "--corpus", str(code_file), "--out", "run",
-            "--eval-every", "5", "--cache-dir", "cache", "--decay-steps", "20", *TINY]
-    first = subprocess.run([*base, "--max-steps", "10"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    base = [
+        torchrun,
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "charnn.cli",
+        "train",
+        "--corpus",
+        str(code_file),
+        "--out",
+        "run",
+        "--eval-every",
+        "5",
+        "--cache-dir",
+        "cache",
+        "--decay-steps",
+        "20",
+        *TINY,
+    ]
+    first = subprocess.run(
+        [*base, "--max-steps", "10"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     assert checkpoint.meta["data_position"]["world"] == 2
     assert len(checkpoint.extra["state_per_rank"]) == 2
-    second = subprocess.run([*base, "--max-steps", "20", "--resume"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(
+        [*base, "--max-steps", "20", "--resume"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert load_checkpoint(tmp_path / "run" / "last.pt").meta["step"] == 20

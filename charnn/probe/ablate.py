@@ -38,8 +38,13 @@ CHUNK_ELEMENTS = 1 << 23  # steps per chunk are chosen so that steps * copies * 
 FUSED_CHUNK = 256  # characters per call of the fused kernels
 
 
-def ablation_holds(recurrence: Recurrence, layer_index: int, units: Sequence[int | None], method: str,
-                   means: tuple[np.ndarray, np.ndarray | None] | None) -> list[Hold | None]:
+def ablation_holds(
+    recurrence: Recurrence,
+    layer_index: int,
+    units: Sequence[int | None],
+    method: str,
+    means: tuple[np.ndarray, np.ndarray | None] | None,
+) -> list[Hold | None]:
     """Per layer, what the copies hold: copy b holds units[b] of layer_index (None: nothing) at 0, or at its mean
     over the text (h and c alike)."""
     hidden, device = recurrence.hidden, recurrence.device
@@ -63,8 +68,10 @@ def check_ablation_precision(precision: str, device: torch.device) -> None:
     would take the hand-written steps, bound by launching small kernels."""
     check_bf16_products(precision, device, "probe")
     if precision == "bf16" and device.type == "cuda":
-        raise UsageError("--precision bf16: on a GPU the ablation runs cuDNN's fused kernels in fp32, faster than bf16 "
-                         "products in the hand-written steps would be; probe in fp32 (the default)")
+        raise UsageError(
+            "--precision bf16: on a GPU the ablation runs cuDNN's fused kernels in fp32, faster than bf16 "
+            "products in the hand-written steps would be; probe in fp32 (the default)"
+        )
 
 
 @torch.no_grad()
@@ -101,7 +108,9 @@ def ablated_loss_sums(
     if fused is None:
         fused = device.type == "cuda"
     if fused and precision != "fp32":
-        raise CharnnError("the fused ablation runs torch's kernels in fp32; bf16 products are the hand-written steps' (fused=False)")
+        raise CharnnError(
+            "the fused ablation runs torch's kernels in fp32; bf16 products are the hand-written steps' (fused=False)"
+        )
     recurrence = Recurrence(model, torch.bfloat16 if precision == "bf16" else torch.float32)
     if not 1 <= layer <= recurrence.layers:
         raise CharnnError(f"layer {layer} does not exist: the model has layers 1..{recurrence.layers}")
@@ -115,9 +124,20 @@ def ablated_loss_sums(
         return _loss_sums(model, recurrence, ids, layer, units, masks, method, means, chunk, progress, fused, precision)
 
 
-def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.Tensor, layer: int, units: Sequence[int | None],
-               masks: np.ndarray, method: str, means: tuple[np.ndarray, np.ndarray | None] | None,
-               chunk: int | None, progress: bool | Bar, fused: bool, precision: str) -> np.ndarray:
+def _loss_sums(
+    model: CharRNN,
+    recurrence: Recurrence,
+    ids: np.ndarray | torch.Tensor,
+    layer: int,
+    units: Sequence[int | None],
+    masks: np.ndarray,
+    method: str,
+    means: tuple[np.ndarray, np.ndarray | None] | None,
+    chunk: int | None,
+    progress: bool | Bar,
+    fused: bool,
+    precision: str,
+) -> np.ndarray:
     ids = as_id_tensor(ids).to(recurrence.device)
     masks = np.asarray(masks, dtype=bool).reshape(-1, len(ids))
     # the last position has no next character to predict
@@ -148,8 +168,14 @@ def _loss_sums(model: CharRNN, recurrence: Recurrence, ids: np.ndarray | torch.T
     weight = pass_work(recurrence.layers, layer, batch) if shared else 1
     if shared:
         progress.set_postfix_str(f"layer {layer}, {batch} copies", refresh=False)
-    own = tqdm(total=positions, desc=f"ablating layer {layer} ×{batch}", unit="char", unit_scale=True,
-               disable=shared or not progress, leave=False)
+    own = tqdm(
+        total=positions,
+        desc=f"ablating layer {layer} ×{batch}",
+        unit="char",
+        unit_scale=True,
+        disable=shared or not progress,
+        leave=False,
+    )
     with own:
         bar = progress if shared else own
         if fused and recurrence.cell in FUSED_CELLS and positions > 1:
@@ -178,7 +204,8 @@ def ablation_deltas(
     progress: bool | Bar = False,
     precision: str = "fp32",
 ) -> np.ndarray:
-    """Change in mean loss (nats/char) under each mask when each unit is ablated alone, (units, masks); NaN for empty masks."""
+    """Change in mean loss (nats/char) under each mask when each unit is ablated alone, (units, masks); NaN for empty
+    masks."""
     masks = np.asarray(masks, dtype=bool).reshape(-1, len(ids))
     counts = masks[:, : len(ids) - 1].sum(axis=1)
     deltas = np.zeros((len(units), masks.shape[0]))
@@ -186,8 +213,17 @@ def ablation_deltas(
     per_pass = max(1, max_batch - 1)
     for start in range(0, len(ablated), per_pass):
         rows = ablated[start : start + per_pass]
-        sums = ablated_loss_sums(model, ids, layer, [None] + [units[r] for r in rows], masks, method, means, progress=progress,
-                                 precision=precision)
+        sums = ablated_loss_sums(
+            model,
+            ids,
+            layer,
+            [None] + [units[r] for r in rows],
+            masks,
+            method,
+            means,
+            progress=progress,
+            precision=precision,
+        )
         deltas[rows] = sums[1:] - sums[0]  # copy 0 is the baseline of this pass
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, deltas / np.maximum(counts, 1), np.nan)
@@ -266,7 +302,8 @@ def ablate_layers(
     progress: bool = False,
     precision: str = "fp32",
 ) -> dict[int, LayerAblation]:
-    """For each layer (from 1) with flagged units: ablate them and random_count random units of that layer, one at a time."""
+    """For each layer (from 1) with flagged units: ablate them and random_count random units of that layer, one at a
+    time."""
     results = {}
     hidden = model.config.hidden
     chosen = {}
@@ -276,10 +313,21 @@ def ablate_layers(
         everyone = sorted(set(units) | set(random_units) | ({spare} if spare is not None else set()))
         chosen[layer] = (random_units, spare, everyone)
     # one bar for the whole phase, its ETA from the work done (layers x copies per character), not pass by pass
-    work = ablation_work(model.config.layers, len(ids) - 1, {layer: len(everyone) for layer, (_, _, everyone) in chosen.items()})
-    with tqdm(total=work, desc="ablating", disable=not progress, leave=False,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}") as bar:
+    work = ablation_work(
+        model.config.layers, len(ids) - 1, {layer: len(everyone) for layer, (_, _, everyone) in chosen.items()}
+    )
+    with tqdm(
+        total=work,
+        desc="ablating",
+        disable=not progress,
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+    ) as bar:
         for layer, (random_units, spare, everyone) in chosen.items():
-            deltas = ablation_deltas(model, ids, layer, everyone, masks, method, means, progress=bar, precision=precision)
-            results[layer] = LayerAblation(layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)}, spare)
+            deltas = ablation_deltas(
+                model, ids, layer, everyone, masks, method, means, progress=bar, precision=precision
+            )
+            results[layer] = LayerAblation(
+                layer, random_units, {unit: deltas[row] for row, unit in enumerate(everyone)}, spare
+            )
     return results

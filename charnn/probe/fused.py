@@ -120,12 +120,16 @@ class FusedStack:
     With `held` = (layer index, units), the text runs as len(units) copies from that layer up, copy b with
     units[b] held at the value its state has (see the module docstring); the layers below run once."""
 
-    def __init__(self, model: CharRNN, states: Sequence[LayerState], held: tuple[int, Sequence[int | None]] | None = None):
+    def __init__(
+        self, model: CharRNN, states: Sequence[LayerState], held: tuple[int, Sequence[int | None]] | None = None
+    ):
         cfg = model.config
         self.cell, self.hidden = cfg.cell, cfg.hidden
         self.held_layer, units = held if held is not None else (None, ())
         copies = len(units)
-        self.layers = [layer_module(model, layer, copies if layer == self.held_layer else 0) for layer in range(cfg.layers)]
+        self.layers = [
+            layer_module(model, layer, copies if layer == self.held_layer else 0) for layer in range(cfg.layers)
+        ]
         self.embedding = model.embedding.weight.detach().float()
         self.states = [tuple(state) for state in states]
         self.one_hot = None
@@ -151,7 +155,9 @@ class FusedStack:
                 recorded.append(self._states(module, layer_input, x, before))
         return x, recorded
 
-    def _states(self, module: nn.Module, x: torch.Tensor, out: torch.Tensor, before: LayerState) -> dict[str, torch.Tensor]:
+    def _states(
+        self, module: nn.Module, x: torch.Tensor, out: torch.Tensor, before: LayerState
+    ) -> dict[str, torch.Tensor]:
         """Every state of a layer over the chunk just run: h from the kernel, the gates (and c) recomputed."""
         kept = {"h": out}
         if self.cell not in GATE_FUNCTIONS:

@@ -39,14 +39,14 @@ import numpy as np
 import torch
 
 from charnn.atomic import atomic_write_bytes
+from charnn.cells import SIGMOID_GATES
 from charnn.corpus import UNKNOWN_DISPLAY, Vocab
 from charnn.device import exact_fp32
 from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.labels import Feature
-from charnn.probe.result import ProbeFindings
-from charnn.cells import SIGMOID_GATES
 from charnn.probe.record import Recording, torch_threads
+from charnn.probe.result import ProbeFindings
 
 HTML_FORMAT = 1
 MB = 1_000_000
@@ -82,8 +82,10 @@ class Coverage:
         if self.levels == FULL_LEVELS:
             text = f"{which} of all {units} units at 255 levels"
         else:
-            text = (f"{which} of all {units} units at {2 * self.levels + 1} levels (steps of {1 / self.levels:.2f}); "
-                    f"the {flagged} flagged units at 255")
+            text = (
+                f"{which} of all {units} units at {2 * self.levels + 1} levels (steps of {1 / self.levels:.2f}); "
+                f"the {flagged} flagged units at 255"
+            )
         return text if every else f"{text}; the other states only for the {flagged} flagged units"
 
 
@@ -97,7 +99,9 @@ def coverages_for(recording: Recording) -> list[Coverage]:
 
 def flagged_units(report: dict) -> list[Unit]:
     """(layer, unit) of every unit the report lists under some feature."""
-    return sorted({(unit["layer"], unit["unit"]) for feature in report["features"].values() for unit in feature["units"]})
+    return sorted(
+        {(unit["layer"], unit["unit"]) for feature in report["features"].values() for unit in feature["units"]}
+    )
 
 
 def packed(data: bytes) -> dict:
@@ -115,7 +119,9 @@ def quantise(values: np.ndarray, state: str, levels: int, scale: np.ndarray | No
     return np.clip(np.rint(values * levels), -levels, levels).astype(np.int8)
 
 
-def encode_tracks(recording: Recording, state: str, units: list[Unit], chars: int, levels: int) -> tuple[bytes, list[float]]:
+def encode_tracks(
+    recording: Recording, state: str, units: list[Unit], chars: int, levels: int
+) -> tuple[bytes, list[float]]:
     """One state of some units over the first chars characters: (k tracks of chars bytes each, scale per track)."""
     parts, scales = [], []
     for start in range(0, len(units), UNIT_BLOCK):
@@ -137,8 +143,14 @@ def encode_tracks(recording: Recording, state: str, units: list[Unit], chars: in
 def track_group(recording: Recording, state: str, units: list[Unit], chars: int, levels: int) -> dict:
     """A block of tracks of one state as the page reads it."""
     data, scales = encode_tracks(recording, state, units, chars, levels)
-    return {"state": state, "levels": levels, "delta": state in DELTA_STATES, "units": [list(unit) for unit in units],
-            "scales": scales if state == "c" else None, "data": packed(data)}
+    return {
+        "state": state,
+        "levels": levels,
+        "delta": state in DELTA_STATES,
+        "units": [list(unit) for unit in units],
+        "scales": scales if state == "c" else None,
+        "data": packed(data),
+    }
 
 
 def estimate_bytes(recording: Recording, coverage: Coverage, others: list[Unit], chars: int, samples: dict) -> int:
@@ -157,7 +169,8 @@ def estimate_bytes(recording: Recording, coverage: Coverage, others: list[Unit],
 
 
 def next_char_predictions(model: CharRNN, ids: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per position: the top-k next ids (chars, k), their probabilities (chars, k) and that of the actual next id (chars,)."""
+    """Per position: the top-k next ids (chars, k), their probabilities (chars, k) and that of the actual next id
+    (chars,)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -177,7 +190,9 @@ def next_char_predictions(model: CharRNN, ids: np.ndarray, k: int = TOP_K) -> tu
                 top_ids[start:stop] = indices.cpu().numpy()
                 top_probs[start:stop] = values.cpu().numpy()
                 following = tensor[start + 1 : stop + 1].to(device)  # the character each position predicts
-                actual[start : start + len(following)] = probs[: len(following)].gather(1, following[:, None])[:, 0].cpu().numpy()
+                actual[start : start + len(following)] = (
+                    probs[: len(following)].gather(1, following[:, None])[:, 0].cpu().numpy()
+                )
     finally:
         model.train(was_training)
     return top_ids, top_probs, actual
@@ -198,7 +213,7 @@ def feature_blob(feature: Feature, chars: int) -> dict:
         values = np.unique(values, return_inverse=True)[1]
     values = values.astype(np.int64)
     low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
-    for name, dtype in (("uint8", np.uint8), ("int16", np.int16), ("int32", np.int32)):
+    for name, dtype in (("uint8", np.uint8), ("int16", np.int16), ("int32", np.int32)):  # noqa: B007 - read after the loop
         if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
             break
     values = np.clip(values, np.iinfo(np.int32).min, np.iinfo(np.int32).max)
@@ -213,13 +228,26 @@ def display_text(text: str) -> str:
 def script_json(data: dict) -> str:
     """JSON safe inside <script>: no '<', '>' or '&' outside escapes, so the text cannot close the tag."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 
 
-def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
-              beside_model: bool = False) -> dict:
+def base_data(
+    result: ProbeFindings,
+    vocab: Vocab,
+    predictions: tuple,
+    chars: int,
+    notes: list[str],
+    budget: int,
+    beside_model: bool = False,
+) -> dict:
     """Everything the page shows except the unit tracks."""
     recording = result.recording
     report = result.report
@@ -228,8 +256,12 @@ def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: in
     total = len(result.text)
     page_notes = list(notes)
     if chars < total:
-        page_notes.insert(0, f"the page shows the first {chars:,} of the {total:,} probed characters: more do not fit "
-                             f"--html-max-mb {budget / MB:g}" + (" beside the live model (--html-no-model leaves it out)" if beside_model else ""))
+        page_notes.insert(
+            0,
+            f"the page shows the first {chars:,} of the {total:,} probed characters: more do not fit "
+            f"--html-max-mb {budget / MB:g}"
+            + (" beside the live model (--html-no-model leaves it out)" if beside_model else ""),
+        )
     return {
         "charnn_explorer": HTML_FORMAT,
         "text": display_text(result.text[:chars]),
@@ -249,9 +281,14 @@ def base_data(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: in
             "actual": packed(np.rint(actual[:chars] * 255).astype(np.uint8).tobytes()),
         },
         "features": [
-            {"name": name, "kind": feature.kind, "description": feature.description,
-             "scored": name in report["features"], "skipped": report.get("skipped_features", {}).get(name),
-             **feature_blob(feature, chars)}
+            {
+                "name": name,
+                "kind": feature.kind,
+                "description": feature.description,
+                "scored": name in report["features"],
+                "skipped": report.get("skipped_features", {}).get(name),
+                **feature_blob(feature, chars),
+            }
             for name, feature in result.features.items()
         ],
         "unit_scores": unit_scores(result),
@@ -288,7 +325,11 @@ def render(data: dict) -> str:
         title += f" on {Path(path).name}"
     escaped_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     page = asset("explorer.html").replace("__TITLE__", escaped_title)
-    for placeholder, name in (("__STYLE__", "explorer.css"), ("__WORKER__", "explorer-worker.js"), ("__SCRIPT__", "explorer.js")):
+    for placeholder, name in (
+        ("__STYLE__", "explorer.css"),
+        ("__WORKER__", "explorer-worker.js"),
+        ("__SCRIPT__", "explorer.js"),
+    ):
         page = page.replace(placeholder, asset(name))
     return page.replace("__DATA__", script_json(data))  # the data last: nothing inside it is taken for a placeholder
 
@@ -297,7 +338,10 @@ def model_tensors(model: CharRNN) -> list[tuple[str, torch.Tensor]]:
     """The weights the page's own forward pass reads, by the names torch gives them."""
     named = [("embedding", model.embedding.weight)]
     for layer in range(model.config.layers):
-        named += [(f"{name}_l{layer}", weight) for name, weight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), model.layer_weights(layer))]
+        named += [
+            (f"{name}_l{layer}", weight)
+            for name, weight in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), model.layer_weights(layer))
+        ]
     return named + [("decoder.weight", model.decoder.weight), ("decoder.bias", model.decoder.bias)]
 
 
@@ -310,25 +354,50 @@ def live_model(model: CharRNN, vocab: Vocab, precision: str) -> dict:
         if precision == "int8" and values.ndim == 2:
             scales = np.abs(values).max(axis=1) / 127
             scales = np.where(scales > 0, scales, 1).astype(np.float32)
-            entry.update(dtype="int8", data=packed(np.rint(values / scales[:, None]).astype(np.int8).tobytes()),
-                         scales=packed(scales.astype("<f4").tobytes()))
+            entry.update(
+                dtype="int8",
+                data=packed(np.rint(values / scales[:, None]).astype(np.int8).tobytes()),
+                scales=packed(scales.astype("<f4").tobytes()),
+            )
         else:
             entry.update(dtype="float16", data=packed(values.astype("<f2").tobytes()))
         tensors.append(entry)
     config = model.config
-    return {"precision": precision, "cell": config.cell, "layers": config.layers, "hidden": config.hidden, "embed": config.embed,
-            "vocab_size": config.vocab_size, "unknown_id": vocab.unknown_id, "tensors": tensors, "max_chars": LIVE_MAX_CHARS}
+    return {
+        "precision": precision,
+        "cell": config.cell,
+        "layers": config.layers,
+        "hidden": config.hidden,
+        "embed": config.embed,
+        "vocab_size": config.vocab_size,
+        "unknown_id": vocab.unknown_id,
+        "tensors": tensors,
+        "max_chars": LIVE_MAX_CHARS,
+    }
 
 
-def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int, notes: list[str], budget: int,
-             coverages: list[Coverage], lives: list[dict | None], live_note: str | None = None) -> tuple[str | None, dict]:
+def fit_page(
+    result: ProbeFindings,
+    vocab: Vocab,
+    predictions: tuple,
+    chars: int,
+    notes: list[str],
+    budget: int,
+    coverages: list[Coverage],
+    lives: list[dict | None],
+    live_note: str | None = None,
+) -> tuple[str | None, dict]:
     """The first (live model, coverage) pair, in that order of preference, whose page of the first chars
     characters fits budget bytes (None if none does). lives are all models, or [None] with live_note saying why."""
     recording = result.recording
     flagged = flagged_units(result.report)
     flagged_set = set(flagged)
-    others = [(layer, unit) for layer in range(1, recording.layers + 1) for unit in range(recording.hidden)
-              if (layer, unit) not in flagged_set]
+    others = [
+        (layer, unit)
+        for layer in range(1, recording.layers + 1)
+        for unit in range(recording.hidden)
+        if (layer, unit) not in flagged_set
+    ]
     data = base_data(result, vocab, predictions, chars, notes, budget, beside_model=lives[0] is not None)
     groups = [track_group(recording, state, flagged, chars, FULL_LEVELS) for state in recording.state_names if flagged]
     samples: dict = {}
@@ -336,7 +405,9 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
     size = 0
     for live in lives:
         live_data = {"live": live, "live_note": None if live else live_note}
-        fixed = len(render({**data, **live_data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8"))
+        fixed = len(
+            render({**data, **live_data, "tracks": groups, "coverage": {"description": "x" * 300}}).encode("utf-8")
+        )
         size = fixed
         for coverage in coverages:
             rest = []
@@ -348,14 +419,32 @@ def fit_page(result: ProbeFindings, vocab: Vocab, predictions: tuple, chars: int
                         built[(state, coverage.levels)] = track_group(recording, state, others, chars, coverage.levels)
                     rest.append(built[(state, coverage.levels)])
             description = coverage.describe(recording, len(flagged))
-            page = render({**data, **live_data, "tracks": groups + rest, "coverage": {
-                "description": description, "everyone": list(coverage.states), "levels": coverage.levels,
-                "flagged": [list(unit) for unit in flagged], "budget_mb": budget / MB}})
+            page = render(
+                {
+                    **data,
+                    **live_data,
+                    "tracks": groups + rest,
+                    "coverage": {
+                        "description": description,
+                        "everyone": list(coverage.states),
+                        "levels": coverage.levels,
+                        "flagged": [list(unit) for unit in flagged],
+                        "budget_mb": budget / MB,
+                    },
+                }
+            )
             size = len(page.encode("utf-8"))
             if size <= budget:
-                return page, {"chars": chars, "probed_chars": len(result.text), "bytes": size, "coverage": description,
-                              "states": coverage.states, "levels": coverage.levels,
-                              "live": live["precision"] if live else None, "live_note": live_data["live_note"]}
+                return page, {
+                    "chars": chars,
+                    "probed_chars": len(result.text),
+                    "bytes": size,
+                    "coverage": description,
+                    "states": coverage.states,
+                    "levels": coverage.levels,
+                    "live": live["precision"] if live else None,
+                    "live_note": live_data["live_note"],
+                }
     return None, {"bytes": size}
 
 
@@ -364,12 +453,21 @@ def missing_model_note(models: list[dict], budget: int) -> str:
     if not models:
         return "the live model was left out of this page (--html-no-model)"
     weights = len(script_json(models[-1]).encode("utf-8"))
-    return (f"the model is not in this page: its {models[-1]['precision']} weights take {weights / MB:.2f} MB beside the data; "
-            f"--html-max-mb {math.ceil((budget + weights) / MB * 10) / 10:g} makes room for them")
+    return (
+        f"the model is not in this page: its {models[-1]['precision']} weights take {weights / MB:.2f} MB beside the "
+        "data; "
+        f"--html-max-mb {math.ceil((budget + weights) / MB * 10) / 10:g} makes room for them"
+    )
 
 
-def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: float = 5.0, notes: list[str] | None = None,
-               live: bool = True) -> tuple[str, dict]:
+def build_html(
+    result: ProbeFindings,
+    model: CharRNN,
+    vocab: Vocab,
+    max_mb: float = 5.0,
+    notes: list[str] | None = None,
+    live: bool = True,
+) -> tuple[str, dict]:
     """The page and a summary (chars shown, bytes, coverage, live model), fitted to max_mb megabytes (10^6 bytes).
 
     The text and the flagged units come first, then the live model (float16, else int8; for it the text may be
@@ -384,19 +482,41 @@ def build_html(result: ProbeFindings, model: CharRNN, vocab: Vocab, max_mb: floa
     coverages = coverages_for(result.recording)
     models = [live_model(model, vocab, precision) for precision in LIVE_PRECISIONS] if live else []
     if models:
-        page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, models, min(LIVE_MIN_CHARS, len(text)))
+        page, summary = fit_text(
+            result, vocab, predictions, notes, budget, coverages, models, min(LIVE_MIN_CHARS, len(text))
+        )
         if page is not None:
             return page, summary
-    page, summary = fit_text(result, vocab, predictions, notes, budget, coverages, [None], min(MIN_SHOWN_CHARS, len(text)),
-                             missing_model_note(models, budget))
+    page, summary = fit_text(
+        result,
+        vocab,
+        predictions,
+        notes,
+        budget,
+        coverages,
+        [None],
+        min(MIN_SHOWN_CHARS, len(text)),
+        missing_model_note(models, budget),
+    )
     if page is None:
-        raise CharnnError(f"--html-max-mb {max_mb:g} cannot hold even {min(MIN_SHOWN_CHARS, len(text))} characters with the "
-                          f"flagged units ({summary['bytes'] / MB:.2f} MB); raise it")
+        raise CharnnError(
+            f"--html-max-mb {max_mb:g} cannot hold even {min(MIN_SHOWN_CHARS, len(text))} characters with the "
+            f"flagged units ({summary['bytes'] / MB:.2f} MB); raise it"
+        )
     return page, summary
 
 
-def fit_text(result: ProbeFindings, vocab: Vocab, predictions: tuple, notes: list[str], budget: int, coverages: list[Coverage],
-             lives: list[dict | None], least: int, live_note: str | None = None) -> tuple[str | None, dict]:
+def fit_text(
+    result: ProbeFindings,
+    vocab: Vocab,
+    predictions: tuple,
+    notes: list[str],
+    budget: int,
+    coverages: list[Coverage],
+    lives: list[dict | None],
+    least: int,
+    live_note: str | None = None,
+) -> tuple[str | None, dict]:
     """The page of the most characters (at least `least`) that fits with one of lives (None if none does)."""
     chars = len(result.text)
     while True:
@@ -408,8 +528,15 @@ def fit_text(result: ProbeFindings, vocab: Vocab, predictions: tuple, notes: lis
         coverages = coverages[-1:]
 
 
-def write_html(result: ProbeFindings, path: str | Path, model: CharRNN, vocab: Vocab, max_mb: float = 5.0,
-               notes: list[str] | None = None, live: bool = True) -> dict:
+def write_html(
+    result: ProbeFindings,
+    path: str | Path,
+    model: CharRNN,
+    vocab: Vocab,
+    max_mb: float = 5.0,
+    notes: list[str] | None = None,
+    live: bool = True,
+) -> dict:
     """Write the explorer page to path atomically (temp file + rename); returns the summary of build_html."""
     html, summary = build_html(result, model, vocab, max_mb, notes, live)
     try:

@@ -34,9 +34,13 @@ class Syntax:
     rust_raw_strings: bool = False  # Rust: r"..." and r#"..."# (any number of #)
     line_start_comments: tuple[tuple[str, str], ...] = ()  # (opener regex at a line start, closer): Perl's POD
     long_brackets: str | None = None  # Lua, CMake: [[...]], [==[...]==] strings; this marker before them: a comment
-    heredocs: str = ""  # <<WORD ... a line WORD, the lines between a string: "spaced" (shell: << WORD too), "tight" (Perl, Ruby)
+    heredocs: str = (
+        ""  # <<WORD ... a line WORD, the lines between a string: "spaced" (shell: << WORD too), "tight" (Perl, Ruby)
+    )
     not_after: str = ""  # characters after which a quote outside a string opens none: shell's \' ; Perl's $' and $"
-    regex_literals: str | None = None  # "slash": /.../ where a value may start; "perl": that, m/.../, s/.../.../, qq{...} ...
+    regex_literals: str | None = (
+        None  # "slash": /.../ where a value may start; "perl": that, m/.../, s/.../.../, qq{...} ...
+    )
     extensions: tuple[str, ...] = ()
     file_names: tuple[str, ...] = ()  # whole file names (lower case) that say this language: Makefile ...
     interpreters: tuple[str, ...] = ()  # names on a '#!' line that say this language: sh, bash, perl ...
@@ -49,88 +53,211 @@ SYNTAXES: dict[str, Syntax] = {
     syntax.name: syntax
     for syntax in (
         Syntax(
-            "python", ("#",), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"), file_names=("sconstruct", "sconscript"),
+            "python",
+            ("#",),
+            strings=(*_TRIPLES, '"', "'"),
+            multiline=frozenset(_TRIPLES),
+            extensions=(".py", ".pyw", ".pyi", ".pyx", ".pxd"),
+            file_names=("sconstruct", "sconscript"),
             interpreters=("python", "python2", "python3", "pypy", "pypy3"),
             description="# comments; '...', \"...\" and triple-quoted strings",
         ),
         Syntax(
-            "c", ("//",), (("/*", "*/"),), strings=(*_TRIPLES, '"', "'"), multiline=frozenset(_TRIPLES),
-            extensions=(".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++", ".inl", ".ipp",
-                        ".m", ".mm", ".java", ".cs", ".kt", ".kts", ".scala", ".sc", ".swift", ".dart",
-                        ".groovy", ".gradle", ".proto", ".cu", ".cuh", ".glsl", ".hlsl", ".zig"),
+            "c",
+            ("//",),
+            (("/*", "*/"),),
+            strings=(*_TRIPLES, '"', "'"),
+            multiline=frozenset(_TRIPLES),
+            extensions=(
+                ".c",
+                ".h",
+                ".cc",
+                ".cpp",
+                ".cxx",
+                ".c++",
+                ".hh",
+                ".hpp",
+                ".hxx",
+                ".h++",
+                ".inl",
+                ".ipp",
+                ".m",
+                ".mm",
+                ".java",
+                ".cs",
+                ".kt",
+                ".kts",
+                ".scala",
+                ".sc",
+                ".swift",
+                ".dart",
+                ".groovy",
+                ".gradle",
+                ".proto",
+                ".cu",
+                ".cuh",
+                ".glsl",
+                ".hlsl",
+                ".zig",
+            ),
             description="C, C++, Java, C#, Kotlin, Swift ...: // and /* */ comments ('#' lines are preprocessor "
-                        "code); '...', \"...\" and triple-quoted text blocks",
+            "code); '...', \"...\" and triple-quoted text blocks",
         ),
         Syntax(
-            "php", ("#", "//"), (("/*", "*/"),), multiline=frozenset("\"'"), extensions=(".php", ".phtml"),
+            "php",
+            ("#", "//"),
+            (("/*", "*/"),),
+            multiline=frozenset("\"'"),
+            extensions=(".php", ".phtml"),
             interpreters=("php",),
             description="PHP: #, // and /* */ comments; '...' and \"...\" strings, which may span lines",
         ),
         Syntax(
-            "javascript", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"),
+            "javascript",
+            ("//",),
+            (("/*", "*/"),),
+            strings=('"', "'", "`"),
+            multiline=frozenset("`"),
             regex_literals="slash",
             extensions=(".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx", ".vue", ".svelte"),
             interpreters=("node", "nodejs", "deno", "bun"),
             description="JavaScript and TypeScript: // and /* */ comments; '...', \"...\" and `template` strings; "
-                        "/regex/ literals",
+            "/regex/ literals",
         ),
         Syntax(
-            "go", ("//",), (("/*", "*/"),), strings=('"', "'", "`"), multiline=frozenset("`"), raw=frozenset("`"),
+            "go",
+            ("//",),
+            (("/*", "*/"),),
+            strings=('"', "'", "`"),
+            multiline=frozenset("`"),
+            raw=frozenset("`"),
             extensions=(".go",),
             description="Go: // and /* */ comments; \"...\", 'rune' and `raw` strings",
         ),
         Syntax(
-            "rust", ("//",), (("/*", "*/"),), strings=('"',), multiline=frozenset('"'), char_literals=True,
-            rust_raw_strings=True, extensions=(".rs",),
-            description="Rust: // and /* */ comments; \"...\", r#\"raw\"# strings and 'c' character literals "
-                        "(a lifetime such as 'a is code)",
+            "rust",
+            ("//",),
+            (("/*", "*/"),),
+            strings=('"',),
+            multiline=frozenset('"'),
+            char_literals=True,
+            rust_raw_strings=True,
+            extensions=(".rs",),
+            description='Rust: // and /* */ comments; "...", r#"raw"# strings and \'c\' character literals '
+            "(a lifetime such as 'a is code)",
         ),
         Syntax(
-            "shell", ("#",), raw=frozenset("'"), heredocs="spaced", not_after="\\", **_SHELL_LIKE,
-            extensions=(".sh", ".bash", ".zsh", ".ksh", ".r", ".tcl", ".awk", ".yaml", ".yml",
-                        ".toml", ".cfg", ".conf", ".ini", ".ps1", ".jl", ".ex", ".exs", ".cr", ".coffee", ".nim"),
+            "shell",
+            ("#",),
+            raw=frozenset("'"),
+            heredocs="spaced",
+            not_after="\\",
+            **_SHELL_LIKE,
+            extensions=(
+                ".sh",
+                ".bash",
+                ".zsh",
+                ".ksh",
+                ".r",
+                ".tcl",
+                ".awk",
+                ".yaml",
+                ".yml",
+                ".toml",
+                ".cfg",
+                ".conf",
+                ".ini",
+                ".ps1",
+                ".jl",
+                ".ex",
+                ".exs",
+                ".cr",
+                ".coffee",
+                ".nim",
+            ),
             file_names=("dockerfile", "containerfile"),
-            interpreters=("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "awk", "gawk", "mawk",
-                          "tclsh", "wish", "rscript", "julia", "elixir"),
+            interpreters=(
+                "sh",
+                "bash",
+                "dash",
+                "ash",
+                "zsh",
+                "ksh",
+                "mksh",
+                "awk",
+                "gawk",
+                "mawk",
+                "tclsh",
+                "wish",
+                "rscript",
+                "julia",
+                "elixir",
+            ),
             description="shell, R, YAML ...: # comments at the start of a word; '...' and \"...\" "
-                        "strings, which may span lines; <<WORD here-documents; a quote after a backslash is a character",
+            "strings, which may span lines; <<WORD here-documents; a quote after a backslash is a character",
         ),
         Syntax(
-            "make", ("#",), hash_at_word_start=True, extensions=(".mk", ".make"),
-            file_names=("makefile", "gnumakefile", "bsdmakefile", "kbuild"), interpreters=("make",),
+            "make",
+            ("#",),
+            hash_at_word_start=True,
+            extensions=(".mk", ".make"),
+            file_names=("makefile", "gnumakefile", "bsdmakefile", "kbuild"),
+            interpreters=("make",),
             description="Makefiles: # comments at the start of a word; '...' and \"...\" strings end on their line "
-                        "(make itself does not quote; its recipes are shell)",
+            "(make itself does not quote; its recipes are shell)",
         ),
         Syntax(
-            "perl", ("#",), line_start_comments=((r"=[A-Za-z]\w*", "\n=cut"),), regex_literals="perl",
-            heredocs="tight", not_after="\\$", **_SHELL_LIKE,
-            extensions=(".pl", ".pm", ".t", ".pod", ".cgi", ".psgi"), interpreters=("perl", "perl5"),
+            "perl",
+            ("#",),
+            line_start_comments=((r"=[A-Za-z]\w*", "\n=cut"),),
+            regex_literals="perl",
+            heredocs="tight",
+            not_after="\\$",
+            **_SHELL_LIKE,
+            extensions=(".pl", ".pm", ".t", ".pod", ".cgi", ".psgi"),
+            interpreters=("perl", "perl5"),
             description="Perl: # comments at the start of a word, and =pod ... =cut; '...', \"...\", q{...}, "
-                        "qq{...}, qw(...) strings and <<WORD here-documents; m/.../, s/.../.../, tr/.../.../ and "
-                        "/.../ after =~ or ( are regular expressions, neither string nor code",
+            "qq{...}, qw(...) strings and <<WORD here-documents; m/.../, s/.../.../, tr/.../.../ and "
+            "/.../ after =~ or ( are regular expressions, neither string nor code",
         ),
         Syntax(
-            "ruby", ("#",), line_start_comments=((r"=begin\b", "\n=end"),), regex_literals="slash",
-            heredocs="tight", **_SHELL_LIKE,
+            "ruby",
+            ("#",),
+            line_start_comments=((r"=begin\b", "\n=end"),),
+            regex_literals="slash",
+            heredocs="tight",
+            **_SHELL_LIKE,
             extensions=(".rb", ".rake", ".gemspec", ".ru", ".podspec"),
-            file_names=("rakefile", "gemfile", "vagrantfile"), interpreters=("ruby", "jruby"),
+            file_names=("rakefile", "gemfile", "vagrantfile"),
+            interpreters=("ruby", "jruby"),
             description="Ruby: # comments at the start of a word, and =begin ... =end; '...' and \"...\" strings and "
-                        "<<WORD here-documents; /regex/ literals",
+            "<<WORD here-documents; /regex/ literals",
         ),
         Syntax(
-            "cmake", ("#",), strings=('"',), multiline=frozenset('"'), long_brackets="#", not_after="\\",
+            "cmake",
+            ("#",),
+            strings=('"',),
+            multiline=frozenset('"'),
+            long_brackets="#",
+            not_after="\\",
             extensions=(".cmake",),
             file_names=("cmakelists.txt",),
             description="CMake: # and #[[ ]] comments; \"...\" and [[...]] arguments ('...' is not a string)",
         ),
         Syntax(
-            "sql", ("--",), (("/*", "*/"),), strings=("'", '"'),
+            "sql",
+            ("--",),
+            (("/*", "*/"),),
+            strings=("'", '"'),
             extensions=(".sql", ".hs", ".lhs", ".elm", ".ada", ".adb", ".ads", ".vhd", ".vhdl"),
             description="SQL, Haskell, Ada ...: -- and /* */ comments; '...' and \"...\" strings",
         ),
         Syntax(
-            "lua", ("--",), long_brackets="--", extensions=(".lua",), interpreters=("lua", "luajit"),
+            "lua",
+            ("--",),
+            long_brackets="--",
+            extensions=(".lua",),
+            interpreters=("lua", "luajit"),
             description="Lua: -- and --[[ ]] comments; '...', \"...\" and [[...]] strings",
         ),
     )
@@ -153,7 +280,9 @@ def language_for_path(path: str) -> str | None:
 
 
 # '#!/bin/sh', '#!/usr/bin/env -S perl -w', '#! /usr/bin/python3.11': the interpreter's name, without a version
-_SHEBANG = re.compile(r"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?([A-Za-z][\w+-]*?)[\d.]*(?=[\s]|$)", re.MULTILINE)
+_SHEBANG = re.compile(
+    r"^#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?([A-Za-z][\w+-]*?)[\d.]*(?=[\s]|$)", re.MULTILINE
+)
 _LINE_ENDING_IN_COLON = re.compile(r":[ \t]*$", re.MULTILINE)
 _LINE_ENDING_IN_C_PUNCTUATION = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
 _HASH_COMMENT_LINE = re.compile(  # '# note', not a C preprocessor line ('#include', '# define') nor '#!'
@@ -190,7 +319,9 @@ def guess_language(text: str) -> str:
     '#' comments than end in ';', '{' or '}' (C, Java, JS, whose '#' lines are the preprocessor's); else c."""
     if named := language_of_shebangs(text):
         return named
-    python_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text)) + sum(1 for _ in _HASH_COMMENT_LINE.finditer(text))
+    python_lines = sum(1 for _ in _LINE_ENDING_IN_COLON.finditer(text)) + sum(
+        1 for _ in _HASH_COMMENT_LINE.finditer(text)
+    )
     c_lines = sum(1 for _ in _LINE_ENDING_IN_C_PUNCTUATION.finditer(text))
     return "python" if python_lines > c_lines else "c"
 

@@ -24,8 +24,8 @@ from charnn.probe.ablate import ablate_layers, check_ablation_precision
 from charnn.probe.labels import features_for
 from charnn.probe.labels.custom import pattern_feature, read_label_file
 from charnn.probe.languages import resolve_language
-from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.options import MAX_CHARS, ProbeOptions
+from charnn.probe.record import Recording, record, torch_threads
 from charnn.probe.result import ProbeFindings, build_report
 from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
 
@@ -81,8 +81,16 @@ def resolve_task(requested: str | None, feature_set: str, meta: dict) -> str | N
     return task
 
 
-def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, checkpoint: Checkpoint | None = None,
-               text_path: str | None = None, unknown: str = "replace", max_chars: int | None = None) -> tuple[ProbeFindings, list[str]]:
+def probe_text(
+    model: CharRNN,
+    vocab: Vocab,
+    text: str,
+    options: ProbeOptions,
+    checkpoint: Checkpoint | None = None,
+    text_path: str | None = None,
+    unknown: str = "replace",
+    max_chars: int | None = None,
+) -> tuple[ProbeFindings, list[str]]:
     """Probe a model on a text as `charnn probe` does: cut it to max_chars, encode it with the model's vocabulary
     (`unknown`: error or replace), take the task from the checkpoint's task:NAME corpus when options.task is not
     given, and the code language from text_path or the text when options.language is "auto".
@@ -100,24 +108,34 @@ def probe_text(model: CharRNN, vocab: Vocab, text: str, options: ProbeOptions, c
     if max_chars is not None and len(text) > max_chars:
         truncated_from = len(text)
         text = text[:max_chars]
-        notes.append(f"{named.removeprefix('--text ')} has {truncated_from:,} characters; probing the first {max_chars:,} (--max-chars)")
+        notes.append(
+            f"{named.removeprefix('--text ')} has {truncated_from:,} characters; probing the first {max_chars:,} "
+            "(--max-chars)"
+        )
     ids = vocab.encode(text, unknown=unknown, source=named)
     unknown_chars = int((ids == vocab.unknown_id).sum())
     if unknown_chars:
         shown = "".join(sorted(set(text) - set(vocab.chars)))[:20]
-        notes.append(f"{unknown_chars:,} character(s) of {named.removeprefix('--text ')} are outside the model's vocabulary "
-                     f"({shown!r}); probed as its unknown id (--unknown error refuses such a text instead)")
+        notes.append(
+            f"{unknown_chars:,} character(s) of {named.removeprefix('--text ')} are outside the model's vocabulary "
+            f"({shown!r}); probed as its unknown id (--unknown error refuses such a text instead)"
+        )
     language = resolve_language(options.language, text, text_path) if options.feature_set == "code" else None
     options = replace(options, task=task, language=language)
     info = {
-        "checkpoint": str(checkpoint.path) if checkpoint is not None else None, "step": meta.get("step"),
+        "checkpoint": str(checkpoint.path) if checkpoint is not None else None,
+        "step": meta.get("step"),
         "corpus": (meta.get("train") or {}).get("corpus"),
-        "text_path": text_path, "truncated_from": truncated_from, "unknown_chars": unknown_chars,
+        "text_path": text_path,
+        "truncated_from": truncated_from,
+        "unknown_chars": unknown_chars,
     }
     return run_probe(model, ids, text, options, info), notes
 
 
-def run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None) -> ProbeFindings:
+def run_probe(
+    model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None
+) -> ProbeFindings:
     """Probe a model on a text (ids = the text encoded with the model's vocabulary)."""
     options.validate()
     with torch_threads(options.threads):
@@ -150,14 +168,18 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     scoreable = [item for name, item in labels.items() if name not in skipped]
     if not scoreable:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
-        hint = (f"is it a {options.task} text, one sequence per line as the task writes them?"
-                if options.feature_set == "task" else "probe on a text that has them")
+        hint = (
+            f"is it a {options.task} text, one sequence per line as the task writes them?"
+            if options.feature_set == "task"
+            else "probe on a text that has them"
+        )
         which = "--feature pattern" if options.feature_set == "none" else f"{options.feature_set} feature"
         raise CharnnError(f"no {which} of {named} varies in the selection part ({reasons}); {hint}")
     for item in scoreable:  # chosen on the selection part, but with nothing to score them on after it
         if reason := why_unscorable(item, split, "heldout"):
-            notes.append(f"{item.name} has no held-out score: {reason}; a longer text or another --heldout-fraction "
-                         f"gives it one")
+            notes.append(
+                f"{item.name} has no held-out score: {reason}; a longer text or another --heldout-fraction gives it one"
+            )
 
     cfg = model.config
     # a recording too large for memory lives in memory-mapped files, removed when the result is closed
@@ -176,10 +198,16 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
     if options.control and scoreable:
         started = time.perf_counter()
         control_dir = scratch("control")
-        control_recording = record(untrained_copy(model, options.seed), ids, directory=control_dir,
-                                   progress=options.progress, description="recording control")
-        control_scores = score_recording(control_recording, scoreable, split, progress=options.progress,
-                                         description="scoring control")
+        control_recording = record(
+            untrained_copy(model, options.seed),
+            ids,
+            directory=control_dir,
+            progress=options.progress,
+            description="recording control",
+        )
+        control_scores = score_recording(
+            control_recording, scoreable, split, progress=options.progress, description="scoring control"
+        )
         del control_recording
         if control_dir is not None:
             shutil.rmtree(control_dir, ignore_errors=True)
@@ -212,21 +240,48 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         means = None
         if options.ablate == "mean":
             means = (recording.unit_means("h"), recording.unit_means("c") if cfg.cell == "lstm" else None)
-        ablation = ablate_layers(model, ids, {layer: sorted(units) for layer, units in flagged.items()}, np.stack(masks),
-                                 options.random_units, options.ablate, means, options.seed, options.progress, options.precision)
+        ablation = ablate_layers(
+            model,
+            ids,
+            {layer: sorted(units) for layer, units in flagged.items()},
+            np.stack(masks),
+            options.random_units,
+            options.ablate,
+            means,
+            options.seed,
+            options.progress,
+            options.precision,
+        )
         timings["ablate"] = time.perf_counter() - started
         if options.random_units > cfg.hidden - 1:
-            notes.append(f"the random-unit band has at most {cfg.hidden - 1} units (a layer has {cfg.hidden}), "
-                         f"not the {options.random_units} asked for")
+            notes.append(
+                f"the random-unit band has at most {cfg.hidden - 1} units (a layer has {cfg.hidden}), "
+                f"not the {options.random_units} asked for"
+            )
         elif options.random_units < 100:
-            notes.append(f"only {options.random_units} random units: percentiles move in steps of {100 / options.random_units:.0f}; "
-                         f"a claim beyond the 99th percentile needs at least 100")
+            notes.append(
+                f"only {options.random_units} random units: percentiles move in steps of "
+                f"{100 / options.random_units:.0f}; "
+                f"a claim beyond the 99th percentile needs at least 100"
+            )
 
     saturation = gate_saturation(recording)
     report = build_report(
-        meta=meta or {}, model=model, text=text, split=split, features=features, scores=scores,
-        control_scores=control_scores, top_units=top_units, ablation=ablation, mask_rows=mask_rows,
-        options=options, language=language, saturation=saturation, skipped=skipped, timings=timings,
+        meta=meta or {},
+        model=model,
+        text=text,
+        split=split,
+        features=features,
+        scores=scores,
+        control_scores=control_scores,
+        top_units=top_units,
+        ablation=ablation,
+        mask_rows=mask_rows,
+        options=options,
+        language=language,
+        saturation=saturation,
+        skipped=skipped,
+        timings=timings,
     )
     report["notes"] = list(notes)
     return ProbeFindings(report, text, features, recording, split, scores, notes, workdir)

@@ -28,6 +28,7 @@ from charnn.errors import CharnnError
 from charnn.model import CharRNN
 from charnn.probe.fused import FusedStack, LayerState
 
+
 @dataclass(frozen=True)
 class UnitRef:
     """One recorded quantity: a unit of a layer (counted from 1, as in reports and --clamp) and a state."""
@@ -62,7 +63,10 @@ class Recording:
         if state not in self.states:
             raise CharnnError(f"a {self.cell.upper()} has no state '{state}'; it has {', '.join(self.state_names)}")
         if not 1 <= layer <= self.layers or not 0 <= unit < self.hidden:
-            raise CharnnError(f"unit {layer}:{unit} does not exist: the model has layers 1..{self.layers} and units 0..{self.hidden - 1}")
+            raise CharnnError(
+                f"unit {layer}:{unit} does not exist: the model has layers 1..{self.layers} and units "
+                f"0..{self.hidden - 1}"
+            )
         return np.asarray(self.states[state][:, layer - 1, unit], dtype=np.float32)
 
     def unit_means(self, state: str = "h", block: int = 65536) -> np.ndarray:
@@ -74,7 +78,14 @@ class Recording:
         return (total / max(len(values), 1)).astype(np.float32)
 
     @staticmethod
-    def allocate(cell: str, chars: int, layers: int, hidden: int, dtype: np.dtype = np.float16, directory: str | Path | None = None) -> Recording:
+    def allocate(
+        cell: str,
+        chars: int,
+        layers: int,
+        hidden: int,
+        dtype: np.dtype = np.float16,
+        directory: str | Path | None = None,
+    ) -> Recording:
         """Empty arrays for a recording; memory-mapped .npy files in directory when one is given."""
         states = {}
         for name in STATE_NAMES[cell]:
@@ -133,10 +144,16 @@ class Recurrence:
             self.input_weights = [w.to(dtype) for w in self.input_weights]
             self.hidden_weights = [w.to(dtype) for w in self.hidden_weights]
 
-    def _product(self, add: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _product(
+        self, add: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """add + x @ weight, in fp32 (x rounded to bf16 first when the recurrence computes its products in bf16)."""
         if self.dtype == torch.float32:
-            return torch.addmm(add, x, weight, out=out) if x.dim() == 2 else torch.add(add, torch.matmul(x, weight), out=out)
+            return (
+                torch.addmm(add, x, weight, out=out)
+                if x.dim() == 2
+                else torch.add(add, torch.matmul(x, weight), out=out)
+            )
         return torch.add(add, torch.matmul(x.to(self.dtype), weight), out=out)
 
     @property
@@ -154,9 +171,11 @@ class Recurrence:
         return states
 
     @torch.no_grad()
-    def run_chunk(self, ids: torch.Tensor, states: list[LayerState], holds: Sequence[Hold | None] = (),
-                  record: bool = False) -> ChunkOutput:
-        """Run ids (T,) through every layer, updating states in place; holds[l] holds units of layer l (charnn.cells.Hold,
+    def run_chunk(
+        self, ids: torch.Tensor, states: list[LayerState], holds: Sequence[Hold | None] = (), record: bool = False
+    ) -> ChunkOutput:
+        """Run ids (T,) through every layer, updating states in place; holds[l] holds units of layer l
+        (charnn.cells.Hold,
         one row per copy: the copies fan out at the first layer whose state has more than one row)."""
         steps = len(ids)
         x = self.input_table[ids].unsqueeze(1)  # (T, 1, G): layer 0's projected input
@@ -173,8 +192,9 @@ class Recurrence:
                 recorded.append(kept)
         return ChunkOutput(x, recorded)
 
-    def _run_layer(self, layer: int, projected: torch.Tensor, state: LayerState, hold: Hold | None,
-                   record: bool) -> tuple[torch.Tensor, LayerState, dict[str, torch.Tensor]]:
+    def _run_layer(
+        self, layer: int, projected: torch.Tensor, state: LayerState, hold: Hold | None, record: bool
+    ) -> tuple[torch.Tensor, LayerState, dict[str, torch.Tensor]]:
         """One layer over a chunk, a step at a time through charnn.cells: its h (T, B, H), its state after the chunk
         and, when recording, its c and gates (T, B, H) by name."""
         steps, batch, _ = projected.shape
@@ -250,8 +270,16 @@ def record(
         return _record(model, ids, chunk, dtype, directory, progress, description, fused)
 
 
-def _record(model: CharRNN, ids: np.ndarray | torch.Tensor, chunk: int, dtype: np.dtype, directory: str | Path | None,
-            progress: bool, description: str, fused: bool) -> Recording:
+def _record(
+    model: CharRNN,
+    ids: np.ndarray | torch.Tensor,
+    chunk: int,
+    dtype: np.dtype,
+    directory: str | Path | None,
+    progress: bool,
+    description: str,
+    fused: bool,
+) -> Recording:
     recurrence = Recurrence(model)
     ids = as_id_tensor(ids).to(recurrence.device)
     recording = Recording.allocate(recurrence.cell, len(ids), recurrence.layers, recurrence.hidden, dtype, directory)

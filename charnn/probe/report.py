@@ -39,22 +39,35 @@ def feature_table(name: str, feature: dict) -> Table:
     table = Table(
         title=f"{name}: {feature['kind']}, {metric}",
         caption=f"select/held-out: {metric} on each part; Δ: loss change (nats/char) when the unit is ablated, on the "
-                f"{feature['target_chars']:,} target chars and elsewhere; pct: percentile among random units. "
-                f"Untrained control best {control}; units passing {feature['pass_threshold']} held-out: {share_text}"
-                f"{control_share_text}",
+        f"{feature['target_chars']:,} target chars and elsewhere; pct: percentile among random units. "
+        f"Untrained control best {control}; units passing {feature['pass_threshold']} held-out: {share_text}"
+        f"{control_share_text}",
     )
-    for column, justify in (("layer", "right"), ("unit", "right"), ("state", "center"), ("sign", "center"),
-                            ("select", "right"), ("held-out", "right"), ("Δtarget", "right"),
-                            ("Δother", "right"), ("pct", "right")):
+    for column, justify in (
+        ("layer", "right"),
+        ("unit", "right"),
+        ("state", "center"),
+        ("sign", "center"),
+        ("select", "right"),
+        ("held-out", "right"),
+        ("Δtarget", "right"),
+        ("Δother", "right"),
+        ("pct", "right"),
+    ):
         table.add_column(column, justify=justify)
     for unit in feature["units"]:
         ablation = unit["ablation"] or {}
         heldout = unit["heldout_score"]
         passing = heldout is not None and heldout >= feature["pass_threshold"]
         table.add_row(
-            str(unit["layer"]), str(unit["unit"]), unit["state"], "+" if unit["sign"] > 0 else "−",
-            _fmt(unit["score"]), f"[bold green]{_fmt(heldout)}[/]" if passing else _fmt(heldout),
-            _fmt(ablation.get("target_delta"), 4), _fmt(ablation.get("other_delta"), 4),
+            str(unit["layer"]),
+            str(unit["unit"]),
+            unit["state"],
+            "+" if unit["sign"] > 0 else "−",
+            _fmt(unit["score"]),
+            f"[bold green]{_fmt(heldout)}[/]" if passing else _fmt(heldout),
+            _fmt(ablation.get("target_delta"), 4),
+            _fmt(ablation.get("other_delta"), 4),
             _fmt(ablation.get("random_percentile"), 1),
         )
     return table
@@ -64,11 +77,13 @@ def report_renderables(report: dict, notes: list[str] | None = None) -> list:
     """What print_report prints, as rich renderables: a heading, one table per feature, gate saturation, notes."""
     text = report["text"]
     model = report["model"]
-    out: list = [f"[bold]charnn probe[/]: {model['cell'].upper()} {model['layers']}×{model['hidden']} on "
-                 f"{text['path'] or 'text'} ({text['chars']:,} chars; selection {report['split']['selection']['stop']:,}, "
-                 f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,})"
-                 f"{'; strings and comments lexed as ' + report['language'] if report.get('language') else ''}; "
-                 f"layers count from 1"]
+    out: list = [
+        f"[bold]charnn probe[/]: {model['cell'].upper()} {model['layers']}×{model['hidden']} on "
+        f"{text['path'] or 'text'} ({text['chars']:,} chars; selection {report['split']['selection']['stop']:,}, "
+        f"held-out {report['split']['heldout']['stop'] - report['split']['heldout']['start']:,})"
+        f"{'; strings and comments lexed as ' + report['language'] if report.get('language') else ''}; "
+        f"layers count from 1"
+    ]
     for name, feature in report["features"].items():
         out.append(feature_table(name, feature))
     if report.get("strings"):
@@ -101,9 +116,11 @@ def strings_line(summary: dict) -> str:
     threshold = summary["threshold"]
     found = f"inside_string best held-out {_fmt(summary['inside_string'])}"
     if summary["both_kinds"]:
-        found += (f"; by kind: multiline {_fmt(summary['inside_multiline_string'])}, "
-                  f"one-line {_fmt(summary['inside_oneline_string'])}")
-    verdict = (f"[green]met by {summary['met_by']}[/]" if summary["met_by"] else "[yellow]not met[/]")
+        found += (
+            f"; by kind: multiline {_fmt(summary['inside_multiline_string'])}, "
+            f"one-line {_fmt(summary['inside_oneline_string'])}"
+        )
+    verdict = f"[green]met by {summary['met_by']}[/]" if summary["met_by"] else "[yellow]not met[/]"
     kinds = " (or one unit for each kind of string)" if summary["both_kinds"] else ""
     return f"strings: {found}; the quote-tracking target, a unit at ≥ {threshold:g}{kinds}, is {verdict}"
 

@@ -73,7 +73,9 @@ def _unit_ablation(ablation: dict[int, LayerAblation], unit: dict, target_row: i
         "other_delta": _number(deltas[other_row]),
         "random_percentile": _number(percentile_among(target, band), 2),
         "random_units": int(len(band)),
-        "random_band": None if len(band) == 0 else {
+        "random_band": None
+        if len(band) == 0
+        else {
             "p5": _number(np.percentile(band, 5)),
             "median": _number(np.median(band)),
             "p95": _number(np.percentile(band, 95)),
@@ -116,31 +118,50 @@ def build_report(
             "vocab_size": cfg.vocab_size,
             "parameters": model.num_parameters(),
         },
-        "text": {"path": meta.get("text_path"), "chars": len(text), "truncated_from": meta.get("truncated_from"),
-                 "unknown_chars": meta.get("unknown_chars", 0)},
+        "text": {
+            "path": meta.get("text_path"),
+            "chars": len(text),
+            "truncated_from": meta.get("truncated_from"),
+            "unknown_chars": meta.get("unknown_chars", 0),
+        },
         "feature_set": options.feature_set,
         "task": options.task if options.feature_set == "task" else None,
         "language": language,
         "split": split.to_json(),
-        "control": {"kind": "untrained model of the same shape", "seed": options.seed} if control_scores is not None else None,
-        "ablation": None if ablation is None else {
+        "control": {"kind": "untrained model of the same shape", "seed": options.seed}
+        if control_scores is not None
+        else None,
+        "ablation": None
+        if ablation is None
+        else {
             "method": options.ablate,
             "precision": options.precision,
             "acts_on": "the unit's h (and c) at every step, inside the recurrence",
-            "random_units_per_layer": min(options.random_units, cfg.hidden - 1),  # compared with each unit, never itself
+            "random_units_per_layer": min(
+                options.random_units, cfg.hidden - 1
+            ),  # compared with each unit, never itself
             "random_units_requested": options.random_units,
             "seed": options.seed,
             "chars": len(text),
-            "loss": "nats/char; position i's loss predicts text[i + 1]; target = the feature's target positions, other = the rest",
+            "loss": "nats/char; position i's loss predicts text[i + 1]; target = the feature's target positions, "
+            "other = the rest",
         },
         "pass_thresholds": dict(PASS_THRESHOLDS),
         "features": {},
         "skipped_features": dict(skipped),
         "saturation": [
-            {"layer": layer["layer"], "gates": {
-                gate: {"left": [_number(v, 4) for v in values["left"]], "right": [_number(v, 4) for v in values["right"]],
-                       "mean_left": _number(values["mean_left"], 4), "mean_right": _number(values["mean_right"], 4)}
-                for gate, values in layer["gates"].items()}}
+            {
+                "layer": layer["layer"],
+                "gates": {
+                    gate: {
+                        "left": [_number(v, 4) for v in values["left"]],
+                        "right": [_number(v, 4) for v in values["right"]],
+                        "mean_left": _number(values["mean_left"], 4),
+                        "mean_right": _number(values["mean_right"], 4),
+                    }
+                    for gate, values in layer["gates"].items()
+                },
+            }
             for layer in saturation
         ],
         "saturation_thresholds": {"left": "< 0.1", "right": "> 0.9"},
@@ -155,10 +176,19 @@ def build_report(
         units = []
         for unit in top_units[name]:
             ref = unit["ref"]
-            entry = {"layer": ref.layer, "unit": ref.unit, "state": ref.state, "score": _number(unit["score"]),
-                     "heldout_score": _number(unit["heldout_score"]), "sign": unit["sign"]}
-            entry["ablation"] = (_unit_ablation(ablation, unit, mask_rows[(name, "target")], mask_rows[(name, "other")])
-                                 if ablation is not None else None)
+            entry = {
+                "layer": ref.layer,
+                "unit": ref.unit,
+                "state": ref.state,
+                "score": _number(unit["score"]),
+                "heldout_score": _number(unit["heldout_score"]),
+                "sign": unit["sign"],
+            }
+            entry["ablation"] = (
+                _unit_ablation(ablation, unit, mask_rows[(name, "target")], mask_rows[(name, "other")])
+                if ablation is not None
+                else None
+            )
             units.append(entry)
         report["features"][name] = {
             "kind": feature.kind,
@@ -181,6 +211,7 @@ def strings_summary(features: dict) -> dict | None:
     """Whether the quote-tracking target is met: by one inside_string unit, or, where the text has both kinds
     of string, by one unit for each kind (a model may keep docstrings and one-line strings apart). None for a
     text without string features."""
+
     def best(name: str) -> float | None:
         units = features.get(name, {}).get("units") or []
         scores = [unit["heldout_score"] for unit in units if unit["heldout_score"] is not None]
@@ -193,5 +224,11 @@ def strings_summary(features: dict) -> dict | None:
     both_kinds = "inside_multiline_string" in features and "inside_oneline_string" in features
     by_kinds = both_kinds and multi is not None and oneline is not None and min(multi, oneline) >= threshold
     met_by = "one unit" if one is not None and one >= threshold else ("one unit for each kind" if by_kinds else None)
-    return {"threshold": threshold, "inside_string": one, "inside_multiline_string": multi if both_kinds else None,
-            "inside_oneline_string": oneline if both_kinds else None, "both_kinds": both_kinds, "met_by": met_by}
+    return {
+        "threshold": threshold,
+        "inside_string": one,
+        "inside_multiline_string": multi if both_kinds else None,
+        "inside_oneline_string": oneline if both_kinds else None,
+        "both_kinds": both_kinds,
+        "met_by": met_by,
+    }

@@ -37,7 +37,9 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.empty((n, m), dtype=np.float64)
     if values.dtype == np.float16:
-        values = values.astype(np.float32)  # exact; numpy sorts float32 with SIMD, float16 3x slower (docs/benchmarks.md)
+        values = values.astype(
+            np.float32
+        )  # exact; numpy sorts float32 with SIMD, float16 3x slower (docs/benchmarks.md)
     # work along contiguous rows of the transpose: a sort along a strided axis is several times slower
     rows = np.ascontiguousarray(values.T)  # (m, n)
     order = np.argsort(rows, axis=1)  # ties may land in any order: they get the same rank anyway
@@ -67,7 +69,8 @@ def auroc_from_ranks(ranks: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def spearman_from_ranks(ranks: np.ndarray, label_ranks: np.ndarray) -> np.ndarray:
-    """Spearman rho (m,) of columns with ranks (n, m) against label ranks (n,); NaN for constant labels, 0 for constant columns."""
+    """Spearman rho (m,) of columns with ranks (n, m) against label ranks (n,); NaN for constant labels, 0 for constant
+    columns."""
     centred_labels = label_ranks - label_ranks.mean()
     label_norm = np.sqrt(centred_labels @ centred_labels)
     if label_norm == 0:
@@ -192,12 +195,14 @@ class FeatureScores:
                 continue
             seen.add((layer_index, unit))
             held = heldout[state_index, layer_index, unit]
-            chosen.append({
-                "ref": UnitRef(int(layer_index) + 1, int(unit), self.state_names[state_index]),
-                "score": float(score[state_index, layer_index, unit]),
-                "heldout_score": None if np.isnan(held) else float(held),
-                "sign": int(sign[state_index, layer_index, unit]),
-            })
+            chosen.append(
+                {
+                    "ref": UnitRef(int(layer_index) + 1, int(unit), self.state_names[state_index]),
+                    "score": float(score[state_index, layer_index, unit]),
+                    "heldout_score": None if np.isnan(held) else float(held),
+                    "sign": int(sign[state_index, layer_index, unit]),
+                }
+            )
         chosen.sort(key=lambda unit: -np.inf if unit["heldout_score"] is None else unit["heldout_score"], reverse=True)
         return chosen
 
@@ -234,7 +239,9 @@ def score_recording(
     units = layers * hidden
     names = recording.state_names
     results = {
-        labels.name: FeatureScores(labels, names, np.full((len(names), layers, hidden), np.nan), np.full((len(names), layers, hidden), np.nan))
+        labels.name: FeatureScores(
+            labels, names, np.full((len(names), layers, hidden), np.nan), np.full((len(names), layers, hidden), np.nan)
+        )
         for labels in features
     }
     # features sharing a valid mask share the ranks of the units
@@ -256,7 +263,9 @@ def score_recording(
                     stop = min(start + block, units)
                     if len(rows) >= 2:
                         contiguous = rows[-1] - rows[0] + 1 == len(rows)
-                        block_values = flat[rows[0] : rows[-1] + 1, start:stop] if contiguous else flat[rows, start:stop]
+                        block_values = (
+                            flat[rows[0] : rows[-1] + 1, start:stop] if contiguous else flat[rows, start:stop]
+                        )
                         ranks = average_ranks(np.asarray(block_values))
                         for labels in group:
                             if labels.kind == "binary":

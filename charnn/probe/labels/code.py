@@ -78,7 +78,9 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
 
     in_code = ~(inside_string | inside_comment | span_mask(length, regexes.starts, regexes.stops))
     bracket_depth, closes = _depth(code_points, in_code, "([{", ")]}")
-    continuing = _depth(code_points, in_code, *(("([{", ")]}") if language in _BRACE_IS_NOT_A_BLOCK else ("([", ")]")))[0]
+    continuing = _depth(code_points, in_code, *(("([{", ")]}") if language in _BRACE_IS_NOT_A_BLOCK else ("([", ")]")))[
+        0
+    ]
 
     column = chars_into_line(code_points)
     indent_depth, before_line_code = _indentation(text, code_points, column, tab_width)
@@ -89,13 +91,26 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
     string_kinds = {}
     if any(strings.multiline) and not all(strings.multiline):
         for multiline, name, description in (
-            (True, "inside_multiline_string", "inside a string whose delimiter lets it span lines (triple quotes, "
-                                              "JavaScript templates, Go raw strings ...): Python's docstrings"),
-            (False, "inside_oneline_string", "inside a string that ends on its line ('...', \"...\", character literals)"),
+            (
+                True,
+                "inside_multiline_string",
+                "inside a string whose delimiter lets it span lines (triple quotes, "
+                "JavaScript templates, Go raw strings ...): Python's docstrings",
+            ),
+            (
+                False,
+                "inside_oneline_string",
+                "inside a string that ends on its line ('...', \"...\", character literals)",
+            ),
         ):
             kind = strings.select(multiline)
-            string_kinds[name] = Feature(name, "binary", span_mask(length, kind.starts, kind.stops),
-                                         mask_at(length, kind.targets), f"{description}; lexed as {language}")
+            string_kinds[name] = Feature(
+                name,
+                "binary",
+                span_mask(length, kind.starts, kind.stops),
+                mask_at(length, kind.targets),
+                f"{description}; lexed as {language}",
+            )
 
     return {
         "inside_string": Feature(
@@ -103,7 +118,8 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             "binary",
             inside_string,
             mask_at(length, strings.targets),
-            f"inside a string, opening quote in, closing quote out (lexed as {language}: {SYNTAXES[language].description})",
+            f"inside a string, opening quote in, closing quote out (lexed as {language}: "
+            f"{SYNTAXES[language].description})",
         ),
         **string_kinds,
         "inside_comment": Feature(
@@ -136,4 +152,3 @@ def code_features(text: str, tab_width: int = 8, language: str | None = None) ->
             "characters of the current line read so far (0 on the newline)",
         ),
     }
-

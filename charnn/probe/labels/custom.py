@@ -54,7 +54,9 @@ def check_pattern(name: str, pattern: str) -> tuple[str, str]:
     except re.error as err:
         raise UsageError(f"--feature {name}={pattern}: not a regular expression ({err})") from None
     if compiled.search("") is not None:
-        raise UsageError(f"--feature {name}={pattern}: the pattern matches the empty string; make it match at least one character")
+        raise UsageError(
+            f"--feature {name}={pattern}: the pattern matches the empty string; make it match at least one character"
+        )
     return name, pattern
 
 
@@ -67,7 +69,9 @@ def pattern_feature(name: str, pattern: str, text: str) -> Feature:
             stops.append(match.end())
     values = span_mask(len(text), starts, stops) if starts else np.zeros(len(text), dtype=bool)
     targets = mask_at(len(text), [stop - 1 for stop in stops])
-    return Feature(name, "binary", values, targets, f"the user's feature: inside a match of /{pattern}/ (--feature {name}=...)")
+    return Feature(
+        name, "binary", values, targets, f"the user's feature: inside a match of /{pattern}/ (--feature {name}=...)"
+    )
 
 
 def label_targets(kind: str, values: np.ndarray, defined: np.ndarray) -> np.ndarray:
@@ -89,8 +93,10 @@ def _label_array(path: str, name: str, raw: object, length: int) -> Feature:
     where = f"--labels '{path}'" + (f" ({name})" if name else "")
     if isinstance(raw, np.ndarray):
         if raw.ndim != 1 or raw.dtype.kind not in "biuf":
-            raise CharnnError(f"{where} holds a {raw.dtype} array of shape {raw.shape}; give one label per character "
-                              f"(a 1-D bool, int or float array)")
+            raise CharnnError(
+                f"{where} holds a {raw.dtype} array of shape {raw.shape}; give one label per character "
+                f"(a 1-D bool, int or float array)"
+            )
         values = raw
         defined = np.ones(len(raw), dtype=bool) if raw.dtype.kind in "bf" else raw != -1
     else:
@@ -98,15 +104,19 @@ def _label_array(path: str, name: str, raw: object, length: int) -> Feature:
             raise CharnnError(f"{where}: each name must map to a list of labels, one per character")
         kinds = {type(value) for value in raw if value is not None}
         if not kinds <= {bool, int, float} or (bool in kinds and len(kinds) > 1):
-            raise CharnnError(f"{where} mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); give bools, or "
-                              f"numbers, and null where a label is undefined")
+            raise CharnnError(
+                f"{where} mixes label types ({', '.join(sorted(k.__name__ for k in kinds))}); give bools, or "
+                f"numbers, and null where a label is undefined"
+            )
         defined = np.array([value is not None for value in raw], dtype=bool)
         fill = False if bool in kinds else 0
         dtype = bool if bool in kinds else (float if float in kinds else np.int64)
         values = np.array([fill if value is None else value for value in raw], dtype=dtype)
     if len(values) != length:
-        raise CharnnError(f"{where} has {len(values):,} labels for a probe text of {length:,} characters (after --max-chars); "
-                          f"give one label per character")
+        raise CharnnError(
+            f"{where} has {len(values):,} labels for a probe text of {length:,} characters (after --max-chars); "
+            f"give one label per character"
+        )
     if values.dtype.kind == "f" and not np.isfinite(values[defined]).all():
         raise CharnnError(f"{where} has NaN or infinite labels; use null (JSON) for an undefined label")
     if not defined.any():
@@ -114,7 +124,9 @@ def _label_array(path: str, name: str, raw: object, length: int) -> Feature:
     kind = "binary" if values.dtype.kind == "b" else "ordinal"
     if kind == "ordinal" and values.dtype.kind == "u":
         values = values.astype(np.int64)
-    return Feature(name, kind, values, label_targets(kind, values, defined), f"the user's labels from {path}", defined=defined)
+    return Feature(
+        name, kind, values, label_targets(kind, values, defined), f"the user's labels from {path}", defined=defined
+    )
 
 
 def read_label_file(path: str, length: int) -> dict[str, Feature]:
@@ -123,7 +135,9 @@ def read_label_file(path: str, length: int) -> dict[str, Feature]:
     before any model work."""
     file = Path(path)
     if not file.is_file():
-        raise CharnnError(f"--labels '{path}' does not exist" if not file.exists() else f"--labels '{path}' is not a file")
+        raise CharnnError(
+            f"--labels '{path}' does not exist" if not file.exists() else f"--labels '{path}' is not a file"
+        )
     if file.suffix == ".npy":
         try:
             array = np.load(file, allow_pickle=False)

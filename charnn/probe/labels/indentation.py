@@ -34,8 +34,12 @@ def _width(whitespace: str, tab_width: int) -> list[int]:
 
 
 def indentation_features(
-    text: str, inside_string: np.ndarray, inside_comment: np.ndarray, in_code: np.ndarray,
-    continuation_brackets: np.ndarray, tab_width: int = 8,
+    text: str,
+    inside_string: np.ndarray,
+    inside_comment: np.ndarray,
+    in_code: np.ndarray,
+    continuation_brackets: np.ndarray,
+    tab_width: int = 8,
 ) -> dict[str, Feature]:
     """block_depth and indent_remaining of a code text.
 
@@ -63,15 +67,19 @@ def indentation_features(
         if start > 0 and inside_string[start - 1]:
             pass  # a string's text, not indentation
         elif stripped.strip():
-            continued = start > 0 and (bool(inside_comment[start - 1]) or continuation_brackets[start - 1] > 0
-                                       or previous_end_continues)
+            continued = start > 0 and (
+                bool(inside_comment[start - 1]) or continuation_brackets[start - 1] > 0 or previous_end_continues
+            )
             lines.append((start, first, end, _width(line[: first - start], tab_width), continued))
             last = next((i for i in range(end - 1, first - 1, -1) if in_code[i] and not text[i].isspace()), None)
             if last is not None:
                 ends = text[max(first, last - 1) : last + 1]
                 preprocessor = text[first] == "#" and in_code[first]
-                previous_end_continues = text[last] in _CONTINUING and not ends.endswith(_NOT_CONTINUING_ENDS) and (
-                    not preprocessor or text[last] == "\\")
+                previous_end_continues = (
+                    text[last] in _CONTINUING
+                    and not ends.endswith(_NOT_CONTINUING_ENDS)
+                    and (not preprocessor or text[last] == "\\")
+                )
             else:
                 previous_end_continues = False
         if end >= length:
@@ -104,14 +112,20 @@ def indentation_features(
     step_text = f"{step} columns, found in this text" if step else "none: this text has no indentation"
     return {
         "block_depth": Feature(
-            "block_depth", "ordinal", block_depth, block_targets,
+            "block_depth",
+            "ordinal",
+            block_depth,
+            block_targets,
             f"indentation level of the statement a character belongs to (its first line's leading width / the step: "
             f"{step_text}; continuation lines take their statement's level); undefined on newlines, leading "
             f"whitespace, blank lines and lines inside a string",
             defined=block_defined,
         ),
         "indent_remaining": Feature(
-            "indent_remaining", "ordinal", remaining, remaining_targets,
+            "indent_remaining",
+            "ordinal",
+            remaining,
+            remaining_targets,
             f"on a newline and a line's leading whitespace, the columns of whitespace still to be written before the "
             f"line's first non-blank character (tab = next multiple of {tab_width}); undefined elsewhere, before "
             f"blank lines and in lines inside a string",

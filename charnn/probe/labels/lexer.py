@@ -12,11 +12,29 @@ from functools import cache
 
 from charnn.probe.languages import SYNTAXES, Syntax
 
-
 # where a value may start, so that a '/' opens a regular expression rather than dividing: after an operator or
 # an opening bracket, at a line start, or after a keyword such as return (JavaScript, Ruby)
-_REGEX_KEYWORDS = ("return", "typeof", "case", "in", "of", "delete", "void", "throw", "yield", "await", "new", "do",
-                   "else", "when", "and", "or", "not", "if", "unless")
+_REGEX_KEYWORDS = (
+    "return",
+    "typeof",
+    "case",
+    "in",
+    "of",
+    "delete",
+    "void",
+    "throw",
+    "yield",
+    "await",
+    "new",
+    "do",
+    "else",
+    "when",
+    "and",
+    "or",
+    "not",
+    "if",
+    "unless",
+)
 _SLASH_REGEX = (
     r"(?P<slash_regex>(?:^|(?<=[(,=:\[!&|?{};~])|(?<==>)|"
     + "|".join(rf"(?<=\b{keyword})" for keyword in _REGEX_KEYWORDS)
@@ -28,11 +46,15 @@ _SLASH_BODY = re.compile(r"(?:\\.|\[(?:\\.|[^\]\\\n])*\]|[^/\\\n\[])+/")
 REGEX_MAX_CHARS = 500
 # Perl's quote-like operators: q qq qw qx are strings; m qr s tr y are regular expressions. Not after a sigil,
 # -> or \ (\s in a regex), and a '#' delimits only right after the operator (after a blank it starts a comment).
-_PERL_QUOTE = (r"(?P<perl_quote>(?<![\w$@%&>:\\-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)"
-               r"(?:(?=\#)|[ \t]*)(?P<perl_delimiter>[/#!|{(\[<~@%:'\"^+]))")
+_PERL_QUOTE = (
+    r"(?P<perl_quote>(?<![\w$@%&>:\\-])(?P<perl_op>qq|qw|qx|qr|tr|q|m|s|y)"
+    r"(?:(?=\#)|[ \t]*)(?P<perl_delimiter>[/#!|{(\[<~@%:'\"^+]))"
+)
 _PERL_MATCH = (  # a bare /.../ where a value may start
     r"(?P<perl_match>(?:^|(?<=[=!]~)|(?<=[(,!&|={;?:])|"
-    + "|".join(rf"(?<=\b{keyword})" for keyword in ("if", "and", "or", "not", "unless", "split", "grep", "map", "return"))
+    + "|".join(
+        rf"(?<=\b{keyword})" for keyword in ("if", "and", "or", "not", "unless", "split", "grep", "map", "return")
+    )
     + r")[ \t]*(?P<match_start>/)(?![/*]))"
 )
 _PERL_FLAGS = re.compile(r"[A-Za-z]*")
@@ -42,8 +64,10 @@ _PERL_PAIRS = {"{": "}", "(": ")", "[": "]", "<": ">"}
 def _heredoc_pattern(spaced: bool) -> str:
     """<<WORD, <<-WORD, <<~WORD, <<'WORD', <<"WORD"; with spaced (shell), blanks may follow the <<."""
     blanks = r"[ \t]*" if spaced else ""
-    return (rf"(?P<heredoc>(?<![<\w])<<(?P<heredoc_mode>[-~]?){blanks}(?P<heredoc_quote>[\"']?)"
-            r"(?P<heredoc_word>[A-Za-z_]\w*)(?P=heredoc_quote))")
+    return (
+        rf"(?P<heredoc>(?<![<\w])<<(?P<heredoc_mode>[-~]?){blanks}(?P<heredoc_quote>[\"']?)"
+        r"(?P<heredoc_word>[A-Za-z_]\w*)(?P=heredoc_quote))"
+    )
 
 
 def _opener_pattern(syntax: Syntax) -> re.Pattern[str]:
@@ -111,13 +135,19 @@ def _lexer(language: str) -> _Lexer:
         delimiter: _string_body(delimiter, delimiter in syntax.multiline, delimiter in syntax.raw)
         for delimiter in syntax.strings
     }
-    return _Lexer(_opener_pattern(syntax), bodies, dict(syntax.block_comments),
-                  tuple(closer for _, closer in syntax.line_start_comments), syntax.multiline)
+    return _Lexer(
+        _opener_pattern(syntax),
+        bodies,
+        dict(syntax.block_comments),
+        tuple(closer for _, closer in syntax.line_start_comments),
+        syntax.multiline,
+    )
 
 
 @dataclass
 class _Spans:
-    """Label spans found by the lexer: True on [start, stop); a closed span's target is the position before its closer."""
+    """Label spans found by the lexer: True on [start, stop); a closed span's target is the position before its
+    closer."""
 
     starts: list[int] = field(default_factory=list)
     stops: list[int] = field(default_factory=list)
@@ -237,24 +267,34 @@ class _Scan:
         self.strings, self.comments, self.regexes = _Spans(), _Spans(), _Spans()
         self.delimited: _Delimited | None = None  # built at the first Perl quote-like operator
         self.word_lines: _WordLines | None = None  # built at the first here-document
-        self.pending_heredoc: tuple[int, int] | None = None  # (line end, terminator's last letter) of a body after this line
+        self.pending_heredoc: tuple[int, int] | None = (
+            None  # (line end, terminator's last letter) of a body after this line
+        )
 
     def run(self) -> tuple[_Spans, _Spans, _Spans]:
         position: int | None = 0
         while position is not None:
-            opener = self.lexer.openers.search(self.text, position, self.pending_heredoc[0] if self.pending_heredoc else self.length)
+            opener = self.lexer.openers.search(
+                self.text, position, self.pending_heredoc[0] if self.pending_heredoc else self.length
+            )
             if opener is None:
                 if self.pending_heredoc is None:
                     break
-                line_end, last = self.pending_heredoc  # the body: from the newline that starts it to the terminator's last letter
+                line_end, last = (
+                    self.pending_heredoc
+                )  # the body: from the newline that starts it to the terminator's last letter
                 self.strings.add(line_end, last, closed=True, multiline=True)
                 position, self.pending_heredoc = last + 1, None
                 continue
             kind = opener.lastgroup.rstrip("0123456789")  # block_comment0, line_start_comment1, ...
             position = getattr(self, kind)(opener)
-            if self.pending_heredoc is not None and any(spans.stops and spans.stops[-1] > self.pending_heredoc[0]
-                                                for spans in (self.strings, self.comments, self.regexes)):
-                self.pending_heredoc = None  # a span on the here-document's line ran past it: lexed as it ran, without the body
+            if self.pending_heredoc is not None and any(
+                spans.stops and spans.stops[-1] > self.pending_heredoc[0]
+                for spans in (self.strings, self.comments, self.regexes)
+            ):
+                self.pending_heredoc = (
+                    None  # a span on the here-document's line ran past it: lexed as it ran, without the body
+                )
         return self.strings, self.comments, self.regexes
 
     def closed_by(self, closer: str, spans: _Spans, start: int, body_start: int, multiline: bool = False) -> int | None:
@@ -320,8 +360,11 @@ class _Scan:
     def heredoc(self, opener: re.Match[str]) -> int | None:
         line_end = self.text.find("\n", opener.end())
         self.word_lines = self.word_lines or _WordLines(self.text)
-        last = (self.word_lines.after(opener.group("heredoc_word"), bool(opener.group("heredoc_mode")), line_end)
-                if line_end >= 0 else None)
+        last = (
+            self.word_lines.after(opener.group("heredoc_word"), bool(opener.group("heredoc_mode")), line_end)
+            if line_end >= 0
+            else None
+        )
         if self.pending_heredoc is None and last is not None:
             self.pending_heredoc = (line_end, last)  # the rest of this line is lexed first
         return opener.end()

@@ -45,4 +45,3 @@ def task_features(text: str, task: str) -> dict[str, Feature]:
         targets = _task_label_targets(name, labels, code_points)
         features[name] = Feature(name, kind, values, targets, description, defined=labels != -1)
     return features
-

@@ -11,7 +11,8 @@ _WORD_CHAR = r"[\w\u0300-\u036f]"  # word characters and combining accents (deco
 _HASHTAG = re.compile(rf"(?<![\w&])#(?=\d*[^\W\d]){_WORD_CHAR}+")  # not '&#39;', not '#1'
 _MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9_]+")  # not e-mail addresses
 # a scheme, www., or a bare host with a common top-level domain and a path (pic.twitter.com/x, bit.ly/y)
-_BARE_HOST = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:com|org|net|gov|edu|mil|int|info|biz|io|co|ly|gl|me|tv|us|uk|ca|au|de|fr|news)/"
+_DOMAINS = "com|org|net|gov|edu|mil|int|info|biz|io|co|ly|gl|me|tv|us|uk|ca|au|de|fr|news"
+_BARE_HOST = rf"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:{_DOMAINS})/"
 _URL = re.compile(rf"(?P<prefix>(?<![\w/.])(?:https?://|www\.)|(?<![\w/.@-]){_BARE_HOST})\S*", re.IGNORECASE)
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]\"'”’…"
 _URL_CLOSERS = {")": "(", "]": "["}
@@ -31,28 +32,49 @@ def _url_without_trailing_punctuation(url: str) -> str:
     return url[:end]
 
 
-# proper_noun: a capitalised word (upper-case letter, lower-case letter, more letters or an inner apostrophe: McDonald's)
+# proper_noun: a capitalised word (upper-case letter, lower-case letter, more letters or an inner apostrophe:
+# McDonald's)
 _WORD = re.compile(r"(?<![\w'’])[^\W\d_](?:[^\W\d_]|['’](?=[^\W\d_]))*(?![\w'’])")
 _NOT_NAMES = frozenset({"I", "I'm", "I’m"})
 # where what follows starts a sentence or is not read as a name: after . ! ? … (not after an initial such as "U.S."
 # or a title such as "Mr."), after a colon, after an opening quote or bracket, at the start of the tweet
 _SENTENCE_END = re.compile(r"(?:[.!?…]|:)[\"”’')\]]*[ \t]+$|[\"“‘'(\[][ \t]*$|^[ \t]*$")
-_TITLES = ("Mr", "Mrs", "Ms", "Dr", "St", "Sen", "Gov", "Rep", "Gen", "Jr", "Sr", "Lt", "Col", "Sgt", "Prof", "Pres", "Mt",
-           "Ft", "vs")
+_TITLES = (
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Dr",
+    "St",
+    "Sen",
+    "Gov",
+    "Rep",
+    "Gen",
+    "Jr",
+    "Sr",
+    "Lt",
+    "Col",
+    "Sgt",
+    "Prof",
+    "Pres",
+    "Mt",
+    "Ft",
+    "vs",
+)
 _TITLE_OR_INITIAL = re.compile(rf"(?:^|[\s(\"“])(?:{'|'.join(_TITLES)}|[A-Z](?:\.[A-Z])*)\.[ \t]+$")
 # aux_be: be, been or being after an auxiliary or a modal, with up to two adverbs between
-_AUXILIARY = (r"(?:(?:will|would|shall|should|can|could|may|might|must|have|has|had)(?:n['’]t)?|won['’]t|"
-              r"can['’]t|cannot|shan['’]t|\w+['’](?:ve|ll|d)|to)")
+_AUXILIARY = (
+    r"(?:(?:will|would|shall|should|can|could|may|might|must|have|has|had)(?:n['’]t)?|won['’]t|"
+    r"can['’]t|cannot|shan['’]t|\w+['’](?:ve|ll|d)|to)"
+)
 _ADVERB = r"(?:not|never|always|just|also|already|ever|still|n['’]t)"
-_AUX_BE = re.compile(rf"(?<![\w'’]){_AUXILIARY}[ \t]+(?:{_ADVERB}[ \t]+){{0,2}}(?P<be>be|been|being)(?![\w'’])",
-                     re.IGNORECASE)
+_AUX_BE = re.compile(
+    rf"(?<![\w'’]){_AUXILIARY}[ \t]+(?:{_ADVERB}[ \t]+){{0,2}}(?P<be>be|been|being)(?![\w'’])", re.IGNORECASE
+)
 _DOUBLE_QUOTE = re.compile(r'"[^"\n]*"|“[^“”\n]*”')
 _LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
 
 
-def _spans_of(
-    pattern: re.Pattern[str], text: str, excluded: np.ndarray | None = None
-) -> tuple[list[int], list[int]]:
+def _spans_of(pattern: re.Pattern[str], text: str, excluded: np.ndarray | None = None) -> tuple[list[int], list[int]]:
     starts, stops = [], []
     for match in pattern.finditer(text):
         if excluded is None or not excluded[match.start()]:
@@ -90,7 +112,8 @@ def _proper_nouns(text: str, entities: np.ndarray) -> tuple[list[int], list[int]
 
 
 def _aux_be(text: str, entities: np.ndarray) -> tuple[list[int], list[int]]:
-    """Spans of be, been, being after an auxiliary or modal (up to two adverbs between), outside hashtags, mentions, URLs."""
+    """Spans of be, been, being after an auxiliary or modal (up to two adverbs between), outside hashtags, mentions,
+    URLs."""
     starts, stops = [], []
     for match in _AUX_BE.finditer(text):
         if not entities[match.start()] and not entities[match.start("be")]:
@@ -143,9 +166,7 @@ def tweet_features(text: str) -> dict[str, Feature]:
             *hashtags,
             "the # and word characters of a #hashtag",
         ),
-        "inside_mention": _word_feature(
-            "inside_mention", length, *mentions, "the @ and name of an @mention"
-        ),
+        "inside_mention": _word_feature("inside_mention", length, *mentions, "the @ and name of an @mention"),
         "inside_url": Feature(
             "inside_url",
             "binary",
@@ -180,7 +201,8 @@ def tweet_features(text: str) -> dict[str, Feature]:
             "proper_noun",
             length,
             *_proper_nouns(text, inside_entity),
-            "a heuristic, not a parser: the letters (and inner apostrophes) of a capitalised word, an upper-case letter "
+            "a heuristic, not a parser: the letters (and inner apostrophes) of a capitalised word, an upper-case "
+            "letter "
             "then a lower-case one (Trump, McDonald's; not iPhone, not USA), that is not the tweet's first word, "
             "not after . ! ? … (unless after an initial or a title such as U.S. or Mr.), a colon, an opening quote "
             "or bracket, is not I or I'm or a title (Mr., Dr., Sen. ...), and is not in a hashtag, mention or URL",
@@ -190,7 +212,8 @@ def tweet_features(text: str) -> dict[str, Feature]:
             "binary",
             span_mask(length, *(aux_be := _aux_be(text, inside_entity))),
             mask_at(length, aux_be[0]),  # the b: what it drives is the e after it
-            "the letters of be, been or being after an auxiliary or modal (will, would, shall, should, can, could, may, "
+            "the letters of be, been or being after an auxiliary or modal (will, would, shall, should, can, could, "
+            "may, "
             "might, must, have, has, had, 've, 'll, 'd, to; their n't forms), with up to two of not, never, always, "
             "just, also, already, ever, still, n't between: will be, I've always been, has never been",
         ),
@@ -202,4 +225,3 @@ def tweet_features(text: str) -> dict[str, Feature]:
             "characters of the current tweet read so far (0 on the newline)",
         ),
     }
-
