@@ -18,13 +18,23 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charnn.errors import CharnnError, UsageError
 
+if TYPE_CHECKING:
+    from charnn.trainer import Run
+
 __all__ = ["train", "load", "Run", "Model", "ProbeResult"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Run":  # the trainer makes it; loaded with torch when first asked for
+        from charnn.trainer import Run
+
+        return Run
+    raise AttributeError(f"module 'charnn.api' has no attribute {name!r}")
 
 
 def _settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -59,24 +69,12 @@ def train(
     progress: tqdm bars (in a notebook, its widgets); False for none.
     """
     from charnn.config import merge_train_config
-    from charnn.trainer import train as run_training
+    from charnn.trainer import run_training
 
     given = _settings(
         {**settings, **({"corpus": corpus} if corpus is not None else {}), **({"out": out} if out is not None else {})}
     )
-    config = merge_train_config(given, resume)
-    result = run_training(config, resume=resume, overwrite=overwrite, progress=progress)
-    return Run(
-        Path(result.run_dir),
-        result.step,
-        result.best_val_bpc,
-        result.last_val_bpc,
-        result.seconds,
-        result.chars_per_second,
-        result.stopped_by,
-        result.history,
-        [plan.target for plan in result.plans],
-    )
+    return run_training(merge_train_config(given, resume), resume=resume, overwrite=overwrite, progress=progress)
 
 
 def load(path: str | Path | None = None, *, which: str = "best", device: str = "cpu") -> Model:
@@ -91,29 +89,6 @@ def load(path: str | Path | None = None, *, which: str = "best", device: str = "
         None if is_file or path is None else str(path), str(path) if is_file else None, which
     )
     return Model(checkpoint, pick_device(device))
-
-
-@dataclass
-class Run:
-    """A finished training run: where it is and what it reached."""
-
-    directory: Path
-    steps: int
-    best_val_bpc: float | None  # best validation bits per character
-    last_val_bpc: float | None
-    seconds: float
-    chars_per_second: float
-    stopped_by: str  # max-steps, epochs or max-minutes
-    history: list[dict] = field(default_factory=list)  # one record per evaluation (metrics.jsonl)
-    planned_steps: list[int] = field(default_factory=list)  # a time budget's step plans, first to last
-
-    def load(self, which: str = "best", device: str = "cpu") -> Model:
-        """The run's model (its best.pt, or last.pt)."""
-        return load(self.directory, which=which, device=device)
-
-    def __repr__(self) -> str:
-        best = f"{self.best_val_bpc:.4f}" if self.best_val_bpc is not None else "-"
-        return f"Run('{self.directory}', steps={self.steps:,}, best_val_bpc={best}, stopped_by='{self.stopped_by}')"
 
 
 def _clamps(clamp: str | Sequence[Any] | None) -> list:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from charnn.errors import UsageError
@@ -84,9 +84,11 @@ def check_rules(config: Any, flags: dict[str, str] | None = None) -> None:
     """Check every ruled field of a config instance; flags maps a field to its flag where the two names differ."""
     for item in fields(config):
         rule = item.metadata.get("rule")
+        value = getattr(config, item.name)
+        if is_dataclass(value) and not isinstance(value, type):  # settings nested in settings (TrainConfig.model)
+            check_rules(value, flags)
         if rule is None:
             continue
-        value = getattr(config, item.name)
         if value is None and item.default is None and item.default is not MISSING:
             continue  # an optional setting left out
         rule.check((flags or {}).get(item.name, item.name.replace("_", "-")), value)

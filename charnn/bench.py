@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +322,7 @@ def make_trainer(
     """charnn's real Trainer on a real corpus, with the shape's model and batches."""
     from charnn.trainer import TrainConfig, Trainer
 
-    config = TrainConfig(
+    config = TrainConfig.of(
         corpus=corpus,
         out=str(out),
         cache_dir=cache_dir,
@@ -730,13 +730,13 @@ def resolve_quality_corpus(path: str) -> str:
 
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     """The config with --quality-set KEY=VALUE changes, each converted to the field's type."""
-    known = {f.name: f for f in fields(config)}
+    known = config.flat()
     changes = {}
     for key, text in overrides.items():
         name = key.replace("-", "_")
         if name not in known or name in ("corpus", "out", "max_steps", "max_minutes", "decay_steps", "recipe"):
             raise UsageError(f"--quality-set: '{key}' is not a training setting the quality run lets you change")
-        current = getattr(config, name)
+        current = known[name]
         try:
             if isinstance(current, bool):
                 value = {"true": True, "false": False}[str(text).lower()]
@@ -750,8 +750,8 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
             raise UsageError(f"--quality-set {key}={text}: '{text}' is not a valid {type(current).__name__}") from None
         changes[name] = value
     recipe = recipe_named(config.recipe)
-    label = recipe_label(recipe, changes) if recipe else config.recipe  # "10 min, --lr 0.004": what was changed
-    changed = replace(config, **changes, recipe=label)
+    label = recipe_label(recipe, changes) if recipe else config.recipe  # "10min, --lr 0.004": what was changed
+    changed = replace(config.with_settings(changes), recipe=label)
     changed.validate()
     return changed
 
@@ -783,17 +783,17 @@ def measure_quality(settings: BenchSettings, status: Callable[[str], None], prog
         "settings": config.to_json(),
         "planned_steps": planned,
         "plans": [asdict(plan) for plan in result.plans],
-        "steps": result.step,
+        "steps": result.steps,
         "stopped_by": result.stopped_by,
         "seconds": result.seconds,
         "wall_seconds": wall,
         "wall_over_budget": wall / (settings.budget_minutes * 60),
         "final_lr_over_floor": result.final_lr / (config.lr * config.min_lr_ratio) if config.min_lr_ratio else None,
-        "chars_seen": result.step * config.batch_size * config.seq_len,
+        "chars_seen": result.steps * config.batch_size * config.seq_len,
         "best_val_bits_per_char": result.best_val_bpc,
         "best_val_nats_per_char": best_nats,
         "last_val_bits_per_char": result.last_val_bpc,
-        "run": str(result.run_dir),
+        "run": str(result.directory),
         "reference_nats": {"nanogpt_cpu_recipe": NANOGPT_CPU_NATS},
     }
 

@@ -13,18 +13,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from charnn.argtypes import rule_of as rule
 from charnn.bench_command import add_bench_options
-from charnn.config import TrainConfig
+from charnn.config import CELL_NAMES, SETTING_GROUPS, TrainConfig, flag, rule_for
 from charnn.errors import CharnnError, is_out_of_memory
 from charnn.precision import CUDA_AUTO, PRECISIONS
 from charnn.probe.command import add_probe_options
 from charnn.sample_options import SAMPLE_PRECISIONS, SampleOptions
+from charnn.sources import ERROR_MODES, TWEET_FORMATS, ReaderOptions
 
 TRAIN_DEFAULTS_NOTE = (
-    "With no flags: 10 minutes of the 10-minute recipe, measured best on a 2-core CPU; on a GPU try --layers 3 "
-    "--hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
+    "With no flags: 10 minutes of the defaults shown, the settings measured best for it on a 2-core CPU; on a GPU "
+    "try --layers 3 --hidden 512 --seq-len 100 --batch-size 64 --max-steps 20000."
 )
 
 
@@ -85,6 +87,7 @@ def join_dash_values(argv: Sequence[str]) -> list[str]:
 def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = True) -> None:
     """Options that say how to read a corpus."""
     default = (lambda v: v) if with_defaults else (lambda v: None)
+    reader, train = ReaderOptions(), TrainConfig()
     group = parser.add_argument_group("corpus options")
     group.add_argument(
         "--ext",
@@ -100,37 +103,37 @@ def add_corpus_options(parser: argparse.ArgumentParser, with_defaults: bool = Tr
     )
     group.add_argument(
         "--errors",
-        choices=("strict", "replace"),
-        default=default("strict"),
+        choices=ERROR_MODES,
+        default=default(reader.errors),
         help="invalid UTF-8: stop with the file and byte offset (strict) or substitute U+FFFD (replace)",
     )
     group.add_argument(
         "--tweet-format",
-        choices=("auto", "text", "lines", "jsonl", "json", "csv", "archive"),
-        default=default("auto"),
+        choices=TWEET_FORMATS,
+        default=default(reader.tweet_format),
         help="how to read a file: auto (by extension), text (one document), lines (one tweet per line), jsonl, json, "
         "csv, archive (tweets.js)",
     )
     group.add_argument(
         "--task-sequences",
-        type=rule(TrainConfig, "task_sequences"),
-        default=default(20000),
+        type=rule_for("task_sequences"),
+        default=default(reader.task_sequences),
         help="sequences to generate for task:NAME corpora",
     )
-    group.add_argument("--task-seed", type=int, default=default(0), help="seed of task:NAME corpora")
+    group.add_argument("--task-seed", type=int, default=default(reader.task_seed), help="seed of task:NAME corpora")
     group.add_argument(
         "--shuffle-files",
-        type=rule(TrainConfig, "shuffle_files"),
+        type=rule_for("shuffle_files"),
         default=default(None),
         metavar="SEED",
         help="read a directory's files in a random order fixed by SEED instead of path order, so that "
         "training windows and the val/test splits mix kinds of file (default: path order)",
     )
     group.add_argument(
-        "--split", default=default("0.9,0.05,0.05"), help="train,val,test fractions, cut at document boundaries"
+        "--split", default=default(train.split), help="train,val,test fractions, cut at document boundaries"
     )
     group.add_argument(
-        "--cache-dir", default=default("runs/.cache"), help="where encoded corpora are cached (memory-mapped .npy)"
+        "--cache-dir", default=default(train.cache_dir), help="where encoded corpora are cached (memory-mapped .npy)"
     )
 
 
@@ -213,102 +216,101 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Training flags; defaults are None here so that --resume can tell which flags were given."""
     from charnn.config import DEFAULT_MINUTES, RECIPES
 
-    d = TrainConfig()
+    d = SimpleNamespace(**TrainConfig().flat())
     parser.add_argument("--corpus", help=f"what to train on: a path, 'stdlib' or task:NAME (default: {d.corpus})")
     parser.add_argument("--out", help="run directory (default: runs/<corpus name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    budgets = ", ".join(recipe.name for recipe in RECIPES)
+    recipes = "; ".join(
+        f"{recipe.name}: " + (" ".join(f"--{flag(k)} {v:g}" for k, v in recipe.changes.items()) or "the defaults")
+        for recipe in RECIPES
+    )
     model = parser.add_argument_group(
         "model",
-        f"a fresh run timed by --max-minutes M without --max-steps or --epochs (the default run too) "
-        f"takes the recipe of the largest budget not above M, or the smallest ({budgets}; README, "
-        "'Time budgets'), unless --cell, --layers, --hidden or --embed is given; other flags, these "
-        "and the training ones, change single settings of it. The defaults shown are without a recipe.",
+        "The defaults are what a bare run trains. A fresh run timed by --max-minutes M alone (no --max-steps or "
+        "--epochs; a run given no length is M = 10) takes the recipe of the largest budget not above M, unless "
+        f"--cell, --layers, --hidden or --embed is given; flags given change single settings of it ({recipes}; "
+        "docs/training.md).",
     )
-    model.add_argument("--cell", choices=("lstm", "gru", "rnn"), help=f"recurrent cell (default: {d.cell})")
-    model.add_argument("--layers", type=rule(TrainConfig, "layers"), help=f"recurrent layers (default: {d.layers})")
-    model.add_argument("--hidden", type=rule(TrainConfig, "hidden"), help=f"units per layer (default: {d.hidden})")
-    model.add_argument(
-        "--embed", type=rule(TrainConfig, "embed"), help=f"character embedding size (default: {d.embed})"
-    )
+    model.add_argument("--cell", choices=CELL_NAMES, help=f"recurrent cell (default: {d.cell})")
+    model.add_argument("--layers", type=rule_for("layers"), help=f"recurrent layers (default: {d.layers})")
+    model.add_argument("--hidden", type=rule_for("hidden"), help=f"units per layer (default: {d.hidden})")
+    model.add_argument("--embed", type=rule_for("embed"), help=f"character embedding size (default: {d.embed})")
     model.add_argument(
         "--dropout",
-        type=rule(TrainConfig, "dropout"),
+        type=rule_for("dropout"),
         help=f"dropout between layers and before the decoder, in [0, 1) (default: {d.dropout})",
     )
     loop = parser.add_argument_group("training")
     loop.add_argument(
         "--seq-len",
-        type=rule(TrainConfig, "seq_len"),
+        type=rule_for("seq_len"),
         help=f"characters per stream per step: the BPTT truncation (default: {d.seq_len})",
     )
-    loop.add_argument(
-        "--batch-size", type=rule(TrainConfig, "batch_size"), help=f"parallel streams (default: {d.batch_size})"
-    )
-    loop.add_argument("--lr", type=rule(TrainConfig, "lr"), help=f"peak AdamW learning rate (default: {d.lr})")
+    loop.add_argument("--batch-size", type=rule_for("batch_size"), help=f"parallel streams (default: {d.batch_size})")
+    loop.add_argument("--lr", type=rule_for("lr"), help=f"peak AdamW learning rate (default: {d.lr})")
     loop.add_argument(
         "--min-lr-ratio",
-        type=rule(TrainConfig, "min_lr_ratio"),
+        type=rule_for("min_lr_ratio"),
         help=f"final learning rate as a fraction of --lr (default: {d.min_lr_ratio})",
     )
     loop.add_argument(
         "--warmup-steps",
-        type=rule(TrainConfig, "warmup_steps"),
+        type=rule_for("warmup_steps"),
         help=f"linear warm-up steps (default: {d.warmup_steps})",
     )
     loop.add_argument(
-        "--weight-decay", type=rule(TrainConfig, "weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})"
+        "--weight-decay", type=rule_for("weight_decay"), help=f"AdamW weight decay (default: {d.weight_decay})"
     )
     loop.add_argument(
-        "--grad-clip", type=rule(TrainConfig, "grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})"
+        "--grad-clip", type=rule_for("grad_clip"), help=f"gradient-norm clipping (default: {d.grad_clip})"
     )
     loop.add_argument(
         "--max-steps",
-        type=rule(TrainConfig, "max_steps"),
+        type=rule_for("max_steps"),
         help=f"optimizer steps to train; the learning rate decays to its floor at the last "
         "(default: from --epochs or --max-minutes; given neither, the run is --max-minutes "
         f"{DEFAULT_MINUTES:g})",
     )
     loop.add_argument(
         "--decay-steps",
-        type=rule(TrainConfig, "decay_steps"),
+        type=rule_for("decay_steps"),
         help="steps over which the learning rate decays (default: --max-steps)",
     )
     loop.add_argument(
         "--max-minutes",
-        type=rule(TrainConfig, "max_minutes"),
+        type=rule_for("max_minutes"),
         help=f"train for this many minutes (a fresh run given no length: {DEFAULT_MINUTES:g}): without --max-steps "
         "the first steps are timed and the step count planned so that the schedule (evaluations included) ends with "
         "the budget, re-planned once if the speed drifts; with --max-steps, a cap that stops with a checkpoint",
     )
     loop.add_argument(
         "--epochs",
-        type=rule(TrainConfig, "epochs"),
+        type=rule_for("epochs"),
         help="passes over the train split: without --max-steps they set the step count (and "
         "the schedule ends with them); with it, a cap",
     )
     loop.add_argument(
         "--eval-every",
-        type=rule(TrainConfig, "eval_every"),
+        type=rule_for("eval_every"),
         help=f"validate, sample and checkpoint every N steps (default: {d.eval_every})",
     )
     loop.add_argument(
         "--eval-chars",
-        type=rule(TrainConfig, "eval_chars"),
+        type=rule_for("eval_chars"),
         help=f"validation characters per evaluation, 0 = the whole split (default: {d.eval_chars})",
     )
     loop.add_argument(
         "--sample-chars",
-        type=rule(TrainConfig, "sample_chars"),
+        type=rule_for("sample_chars"),
         help=f"characters of sample text at each evaluation (default: {d.sample_chars})",
     )
     loop.add_argument(
         "--log-every",
-        type=rule(TrainConfig, "log_every"),
+        type=rule_for("log_every"),
         help=f"TensorBoard and progress-bar update interval in steps (default: {d.log_every})",
     )
-    loop.add_argument("--seed", type=rule(TrainConfig, "seed"), help=f"random seed (default: {d.seed})")
+    loop.add_argument("--seed", type=rule_for("seed"), help=f"random seed (default: {d.seed})")
     loop.add_argument(
         "--no-carry",
         dest="carry_state",
@@ -323,7 +325,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )
     loop.add_argument(
         "--dist-timeout",
-        type=rule(TrainConfig, "dist_timeout"),
+        type=rule_for("dist_timeout"),
         metavar="MINUTES",
         help=f"under torchrun, how long a rank waits for the others in a collective while rank 0 alone works "
         f"(encoding an uncached corpus, evaluating a large split) (default: {d.dist_timeout:g})",
@@ -459,7 +461,7 @@ def write_text_file(path: Path, corpus, start: int, stop: int, block: int = 1 <<
 
 def given_train_settings(args: argparse.Namespace) -> dict:
     """The training flags given (argparse leaves the others None), by config field name."""
-    return {k: v for k, v in vars(args).items() if v is not None and k in TrainConfig.__dataclass_fields__}
+    return {k: v for k, v in vars(args).items() if v is not None and k in SETTING_GROUPS}
 
 
 def train_config_from_args(args: argparse.Namespace):

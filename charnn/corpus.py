@@ -507,7 +507,7 @@ def load_corpus(
     """Open what the user named (path, 'stdlib', 'task:NAME', with options as CorpusSpec's fields, or a whole
     CorpusSpec) and return it encoded, cached by content."""
     if not isinstance(spec, CorpusSpec):
-        spec = CorpusSpec(spec, **options)
+        spec = CorpusSpec(source=spec, **options)
     elif options:
         raise TypeError("give corpus options in the CorpusSpec or as keywords, not both")
     return encode_source(spec.open(), Path(cache_dir) if cache_dir is not None else None, spec.errors, progress)

@@ -10,48 +10,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-from charnn.argtypes import DROPOUT, check_rules, ruled, whole
 from charnn.cells import Hold, gru_step, lstm_step, rnn_step
-from charnn.errors import CharnnError, UsageError
+from charnn.config import ModelConfig
 
-CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+__all__ = ["CharRNN", "FastStepper", "ModelConfig", "StepLinear", "detach_state", "new_model", "next_ids"]
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # charnn.config.CELL_NAMES
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # charnn.precision's names
 State = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU/RNN: (h,); each (layers, batch, hidden)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of a CharRNN; saved in every checkpoint."""
-
-    vocab_size: int = field(metadata={"rule": whole(1)})
-    cell: str = "lstm"
-    layers: int = ruled(2, whole(1))
-    hidden: int = ruled(256, whole(1))
-    embed: int = ruled(64, whole(1))
-    dropout: float = ruled(0.1, DROPOUT)
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise UsageError(f"--cell must be one of {', '.join(CELLS)}, not '{self.cell}'")
-        check_rules(self)
-
-    def to_json(self) -> dict:
-        """The config as a JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> ModelConfig:
-        """Rebuild a config saved with to_json; unknown or missing keys are a clear error."""
-        names = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or not set(data) <= names or "vocab_size" not in data:
-            raise CharnnError(f"the saved model config is not one charnn understands: {data!r:.200}")
-        return cls(**data)
 
 
 class CharRNN(nn.Module):

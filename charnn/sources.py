@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from charnn.argtypes import whole
+from charnn.argtypes import ruled, whole
 from charnn.errors import CharnnError, UsageError
 
 DEFAULT_CODE_EXTENSIONS: tuple[str, ...] = (
@@ -469,22 +469,29 @@ class TaskSource(Source):
 
 
 @dataclass(frozen=True)
-class CorpusSpec:
-    """What to read and how: SRC and the corpus options of charnn corpus and charnn train, in one place."""
+class ReaderOptions:
+    """How to read a corpus: the corpus options of charnn corpus and charnn train, their defaults in one place."""
 
-    source: str
-    ext: Sequence[str] | None = None
-    text_field: str | None = None
+    ext: Sequence[str] | None = None  # None: common source extensions
+    text_field: str | None = None  # None: text / full_text
     errors: str = "strict"
     tweet_format: str = "auto"
-    task_sequences: int = 20000
+    task_sequences: int = ruled(20000, TASK_SEQUENCES)
     task_seed: int = 0
-    shuffle_files: int | None = None
+    shuffle_files: int | None = ruled(None, whole(0))
+
+
+@dataclass(frozen=True)
+class CorpusSpec(ReaderOptions):
+    """What to read and how: SRC and its reader options."""
+
+    source: str = "stdlib"
 
     @classmethod
     def of(cls, source: str, options: Any) -> CorpusSpec:
-        """The spec of source with the options an object carries under the same names (parsed flags, a TrainConfig)."""
-        return cls(source, **{f.name: getattr(options, f.name) for f in fields(cls) if f.name != "source"})
+        """The spec of source with the reader options an object carries under the same names (parsed flags,
+        ReaderOptions)."""
+        return cls(source=source, **{f.name: getattr(options, f.name) for f in fields(ReaderOptions)})
 
     def open(self) -> Source:
         """The Source this names (open_source)."""

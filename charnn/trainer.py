@@ -1,8 +1,7 @@
-"""The training loop: truncated BPTT with a carried state, AdamW, warm-up + cosine decay, clipping,
-periodic validation in bits per character, atomic best/last checkpoints, exact resume, TensorBoard,
-tqdm, rich summaries, a NaN guard, SIGINT/SIGTERM handling and DDP when launched by torchrun.
-A little over 500 lines, as one job: set-up, resume, the loop with its stops and its time budget's
-plans, and evaluate-and-save all share the Trainer's state (the decisions are in budget.py and tally.py).
+"""The training loop: truncated BPTT with a carried state, AdamW, warm-up and cosine decay, clipping, periodic
+validation in bits per character, atomic best/last checkpoints, exact resume, a NaN guard, SIGINT/SIGTERM and
+DDP when launched by torchrun. Its decisions live beside it: the time budget's plan (budget.py), the loss
+tally (tally.py), what a run shows and records (run_record.py).
 """
 
 from __future__ import annotations
@@ -11,20 +10,19 @@ import math
 import signal
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.table import Table
 from tqdm.auto import tqdm
 
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.budget import Plan, TimeBudget
 from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from charnn.config import DEFAULT_MAX_STEPS, MODEL_FLAGS, TrainConfig, flag, learning_rate
+from charnn.config import MODEL_SETTINGS, TrainConfig, flag, learning_rate, saved_plan
 from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.device import (
     Distributed,
@@ -35,15 +33,22 @@ from charnn.device import (
     resolve_precision,
     restore_rng,
     rng_snapshot,
-    timed,
 )
 from charnn.errors import CharnnError
 from charnn.evaluate import LN2, evaluate, preview_sample
-from charnn.model import ModelConfig, State, detach_state, new_model
+from charnn.model import State, detach_state, new_model
 from charnn.precision import grad_scaler
+from charnn.run_record import (
+    checkpoint_meta,
+    config_record,
+    estimate_evaluation_seconds,
+    setup_warnings,
+    start_table,
+    summary_table,
+)
 from charnn.rundir import RunDirectory
 from charnn.sources import CorpusSpec
-from charnn.tally import StepTally, TallyReading  # noqa: F401 - TallyReading is what StepTally.read() gives the loop
+from charnn.tally import StepTally, TallyReading
 
 
 class StopRequested:
@@ -77,19 +82,57 @@ class TrainingStopped(CharnnError):
 
 
 @dataclass
-class TrainResult:
-    """What a finished run reports."""
+class Run:
+    """A finished training run: where it is and what it reached (charnn.train returns it)."""
 
-    run_dir: Path
-    step: int
-    best_val_bpc: float | None
+    directory: Path
+    steps: int
+    best_val_bpc: float | None  # best validation bits per character
     last_val_bpc: float | None
     seconds: float
     chars_per_second: float
-    stopped_by: str = "max-steps"
-    history: list[dict] = field(default_factory=list)
+    stopped_by: str  # max-steps, epochs or max-minutes
+    history: list[dict] = field(default_factory=list)  # one record per evaluation (metrics.jsonl)
     plans: list[Plan] = field(default_factory=list)  # a time budget's step plans, first to last
     final_lr: float | None = None  # the learning rate of the last step
+
+    @property
+    def planned_steps(self) -> list[int]:
+        """The steps each of a time budget's plans set, first to last."""
+        return [plan.target for plan in self.plans]
+
+    def load(self, which: str = "best", device: str = "cpu") -> Any:
+        """The run's model (its best.pt, or last.pt): charnn.load, which sits above training in the flow."""
+        from charnn.api import load
+
+        return load(self.directory, which=which, device=device)
+
+    def __repr__(self) -> str:
+        best = f"{self.best_val_bpc:.4f}" if self.best_val_bpc is not None else "-"
+        return f"Run('{self.directory}', steps={self.steps:,}, best_val_bpc={best}, stopped_by='{self.stopped_by}')"
+
+
+@dataclass
+class Schedule:
+    """How long the run is: the step it stops at, and what set it."""
+
+    target: int | None  # None while a time budget's steps are still to be planned
+    source: str  # max-steps, epochs or max-minutes
+
+
+@dataclass
+class Clock:
+    """The loop's time: the deadline of --max-minutes, a time budget's planner, and where training time is counted."""
+
+    deadline: float | None
+    budget: TimeBudget | None
+    started: float  # since the last evaluation: training time, not evaluation's
+    recent: float  # since the last reading: the chars/s shown
+    chars_per_second: float = 0.0
+    last_val: float | None = None
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
@@ -99,9 +142,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     """AdamW, fused into one kernel per step where this torch has it for the device (CPU from torch 2.4):
     the same update to float tolerance, with less per-step overhead (docs/benchmarks.md)."""
     options = dict(lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
-    if (
-        next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES
-    ):  # elsewhere fused=True fails only at the first step
+    if next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES:  # elsewhere fused=True fails at the first step
         return torch.optim.AdamW(model.parameters(), **options)
     try:
         return torch.optim.AdamW(model.parameters(), fused=True, **options)
@@ -110,18 +151,19 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
 
 
 def eval_batches(ids, batch_size: int, seq_len: int, device: torch.device) -> DeviceBatches | None:
-    """Validation streams on device: as many as the split allows up to batch_size; None when it is too short for one."""
+    """Validation streams on device: as many as the split allows up to batch_size; None when too short for one."""
     streams = min(batch_size, (len(ids) - 1) // seq_len)
     return DeviceBatches(StreamBatches(ids, streams, seq_len, split_name="val"), device) if streams >= 1 else None
 
 
 def load_training_corpus(config: TrainConfig, progress: bool) -> Corpus:
     """The corpus a config names, encoded and cached."""
-    return load_corpus(CorpusSpec.of(config.corpus, config), cache_dir=config.cache_dir, progress=progress)
+    return load_corpus(CorpusSpec.of(config.corpus, config.reader), cache_dir=config.cache_dir, progress=progress)
 
 
 class Trainer:
-    """One training run: set up from a config (fresh or resumed), then `run()`."""
+    """One training run: set up from its settings (fresh or resumed), then `run()`. The settings are never
+    changed; what the run decides (precision, planned steps) is its own state, recorded beside them."""
 
     def __init__(
         self,
@@ -136,7 +178,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.console = console or Console(stderr=True)
-        self.run_dir = Path(config.out)
+        self.run_dir = Path(config.run_dir)
         self.directory = RunDirectory(self.run_dir)
         self.settings = ExitStack()  # process-wide torch settings this run changes, restored by close()
         try:
@@ -145,8 +187,10 @@ class Trainer:
             self.close()
             raise
 
+    # ----- set-up -------------------------------------------------------------------------
     def set_up(self, resume: bool, overwrite: bool) -> None:
-        """Device, process group, run directory, corpus, batches, model, optimizer; then the resumed state."""
+        """Device, process group, precision, run directory, corpus, batches, model, optimizer; then the resumed
+        state."""
         config = self.config
         # before the run's first CUDA work: cuBLAS reads its deterministic setting once
         self.settings.enter_context(
@@ -154,9 +198,12 @@ class Trainer:
         )
         self.device = pick_device(config.device)
         self.dist = Distributed.from_environment(self.device, config.dist_timeout)
-        # before any work; saved resolved, so that a resume computes the same way
-        self.precision = resolve_precision(config.precision, self.device, config.cell, config.out if resume else None)
-        config.precision = self.precision.name
+        saved = saved_plan(self.run_dir) if resume else {}
+        # a resumed run computes as it did, unless told otherwise; refused before any work if this device cannot
+        requested = saved.get("precision", {}).get("name", "auto") if config.precision == "auto" else config.precision
+        self.precision = resolve_precision(
+            requested, self.device, config.model.cell, str(self.run_dir) if resume else None
+        )
         self.dist.on_main(lambda: self.directory.claim(resume, overwrite, self.console))
         torch.manual_seed(config.seed + self.dist.rank)  # every device's generator
         # rank 0 encodes (and caches) first, the others then read its cache: not every rank encoding at once
@@ -164,27 +211,11 @@ class Trainer:
         if not self.dist.is_main:
             self.corpus = load_training_corpus(config, False)
         self.vocab = self.corpus.vocab
-        splits = self.corpus.splits(parse_fractions(config.split))
-        self.train_batches = StreamBatches(
-            splits["train"],
-            config.batch_size,
-            config.seq_len,
-            first_stream=self.dist.rank * config.batch_size,
-            total_streams=config.batch_size * self.dist.world,
-            split_name="train",
-        )
-        self.train_feed = DeviceBatches(self.train_batches, self.device)  # the same batches, made on the device
-        self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len, self.device)
-        if config.max_steps is None and config.max_minutes is None:  # a time budget is planned in run()
-            config.max_steps, config.step_plan = (
-                (self.epoch_steps(), "epochs") if config.epochs is not None else (DEFAULT_MAX_STEPS, None)
-            )
-        self.model_config = ModelConfig(
-            self.vocab.size, config.cell, config.layers, config.hidden, config.embed, config.dropout
-        )
-        with memory_guard(
-            self.device, f"building a {config.layers} × {config.hidden} {config.cell.upper()}", "--hidden or --layers"
-        ):
+        self.set_up_batches()
+        self.schedule = self.first_schedule(saved.get("steps"))
+        self.model_config = replace(config.model, vocab_size=self.vocab.size)
+        shape = f"building a {self.model_config.layers} × {self.model_config.hidden} {self.model_config.cell.upper()}"
+        with memory_guard(self.device, shape, "--hidden or --layers"):
             self.model = new_model(self.model_config, self.device)
         self.optimizer = make_optimizer(self.model, config.lr, config.weight_decay)
         self.scaler = grad_scaler(self.precision, self.device.type)  # None unless the policy scales the loss (fp16)
@@ -204,7 +235,39 @@ class Trainer:
         self.ddp_model = self.wrap_distributed()
         self.autocast = autocast_for(self.precision, self.device)
 
-    # ----- set-up -------------------------------------------------------------------------
+    def set_up_batches(self) -> None:
+        """The train streams of this rank, and the validation streams, made on the device."""
+        config = self.config
+        splits = self.corpus.splits(parse_fractions(config.split))
+        self.train_batches = StreamBatches(
+            splits["train"],
+            config.batch_size,
+            config.seq_len,
+            first_stream=self.dist.rank * config.batch_size,
+            total_streams=config.batch_size * self.dist.world,
+            split_name="train",
+        )
+        self.train_feed = DeviceBatches(self.train_batches, self.device)  # the same batches, made on the device
+        self.val_batches = eval_batches(splits["val"], config.batch_size, config.seq_len, self.device)
+
+    def first_schedule(self, saved_steps: dict | None) -> Schedule:
+        """--max-steps, or --epochs' steps, whichever ends first; resumed, the steps the run's time budget planned;
+        else a time budget's steps, planned once the first steps are timed."""
+        max_steps, epoch_steps = self.config.max_steps, self.epoch_steps()
+        if max_steps is not None and (epoch_steps is None or max_steps <= epoch_steps):
+            return Schedule(max_steps, "max-steps")
+        if epoch_steps is not None:
+            return Schedule(epoch_steps, "epochs")
+        if saved_steps and saved_steps.get("from") == "max-minutes":
+            return Schedule(int(saved_steps["target"]), "max-minutes")
+        return Schedule(None, "max-minutes")
+
+    def epoch_steps(self) -> int | None:
+        """The steps --epochs makes (None without it)."""
+        if self.config.epochs is None:
+            return None
+        return max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch))
+
     def load_resume_state(self) -> None:
         """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
         checkpoint = load_checkpoint(checkpoint_path(self.run_dir, "last"))
@@ -214,59 +277,59 @@ class Trainer:
                 f"'{self.run_dir}' was trained on"
             )
         if checkpoint.model_config != self.model_config:
-            saved = checkpoint.model_config
+            saved, now = checkpoint.model_config, self.model_config
             diff = [
-                f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(self.model_config, n)}"
-                for n in MODEL_FLAGS
-                if getattr(saved, n) != getattr(self.model_config, n)
+                f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(now, n)}"
+                for n in MODEL_SETTINGS
+                if getattr(saved, n) != getattr(now, n)
             ]
             raise CharnnError(f"--resume: flags contradict the saved model: {'; '.join(diff)}")
-        extra = checkpoint.extra
-        meta = checkpoint.meta
         try:  # shapes of the weights were checked on loading; the rest of a damaged file must not crash later
-            self.model.load_state_dict(checkpoint.model_state)
-            self.optimizer.load_state_dict(extra["optimizer"])
-            if self.scaler is not None and "grad_scaler" in extra:
-                self.scaler.load_state_dict(extra["grad_scaler"])
-            for param in self.model.parameters():
-                for moment in self.optimizer.state.get(param, {}).values():
-                    if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != param.shape:
-                        raise ValueError("optimizer state does not fit the weights")
-            self.step = int(meta["step"])
-            if self.step < 0:
-                raise ValueError(f"step {self.step}")
-            self.train_seconds = float(meta.get("train_seconds", 0.0))
-            self.history = [dict(record) for record in meta.get("history", [])]
-            rngs = extra.get("rng_per_rank", [])
-            if self.dist.rank < len(rngs):
-                saved = rngs[
-                    self.dist.rank
-                ]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
-                restore_rng(saved if isinstance(saved, dict) else {"cpu": saved}, self.device)
-            states = extra.get("state_per_rank", [])
-            saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
-            if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
-                if self.dist.is_main:
-                    self.console.print(
-                        f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
-                        f"{self.dist.world}: the streams are cut differently, so they start from a zero state"
-                    )
-            elif self.dist.rank < len(states) and states[self.dist.rank]:
-                state = tuple(s.to(self.device) for s in states[self.dist.rank])
-                expected = (self.config.layers, self.config.batch_size, self.config.hidden)
-                if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
-                    self.state = state
-                elif self.dist.is_main:  # e.g. --batch-size changed: the streams are cut differently now
-                    self.console.print(
-                        "[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start "
-                        "from a zero state"
-                    )
+            self.restore(checkpoint.model_state, checkpoint.extra, checkpoint.meta)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise CharnnError(f"--resume: '{checkpoint.path}' is damaged and cannot be resumed ({first})") from None
         self.saved_step = self.step
         self.best_val_bpc = self.directory.best_score()
         self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
+
+    def restore(self, weights: dict, extra: dict, meta: dict) -> None:
+        """load_resume_state's work: weights, optimizer and scaler, step, history, generators, carried state."""
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(extra["optimizer"])
+        if self.scaler is not None and "grad_scaler" in extra:
+            self.scaler.load_state_dict(extra["grad_scaler"])
+        for param in self.model.parameters():
+            for moment in self.optimizer.state.get(param, {}).values():
+                if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != param.shape:
+                    raise ValueError("optimizer state does not fit the weights")
+        self.step = int(meta["step"])
+        if self.step < 0:
+            raise ValueError(f"step {self.step}")
+        self.train_seconds = float(meta.get("train_seconds", 0.0))
+        self.history = [dict(record) for record in meta.get("history", [])]
+        rngs = extra.get("rng_per_rank", [])
+        if self.dist.rank < len(rngs):
+            saved = rngs[self.dist.rank]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
+            restore_rng(saved if isinstance(saved, dict) else {"cpu": saved}, self.device)
+        states = extra.get("state_per_rank", [])
+        saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
+        if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
+            if self.dist.is_main:
+                self.console.print(
+                    f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
+                    f"{self.dist.world}: the streams are cut differently, so they start from a zero state"
+                )
+        elif self.dist.rank < len(states) and states[self.dist.rank]:
+            state = tuple(s.to(self.device) for s in states[self.dist.rank])
+            expected = (self.model_config.layers, self.config.batch_size, self.model_config.hidden)
+            if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
+                self.state = state
+            elif self.dist.is_main:  # e.g. --batch-size changed: the streams are cut differently now
+                self.console.print(
+                    "[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start "
+                    "from a zero state"
+                )
 
     def wrap_distributed(self) -> torch.nn.Module:
         """The model DDP-wrapped when running under torchrun, else the model itself."""
@@ -277,142 +340,10 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids)
 
-    # ----- output -------------------------------------------------------------------------
-    def start_table(self) -> Table:
-        """The rich table shown before training."""
-        cfg = self.config
-        table = Table(title="charnn train", show_header=False)
-        table.add_column("what", style="bold")
-        table.add_column("value")
-        fractions = parse_fractions(cfg.split)
-        splits = self.corpus.split_bounds(fractions)
-        table.add_row(
-            "corpus",
-            f"{self.corpus.name} ({self.corpus.kind}, {len(self.corpus):,} chars, {self.corpus.documents:,} documents)",
-        )
-        table.add_row(
-            "splits",
-            " / ".join(f"{n} {b - a:,}" for n, (a, b) in zip(("train", "val", "test"), splits))
-            + f" (cut {self.corpus.split_method(fractions)})",
-        )
-        table.add_row("vocabulary", f"{len(self.vocab.chars)} characters")
-        table.add_row(
-            "model",
-            f"{cfg.layers} × {cfg.hidden} {cfg.cell.upper()}, embed {cfg.embed}, dropout {cfg.dropout}: "
-            f"{self.model.num_parameters():,} parameters"
-            + (
-                f" (recipe: {cfg.recipe}" + (")" if self.resume else "; shape flags choose your own)")
-                if cfg.recipe
-                else ""
-            ),
-        )
-        table.add_row(
-            "batches",
-            f"{cfg.batch_size * self.dist.world} streams × {cfg.seq_len} chars; "
-            f"{self.train_batches.steps_per_epoch:,} steps per epoch",
-        )
-        steps = (
-            (
-                f"{cfg.max_steps:,} steps"
-                + (f" (from --{cfg.step_plan})" if cfg.step_plan else "")
-                + (f" or {cfg.max_minutes:g} min" if cfg.max_minutes else "")
-            )
-            if cfg.max_steps
-            else f"{cfg.max_minutes:g} min (steps planned from the first steps' speed)"
-        )
-        table.add_row(
-            "schedule", steps + f", AdamW lr {cfg.lr:g}, warm-up {cfg.warmup_steps}, cosine to ×{cfg.min_lr_ratio:g}"
-        )
-        table.add_row(
-            "device",
-            f"{self.device}"
-            + (f" × {self.dist.world} processes (DDP)" if self.dist.active else "")
-            + f", {torch.get_num_threads()} threads",
-        )
-        table.add_row("precision", f"{self.precision.name}: {self.precision.describe(cfg.cell)}")
-        table.add_row("run", f"{self.run_dir}" + (f" (resuming at step {self.step:,})" if self.resume else ""))
-        return table
-
-    def warn_about_setup(self) -> None:
-        """char-rnn's friendly warnings: too few batches, a model much larger than its data."""
-        steps = self.train_batches.steps_per_epoch
-        if steps < 10:
-            self.console.print(
-                f"[yellow]warning:[/] the train split gives only {steps} steps per epoch; each epoch repeats the same "
-                "few batches (lower --batch-size or --seq-len)"
-            )
-        train_chars = len(self.train_batches.ids)
-        params = self.model.num_parameters()
-        if params > 10 * train_chars:
-            self.console.print(
-                f"[yellow]warning:[/] the model has {params:,} parameters for {train_chars:,} training characters: it "
-                "will memorise; use a smaller --hidden or more data"
-            )
-        if self.val_batches is None:
-            self.console.print(
-                "[yellow]warning:[/] no validation split large enough for one batch: best.pt tracks training loss only"
-            )
-
-    # ----- the loop -----------------------------------------------------------------------
-    def epoch_steps(self) -> int | None:
-        """The steps --epochs makes (None without it)."""
-        if self.config.epochs is None:
-            return None
-        return max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch))
-
-    def plan_steps(self) -> int | None:
-        """The step to stop at: --max-steps, or fewer when --epochs is given; None while a time budget's plan is to
-        come."""
-        limits = [limit for limit in (self.config.max_steps, self.epoch_steps()) if limit is not None]
-        return min(limits) if limits else None
-
-    def main_clock(self) -> float:
-        """Rank 0's clock, on every rank (a time budget's decisions must be the same everywhere)."""
-        return self.dist.from_main(time.monotonic)
-
-    def estimate_evaluation_seconds(self) -> float:
-        """What one evaluation will cost (validation, sample, two checkpoints), before any has run: one
-        validation batch timed and scaled, a short sample timed and scaled, the checkpoints guessed from their size."""
-
-        def work() -> float:
-            seconds = 0.0
-            val = self.val_batches
-            if val is not None:
-                one = [timed(lambda: evaluate(self.model, val, self.device, val.chars_per_step)) for _ in range(2)][-1]
-                steps = (
-                    val.steps_per_epoch
-                    if not self.config.eval_chars
-                    else max(1, min(val.steps_per_epoch, self.config.eval_chars // val.chars_per_step))
-                )
-                seconds += one * steps
-            if self.config.sample_chars:
-                length = min(self.config.sample_chars, 32)
-                seconds += (
-                    timed(lambda: preview_sample(self.model, self.vocab, length, seed=0))
-                    * self.config.sample_chars
-                    / length
-                )
-            return (
-                seconds + 2 * 3 * 4 * self.model.num_parameters() / 200e6
-            )  # weights and AdamW's two moments, at ~200 MB/s
-
-        return self.dist.from_main(work)
-
-    def adopt_plan(self, plan: Plan, bar: tqdm, writer: Any) -> int:
-        """Make a time budget's plan the run's schedule: max-steps, config.json, the progress bar, one line."""
-        self.config.max_steps, self.config.step_plan = plan.target, "max-minutes"
-        self.dist.on_main(lambda: self.directory.write_config(self.config_record()))
-        bar.total = plan.target
-        bar.refresh()
-        if self.dist.is_main:
-            bar.write(plan.describe(self.train_batches.chars_per_step * self.dist.world, self.config.max_minutes))
-        if writer:
-            writer.add_scalar("train/planned_steps", plan.target, self.step)
-        return plan.target
-
-    def config_record(self) -> dict:
-        """What config.json holds."""
-        return {"train": self.config.to_json(), "model": self.model_config.to_json(), "vocab_size": self.vocab.size}
+    # ----- one step -----------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        """The schedule's rate at a step (it holds at its peak while a time budget's steps are being planned)."""
+        return learning_rate(self.config, step, self.schedule.target)
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step on the next batch; returns (loss in nats, gradient norm) as tensors on the device.
@@ -425,7 +356,7 @@ class Trainer:
         if step_in_epoch == 0:
             self.state = None  # the streams wrap round: start from a zero state
         x, y = self.train_feed.batch(step_in_epoch)
-        lr = learning_rate(self.config, self.step)
+        lr = self.learning_rate(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.autocast:
@@ -449,142 +380,169 @@ class Trainer:
         self.tally.add(loss, grad_norm, self.step, overflow_skips=self.scaler is not None)
         return loss, grad_norm
 
-    def run(self) -> TrainResult:
-        """Train until max-steps, epochs, max-minutes or a signal; returns the result."""
-        cfg = self.config
-        main = self.dist.is_main
-        if main:
-            self.console.print(self.start_table())
-            self.warn_about_setup()
-        self.dist.on_main(lambda: self.directory.write_config(self.config_record()))
-        writer = self.dist.on_main(self.open_writer)
-        target = self.plan_steps()
-        chars_per_step = self.train_batches.chars_per_step * self.dist.world
-        started = time.monotonic()
-        deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
-        budget = None
-        if cfg.max_steps is None:  # --max-minutes without --max-steps: time the first steps, then plan
-            began = self.main_clock()
-            budget = TimeBudget(self.step, began, began + cfg.max_minutes * 60, cfg.eval_every, cap=self.epoch_steps())
-        out_of_time = False
-        last_val = None
-        recent_start = time.monotonic()
-        chars_per_second = 0.0
+    # ----- the loop -----------------------------------------------------------------------
+    def run(self) -> Run:
+        """Train until max-steps, epochs, max-minutes or a signal; returns the finished Run."""
+        writer = self.announce()
+        clock = self.start_clock()
         bar = tqdm(
-            total=target,
-            initial=min(self.step, target or self.step),
+            total=self.schedule.target,
+            initial=min(self.step, self.schedule.target or self.step),
             desc="training",
             unit="step",
-            disable=not (self.progress and main),
+            disable=not (self.progress and self.dist.is_main),
             dynamic_ncols=True,
         )
+        cfg = self.config
+        out_of_time = False
         try:
-            with (
-                StopRequested() as stop,
-                memory_guard(
-                    self.device, "training", f"--batch-size (now {cfg.batch_size}) or --seq-len (now {cfg.seq_len})"
-                ),
-            ):
-                while target is None or self.step < target:
+            running_out = f"--batch-size (now {cfg.batch_size}) or --seq-len (now {cfg.seq_len})"
+            with StopRequested() as stop, memory_guard(self.device, "training", running_out):
+                while not out_of_time and (self.schedule.target is None or self.step < self.schedule.target):
                     self.train_step()
                     bar.update(1)
-                    wants_to_stop = stop.signal is not None or (deadline is not None and time.monotonic() > deadline)
-                    due = (
-                        self.step % cfg.log_every == 0
-                        or self.step % cfg.eval_every == 0
-                        or self.step == target
-                        or (budget is not None and budget.wants_reading(self.step))
-                    )
-                    if not (due or (wants_to_stop and not self.dist.active)):
-                        continue  # under DDP a stop is decided together, at the next block's end
-                    # the one wait for the device per block of steps, and the one collective that decides for all ranks
-                    reading = self.tally.read()
-                    signalled, out_of_time, failed = self.dist.any(
-                        stop.signal is not None, deadline is not None and time.monotonic() > deadline, reading.failed
-                    )
-                    if failed:
-                        raise self.dist.everyone(
-                            self.numeric_failure(
-                                reading.failure_text()
-                                if reading.failed
-                                else "the loss or the gradient became NaN or infinite in another process"
-                            )
-                        )
-                    now = time.monotonic()
-                    chars_per_second = reading.steps * chars_per_step / max(now - recent_start, 1e-9)
-                    recent_start = now
-                    bar.set_postfix(
-                        loss=f"{reading.mean_loss:.3f}",
-                        val_bpc=f"{last_val:.3f}" if last_val else "-",
-                        chars_s=f"{chars_per_second:,.0f}",
-                        refresh=False,
-                    )
-                    if writer:
-                        writer.add_scalar("train/loss_nats", reading.mean_loss, self.step)
-                        writer.add_scalar("train/bits_per_char", reading.mean_loss / LN2, self.step)
-                        writer.add_scalar("train/learning_rate", learning_rate(cfg, self.step - 1), self.step)
-                        writer.add_scalar("train/grad_norm", reading.grad_norm, self.step)
-                        if self.scaler is not None:
-                            writer.add_scalar("train/overflow_skipped_steps", reading.skipped, self.step)
-                        writer.add_scalar("train/chars_per_second", chars_per_second, self.step)
-                    self.last_train_loss = reading.mean_loss
-                    if budget is not None and budget.wants_reading(self.step):
-                        plan = budget.reading(self.step, self.main_clock(), self.estimate_evaluation_seconds)
-                        if plan is not None:
-                            target = self.adopt_plan(plan, bar, writer)
-                            recent_start = time.monotonic()  # chars/s counts training, not the estimate's evaluation
-                    if self.step % cfg.eval_every == 0 or self.step == target or signalled or out_of_time:
-                        self.train_seconds += time.monotonic() - started
-                        started = time.monotonic()
-                        last_val = self.evaluate_and_save(writer, bar)
-                        if budget is not None:
-                            now, seconds = self.dist.from_main(lambda: (time.monotonic(), time.monotonic() - started))
-                            plan = budget.evaluated(self.step, now, seconds)
-                            if plan is not None and not (signalled or out_of_time):
-                                target = self.adopt_plan(plan, bar, writer)
-                        recent_start = time.monotonic()  # chars/s counts training, not evaluation
-                    if signalled:
-                        name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
-                        raise self.dist.everyone(
-                            TrainingStopped(
-                                f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' "
-                                "is saved; "
-                                f"continue with: python train.py --out {self.run_dir} --resume",
-                                stop.signal or signal.SIGTERM,
-                            )
-                        )
-                    if out_of_time:
-                        break
+                    if self.block_ends(stop, clock):
+                        out_of_time = self.end_block(stop, clock, bar, writer)
         finally:
             bar.close()
             if writer:
                 writer.close()
-        if out_of_time:
-            stopped_by = "max-minutes"
-        else:
-            stopped_by = cfg.step_plan or ("max-steps" if target == cfg.max_steps else "epochs")
-        plans = [] if budget is None else budget.plans
-        result = TrainResult(
+        return self.finish(clock, out_of_time)
+
+    def announce(self) -> Any:
+        """The start table and warnings (rank 0), config.json, and the TensorBoard writer (None but on rank 0)."""
+        if self.dist.is_main:
+            self.console.print(start_table(self))
+            for warning in setup_warnings(self):
+                self.console.print(f"[yellow]warning:[/] {warning}")
+        self.dist.on_main(lambda: self.directory.write_config(config_record(self)))
+        return self.dist.on_main(self.open_writer)
+
+    def start_clock(self) -> Clock:
+        """The deadline of the time budget, and its planner when the steps are still to be planned."""
+        minutes = self.config.minutes
+        now = time.monotonic()
+        budget = None
+        if self.schedule.target is None:  # time the first steps, then plan
+            began = self.main_clock()
+            budget = TimeBudget(self.step, began, began + minutes * 60, self.config.eval_every, cap=self.epoch_steps())
+        return Clock(now + minutes * 60 if minutes else None, budget, now, now)
+
+    def block_ends(self, stop: StopRequested, clock: Clock) -> bool:
+        """Whether this step ends a block of steps: the loop then reads the tally, logs, and may evaluate or stop."""
+        cfg, step = self.config, self.step
+        due = (
+            step % cfg.log_every == 0
+            or step % cfg.eval_every == 0
+            or step == self.schedule.target
+            or (clock.budget is not None and clock.budget.wants_reading(step))
+        )
+        wants_to_stop = stop.signal is not None or clock.out_of_time()
+        return due or (wants_to_stop and not self.dist.active)  # under DDP a stop is decided together, at a block's end
+
+    def end_block(self, stop: StopRequested, clock: Clock, bar: tqdm, writer: Any) -> bool:
+        """The end of a block of steps: the one wait for the device and the one collective that decides for every
+        rank; then the logs, the budget's readings, an evaluation when due, a stop. True when out of time."""
+        reading = self.tally.read()
+        signalled, out_of_time, failed = self.dist.any(stop.signal is not None, clock.out_of_time(), reading.failed)
+        if failed:
+            raise self.dist.everyone(
+                self.numeric_failure(
+                    reading.failure_text()
+                    if reading.failed
+                    else "the loss or the gradient became NaN or infinite in another process"
+                )
+            )
+        self.log_reading(reading, clock, bar, writer)
+        budget = clock.budget
+        if budget is not None and budget.wants_reading(self.step):
+            plan = budget.reading(self.step, self.main_clock(), lambda: estimate_evaluation_seconds(self))
+            if plan is not None:
+                self.adopt_plan(plan, bar, writer)
+                clock.recent = time.monotonic()  # chars/s counts training, not the estimate's evaluation
+        if self.step % self.config.eval_every == 0 or self.step == self.schedule.target or signalled or out_of_time:
+            self.train_seconds += time.monotonic() - clock.started
+            clock.started = time.monotonic()
+            clock.last_val = self.evaluate_and_save(writer, bar)
+            if budget is not None:
+                now, seconds = self.dist.from_main(lambda: (time.monotonic(), time.monotonic() - clock.started))
+                plan = budget.evaluated(self.step, now, seconds)
+                if plan is not None and not (signalled or out_of_time):
+                    self.adopt_plan(plan, bar, writer)
+            clock.recent = time.monotonic()  # chars/s counts training, not evaluation
+        if signalled:
+            name = signal.Signals(stop.signal).name if stop.signal else "a signal to another process"
+            raise self.dist.everyone(
+                TrainingStopped(
+                    f"stopped by {name} at step {self.step:,}; '{checkpoint_path(self.run_dir, 'last')}' is saved; "
+                    f"continue with: python train.py --out {self.run_dir} --resume",
+                    stop.signal or signal.SIGTERM,
+                )
+            )
+        return out_of_time
+
+    def log_reading(self, reading: TallyReading, clock: Clock, bar: tqdm, writer: Any) -> None:
+        """A block's loss and speed on the progress bar and in TensorBoard."""
+        now = time.monotonic()
+        clock.chars_per_second = (
+            reading.steps * self.train_batches.chars_per_step * self.dist.world / max(now - clock.recent, 1e-9)
+        )
+        clock.recent = now
+        bar.set_postfix(
+            loss=f"{reading.mean_loss:.3f}",
+            val_bpc=f"{clock.last_val:.3f}" if clock.last_val else "-",
+            chars_s=f"{clock.chars_per_second:,.0f}",
+            refresh=False,
+        )
+        if writer:
+            writer.add_scalar("train/loss_nats", reading.mean_loss, self.step)
+            writer.add_scalar("train/bits_per_char", reading.mean_loss / LN2, self.step)
+            writer.add_scalar("train/learning_rate", self.learning_rate(self.step - 1), self.step)
+            writer.add_scalar("train/grad_norm", reading.grad_norm, self.step)
+            if self.scaler is not None:
+                writer.add_scalar("train/overflow_skipped_steps", reading.skipped, self.step)
+            writer.add_scalar("train/chars_per_second", clock.chars_per_second, self.step)
+        self.last_train_loss = reading.mean_loss
+
+    def adopt_plan(self, plan: Plan, bar: tqdm, writer: Any) -> None:
+        """Make a time budget's plan the run's schedule: config.json's record, the progress bar, one line."""
+        self.schedule = Schedule(plan.target, "max-minutes")
+        self.dist.on_main(lambda: self.directory.write_config(config_record(self)))
+        bar.total = plan.target
+        bar.refresh()
+        if self.dist.is_main:
+            bar.write(plan.describe(self.train_batches.chars_per_step * self.dist.world, self.config.minutes))
+        if writer:
+            writer.add_scalar("train/planned_steps", plan.target, self.step)
+
+    def finish(self, clock: Clock, out_of_time: bool) -> Run:
+        """The finished Run, and its summary table (rank 0)."""
+        target = self.schedule.target
+        run = Run(
             self.run_dir,
             self.step,
             self.best_val_bpc,
-            last_val,
+            clock.last_val,
             self.train_seconds,
-            chars_per_second,
-            stopped_by,
+            clock.chars_per_second,
+            "max-minutes" if out_of_time else self.schedule.source,
             self.history,
-            plans,
-            learning_rate(cfg, max(self.step - 1, 0)),
+            [] if clock.budget is None else clock.budget.plans,
+            self.learning_rate(max(self.step - 1, 0)),
         )
-        if main:
-            if out_of_time and cfg.step_plan == "max-minutes" and self.step < (target or 0):
+        if self.dist.is_main:
+            if out_of_time and self.schedule.source == "max-minutes" and self.step < (target or 0):
                 self.console.print(
                     f"[yellow]note:[/] the budget ran out at step {self.step:,} of the {target:,} planned: the machine "
                     f"was slower than measured, and the learning rate had not reached its floor"
                 )
-            self.console.print(self.summary_table(result))
+            self.console.print(summary_table(self, run))
         self.dist.close()
-        return result
+        return run
+
+    def main_clock(self) -> float:
+        """Rank 0's clock, on every rank (a time budget's decisions must be the same everywhere)."""
+        return self.dist.from_main(time.monotonic)
 
     def close(self) -> None:
         """Release the run directory and restore the torch settings the run changed."""
@@ -593,19 +551,20 @@ class Trainer:
 
     def numeric_failure(self, what: str) -> CharnnError:
         """The error that stops a run whose numbers blew up; it says which checkpoint is left and what to do."""
-        last = checkpoint_path(self.run_dir, "last")
+        last, lr = checkpoint_path(self.run_dir, "last"), self.config.lr
         if self.saved_step is not None:
             kept = (
-                f"'{last}' keeps the last good state (step {self.saved_step:,}); lower --lr (now {self.config.lr:g}) "
+                f"'{last}' keeps the last good state (step {self.saved_step:,}); lower --lr (now {lr:g}) "
                 "or --grad-clip and continue with --resume, or start again with --overwrite"
             )
         else:
             kept = (
-                f"no checkpoint had been saved yet; lower --lr (now {self.config.lr:g}) or --grad-clip and start "
+                f"no checkpoint had been saved yet; lower --lr (now {lr:g}) or --grad-clip and start "
                 "again with --resume or --overwrite"
             )
         return CharnnError(f"{what}; the run stopped without saving it: {kept}")
 
+    # ----- evaluation and checkpoints -----------------------------------------------------
     def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
         """Validate, write metrics and samples, save best (if better) then last; returns val bpc (None but on rank 0).
         Every rank joins; a failure on rank 0 (NaN weights, a full disk) stops every rank with its sentence."""
@@ -642,17 +601,14 @@ class Trainer:
             "train_loss_nats": self.last_train_loss,
             "val_bits_per_char": val["bits_per_char"] if val else None,
             "val_nats_per_char": val["nats_per_char"] if val else None,
-            "lr": learning_rate(cfg, max(self.step - 1, 0)),
+            "lr": self.learning_rate(max(self.step - 1, 0)),
         }
         self.history.append(record)
-        improved = (
-            self.best_val_bpc is None
-            or not math.isfinite(self.best_val_bpc)
-            or (math.isfinite(val_bpc) and val_bpc < self.best_val_bpc)
-        )
+        best = self.best_val_bpc
+        improved = best is None or not math.isfinite(best) or (math.isfinite(val_bpc) and val_bpc < best)
         if improved:
             self.best_val_bpc = val_bpc
-        meta = self.checkpoint_meta()
+        meta = checkpoint_meta(self)
         extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
         if self.scaler is not None:
             extra["grad_scaler"] = self.scaler.state_dict()
@@ -671,50 +627,15 @@ class Trainer:
         bar.write(f"step {self.step:,}: val {val_bpc:.4f} bits/char{' (best)' if improved else ''}")
         return val_bpc
 
-    def checkpoint_meta(self) -> dict:
-        """The JSON part of a checkpoint."""
-        return {
-            "model": self.model_config.to_json(),
-            "vocab": self.vocab.to_json(),
-            "train": self.config.to_json(),
-            "step": self.step,
-            "best_val_bpc": self.best_val_bpc,
-            "train_seconds": self.train_seconds,
-            "history": self.history,
-            "data_position": {
-                "step_in_epoch": self.step % self.train_batches.steps_per_epoch,
-                "epoch": self.step // self.train_batches.steps_per_epoch,
-                "world": self.dist.world,
-            },
-            "corpus": {"name": self.corpus.name, "kind": self.corpus.kind, "chars": len(self.corpus)},
-            "precision": self.precision.to_json(self.config.cell),  # what ran in which dtype
-            "torch": torch.__version__,
-        }
-
     def open_writer(self) -> Any:
         """A TensorBoard writer on the run directory."""
         from torch.utils.tensorboard import SummaryWriter
 
         return SummaryWriter(log_dir=str(self.run_dir))
 
-    def summary_table(self, result: TrainResult) -> Table:
-        """The rich table shown at the end."""
-        table = Table(title="charnn: training finished", show_header=False)  # a signal raises TrainingStopped instead
-        table.add_column("what", style="bold")
-        table.add_column("value")
-        table.add_row("steps", f"{result.step:,} (stopped by {result.stopped_by})")
-        table.add_row("best val", f"{result.best_val_bpc:.4f} bits/char" if result.best_val_bpc is not None else "-")
-        table.add_row("time", f"{result.seconds / 60:.1f} min, {result.chars_per_second:,.0f} chars/s at the end")
-        table.add_row(
-            "checkpoints", f"{checkpoint_path(self.run_dir, 'best')}, {checkpoint_path(self.run_dir, 'last')}"
-        )
-        table.add_row("sample", f"python generate.py --run {self.run_dir} --length 500")
-        table.add_row("tensorboard", f"tensorboard --logdir {self.run_dir}")
-        return table
 
-
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
-    """Train a model as the config says; with resume, continue the run in config.out exactly."""
+def run_training(config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Run:
+    """Train a model as the settings say; with resume, continue the run in its directory exactly."""
     trainer = Trainer(config, resume=resume, overwrite=overwrite, progress=progress)
     try:
         return trainer.run()

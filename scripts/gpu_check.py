@@ -185,7 +185,7 @@ def step_cli(step: Step, work: Path, sizes: Sizes) -> str:
         device,
         "--quiet",
     )
-    planned = json.loads((work / "run" / "config.json").read_text())["train"]["max_steps"]
+    planned = json.loads((work / "run" / "config.json").read_text())["resolved"]["steps"]["target"]
     step.charnn("train", "--out", run, "--resume", "--max-steps", str(planned + sizes.resume_steps), "--quiet")
     step.charnn("generate", "--run", run, "--length", "200", "--seed", "1", "--device", device)
     many = step.charnn(
@@ -345,7 +345,7 @@ def child_precision(args: argparse.Namespace) -> dict:
 
     work, results = Path(args.work), {}
     for name in CANDIDATES:
-        config = TrainConfig(
+        config = TrainConfig.of(
             corpus="stdlib",
             out=str(work / f"precision-{name}"),
             cache_dir=str(work / "cache"),

@@ -135,7 +135,7 @@ def test_quality_section_trains_for_the_budget_and_reports_val_loss(report, tmp_
     assert quality["steps"] >= 1 and quality["split"] == "0.9,0.1"
     assert positive_finite(quality["best_val_nats_per_char"])
     assert quality["best_val_bits_per_char"] == pytest.approx(quality["best_val_nats_per_char"] / math.log(2))
-    assert quality["settings"]["hidden"] == 16  # --quality-set reached the run
+    assert quality["settings"]["model"]["hidden"] == 16  # --quality-set reached the run
     assert Path(quality["run"], "best.pt").is_file()
 
 
@@ -292,14 +292,14 @@ def test_bf16_divergence_is_measured_on_a_trained_run_and_says_when_there_is_non
 
     from charnn.config import TrainConfig
     from charnn.errors import CharnnError
-    from charnn.trainer import train
+    from charnn.trainer import run_training
 
     empty = BenchSettings(runs_dir=str(tmp_path / "runs"))
     model, source = bench.divergence_model(empty, torch.device("cpu"))
     assert model is None and "random" in source and "--divergence-run" in source
     run = tmp_path / "runs" / "tiny"
-    train(
-        TrainConfig(
+    run_training(
+        TrainConfig.of(
             corpus=str(code_file),
             out=str(run),
             layers=1,

@@ -56,8 +56,8 @@ def test_a_steady_run_ends_within_a_few_percent_of_its_budget_with_the_rate_at_i
     assert step == budget.plan.target
     used = (clock - budget.began) / 120.0
     assert 1 - PLAN_MARGIN - 0.01 <= used <= 1.0
-    config = TrainConfig(max_steps=step, lr=2e-3, min_lr_ratio=0.1)
-    assert learning_rate(config, step - 1) == pytest.approx(2e-4, rel=1e-3)
+    config = TrainConfig.of(lr=2e-3, min_lr_ratio=0.1)
+    assert learning_rate(config, step - 1, budget.plan.target) == pytest.approx(2e-4, rel=1e-3)
 
 
 def test_a_wrong_evaluation_estimate_is_corrected_at_the_first_evaluation():
@@ -107,11 +107,11 @@ def test_the_plan_line_names_the_steps_and_the_speed():
 # ----- a time budget's recipe --------------------------------------------------------------------
 @pytest.fixture
 def three_recipes(monkeypatch):
-    """Recipes of 5, 10 and 30 minutes that differ in every setting they set."""
+    """Recipes of 5, 10 and 30 minutes that differ in every setting they change."""
     from charnn import config
 
     table = tuple(
-        config.Recipe(m, dict(layers=layers, hidden=hidden, lr=lr), "test")
+        config.Recipe(f"{m}min", m, dict(layers=layers, hidden=hidden, lr=lr), "test")
         for m, layers, hidden, lr in ((5, 1, 96, 5e-3), (10, 2, 160, 4e-3), (30, 3, 224, 3e-3))
     )
     monkeypatch.setattr(config, "RECIPES", table)
@@ -124,10 +124,10 @@ def test_a_budget_takes_the_recipe_of_the_largest_budget_within_it(three_recipes
     for minutes, expected in ((5, 0), (7.5, 0), (10, 1), (29, 1), (30, 2), (600, 2), (1, 0)):
         config = merge_train_config({"max_minutes": minutes})
         recipe = three_recipes[expected]
-        assert (config.layers, config.hidden, config.lr, config.recipe) == (
-            recipe.settings["layers"],
-            recipe.settings["hidden"],
-            recipe.settings["lr"],
+        assert (config.model.layers, config.model.hidden, config.lr, config.recipe) == (
+            recipe.changes["layers"],
+            recipe.changes["hidden"],
+            recipe.changes["lr"],
             recipe.name,
         )
         assert config.max_minutes == minutes and config.max_steps is None
@@ -137,24 +137,29 @@ def test_a_run_given_no_length_trains_the_default_budget_with_its_recipe(three_r
     from charnn.config import DEFAULT_MINUTES, merge_train_config, recipe_for
 
     config = merge_train_config({"corpus": "stdlib"})
-    assert config.max_minutes == DEFAULT_MINUTES and config.recipe == recipe_for(DEFAULT_MINUTES).name
-    assert config.hidden == recipe_for(DEFAULT_MINUTES).settings["hidden"]
+    assert config.max_minutes is None and config.minutes == DEFAULT_MINUTES  # as asked: no length
+    assert config.recipe == recipe_for(DEFAULT_MINUTES).name
+    assert config.model.hidden == recipe_for(DEFAULT_MINUTES).changes["hidden"]
+
+
+def test_the_defaults_are_what_a_bare_run_trains():
+    # one default per setting: the dataclass's, --help's and a bare run's are the same (the real recipes)
+    from charnn.config import DEFAULT_MINUTES, TrainConfig, merge_train_config, recipe_for
+
+    assert recipe_for(DEFAULT_MINUTES).changes == {}
+    assert merge_train_config({}).flat() == {**TrainConfig().flat(), "recipe": recipe_for(DEFAULT_MINUTES).name}
 
 
 def test_flags_given_win_and_a_shape_flag_turns_the_recipe_off(three_recipes):
     from charnn.config import RECIPE_SHAPE, TrainConfig, merge_train_config
 
     changed = merge_train_config({"max_minutes": 30, "lr": 1e-3})
-    assert (changed.layers, changed.lr, changed.recipe) == (3, 1e-3, "30 min, --lr 0.001")
+    assert (changed.model.layers, changed.lr, changed.recipe) == (3, 1e-3, "30min, --lr 0.001")
     defaults = TrainConfig()
     for name in RECIPE_SHAPE:
-        given = {"max_minutes": 30, name: getattr(defaults, name)}
+        given = {"max_minutes": 30, name: defaults.flat()[name]}
         config = merge_train_config(given)
-        assert config.recipe is None and (config.layers, config.hidden, config.lr) == (
-            defaults.layers,
-            defaults.hidden,
-            defaults.lr,
-        )
+        assert config.recipe is None and config.flat() == {**defaults.flat(), "max_minutes": 30}
 
 
 def test_a_length_in_steps_or_epochs_takes_no_recipe(three_recipes):
@@ -167,43 +172,63 @@ def test_a_length_in_steps_or_epochs_takes_no_recipe(three_recipes):
         {"epochs": 1.0, "max_minutes": 30},
     ):
         config = merge_train_config(given)
-        assert config.recipe is None and config.hidden == TrainConfig().hidden
+        assert config.recipe is None and config.model.hidden == TrainConfig().model.hidden
         assert config.max_minutes == given.get("max_minutes")
 
 
 def test_resuming_keeps_the_saved_settings_and_takes_no_new_recipe(three_recipes, tmp_path):
-    import json
+    from charnn.config import merge_train_config
 
-    from charnn.config import TrainConfig, merge_train_config
-
-    saved = TrainConfig(out=str(tmp_path), hidden=48, layers=1, max_minutes=30.0, recipe=None)
-    (tmp_path / "config.json").write_text(json.dumps({"train": saved.to_json()}))
+    saved_run(tmp_path, hidden=48, layers=1, max_minutes=30.0)
     resumed = merge_train_config({"out": str(tmp_path), "max_minutes": 60.0}, resume=True)
-    assert (resumed.hidden, resumed.layers, resumed.recipe, resumed.max_minutes) == (48, 1, None, 60.0)
+    assert (resumed.model.hidden, resumed.model.layers, resumed.recipe, resumed.max_minutes) == (48, 1, None, 60.0)
 
 
-def saved_run(directory, **settings):
+def saved_run(directory, steps=None, **settings):
+    """A run directory's config.json: its settings, and the steps it resolved ({"target": N, "from": ...})."""
     import json
 
     from charnn.config import TrainConfig
 
-    (directory / "config.json").write_text(json.dumps({"train": TrainConfig(out=str(directory), **settings).to_json()}))
+    record = {"train": TrainConfig.of(out=str(directory), **settings).to_json(), "resolved": {"steps": steps}}
+    (directory / "config.json").write_text(json.dumps(record))
 
 
-def test_resuming_with_no_length_continues_the_saved_plan_and_steps_given_replace_a_planned_budget(
-    three_recipes, tmp_path
-):
+def test_resuming_a_planned_budget_keeps_its_settings_and_steps_given_replace_the_budget(three_recipes, tmp_path):
     from charnn.config import merge_train_config
 
-    saved_run(tmp_path, max_minutes=10.0, max_steps=1400, step_plan="max-minutes", recipe="10 min")
+    saved_run(tmp_path, {"target": 1400, "from": "max-minutes"}, max_minutes=10.0, recipe="10min")
     same = merge_train_config({"out": str(tmp_path)}, resume=True)
-    assert (same.max_minutes, same.max_steps, same.step_plan, same.recipe) == (10.0, 1400, "max-minutes", "10 min")
+    assert (same.max_minutes, same.max_steps, same.recipe) == (10.0, None, "10min")  # the plan is the run's record
     longer = merge_train_config({"out": str(tmp_path), "max_steps": 5000}, resume=True)
-    assert (longer.max_minutes, longer.max_steps, longer.step_plan) == (None, 5000, None)  # not cut at 10 minutes again
+    assert (longer.max_minutes, longer.max_steps) == (None, 5000)  # not cut at 10 minutes again
     capped = merge_train_config({"out": str(tmp_path), "max_steps": 5000, "max_minutes": 20.0}, resume=True)
     assert (capped.max_minutes, capped.max_steps) == (20.0, 5000)
-    saved_run(tmp_path, max_minutes=15.0, max_steps=5200)  # a cap the user gave with steps stays a cap
+    saved_run(tmp_path, {"target": 5200, "from": "max-steps"}, max_minutes=15.0, max_steps=5200)
     assert merge_train_config({"out": str(tmp_path), "max_steps": 6000}, resume=True).max_minutes == 15.0
+
+
+def test_a_run_saved_before_its_plan_was_kept_apart_resumes_the_same(tmp_path):
+    # config.json's settings used to hold the planned steps and the resolved precision
+    import json
+
+    from charnn.config import merge_train_config, saved_plan
+
+    legacy = {
+        "corpus": "stdlib",
+        "out": str(tmp_path),
+        "hidden": 48,
+        "max_minutes": 10.0,
+        "max_steps": 1400,
+        "step_plan": "max-minutes",
+        "precision": "bf16",
+        "recipe": "10 min",
+    }
+    (tmp_path / "config.json").write_text(json.dumps({"train": legacy, "model": {}, "vocab_size": 90}))
+    resumed = merge_train_config({"out": str(tmp_path)}, resume=True)
+    assert (resumed.model.hidden, resumed.max_steps, resumed.max_minutes, resumed.recipe) == (48, None, 10.0, "10min")
+    plan = saved_plan(tmp_path)
+    assert plan["steps"] == {"target": 1400, "from": "max-minutes"} and plan["precision"]["name"] == "bf16"
 
 
 def test_none_from_python_is_not_a_length_and_charnn_s_own_fields_are_refused(three_recipes):
@@ -211,8 +236,8 @@ def test_none_from_python_is_not_a_length_and_charnn_s_own_fields_are_refused(th
     from charnn.errors import UsageError
 
     config = merge_train_config({"max_steps": None, "epochs": None, "max_minutes": None})
-    assert (config.max_minutes, config.max_steps, config.recipe) == (DEFAULT_MINUTES, None, "10 min")
-    for name, value in (("recipe", "30 min"), ("step_plan", "epochs")):
+    assert (config.minutes, config.max_steps, config.recipe) == (DEFAULT_MINUTES, None, "10min")
+    for name, value in (("recipe", "30min"), ("step_plan", "epochs")):
         with pytest.raises(UsageError, match=name):
             merge_train_config({name: value})
 
@@ -220,10 +245,11 @@ def test_none_from_python_is_not_a_length_and_charnn_s_own_fields_are_refused(th
 def test_the_run_names_its_recipe_and_the_settings_given_that_change_it(three_recipes):
     from charnn.config import merge_train_config
 
-    assert merge_train_config({"max_minutes": 10, "lr": 1e-3, "seq_len": 64}).recipe == "10 min, --lr 0.001"
     assert (
-        merge_train_config({"max_minutes": 10, "lr": 4e-3}).recipe == "10 min"
-    )  # the recipe's own value changes nothing
+        merge_train_config({"max_minutes": 10, "lr": 1e-3, "seq_len": 64}).recipe == "10min, --seq-len 64, --lr 0.001"
+    )
+    # the recipe's own value changes nothing
+    assert merge_train_config({"max_minutes": 10, "lr": 4e-3}).recipe == "10min"
 
 
 def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_changes(three_recipes):
@@ -232,14 +258,14 @@ def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_ch
 
     for minutes, recipe in ((5, three_recipes[0]), (12, three_recipes[1]), (45, three_recipes[2])):
         config = recommended_cpu_config("corpus.txt", "out", "cache", minutes)
-        assert (config.hidden, config.lr, config.recipe) == (
-            recipe.settings["hidden"],
-            recipe.settings["lr"],
+        assert (config.model.hidden, config.lr, config.recipe) == (
+            recipe.changes["hidden"],
+            recipe.changes["lr"],
             recipe.name,
         )
         assert config.eval_chars == 0 and config.split == "0.9,0.1"  # the whole val split of a 90/10 cut
     changed = apply_overrides(recommended_cpu_config("corpus.txt", "out", "cache", 30), {"hidden": "320", "lr": "3e-3"})
-    assert (changed.hidden, changed.recipe) == (320, "30 min, --hidden 320")
+    assert (changed.model.hidden, changed.recipe) == (320, "30min, --hidden 320")
 
 
 def test_a_budget_that_is_not_a_number_is_refused_by_its_rule_not_by_the_recipe():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from charnn.cli import build_parser, main, train_config_from_args
-from charnn.config import TrainConfig, default_run_dir
+from charnn.config import TrainConfig
 from charnn.errors import CharnnError, UsageError
 
 
@@ -17,14 +17,14 @@ def parse(*argv: str):
 
 def test_defaults_then_the_saved_config_then_the_flags_given(tmp_path):
     fresh = train_config_from_args(parse("--corpus", "x.txt", "--hidden", "32"))
-    assert fresh.hidden == 32 and fresh.layers == TrainConfig().layers and fresh.out == "runs/x"
+    assert fresh.model.hidden == 32 and fresh.model.layers == TrainConfig().model.layers and fresh.run_dir == "runs/x"
     run = tmp_path / "run"
     run.mkdir()
-    saved = TrainConfig(corpus="x.txt", out=str(run), hidden=32, lr=0.01, max_steps=50).to_json()
+    saved = TrainConfig.of(corpus="x.txt", out=str(run), hidden=32, lr=0.01, max_steps=50).to_json()
     del saved["precision"]  # a run from before --precision existed trained in fp32
     (run / "config.json").write_text(json.dumps({"train": saved}))
     resumed = train_config_from_args(parse("--out", str(run), "--resume", "--max-steps", "80"))
-    assert (resumed.hidden, resumed.lr, resumed.max_steps, resumed.precision) == (32, 0.01, 80, "fp32")
+    assert (resumed.model.hidden, resumed.lr, resumed.max_steps, resumed.precision) == (32, 0.01, 80, "fp32")
 
 
 def test_resume_refuses_what_cannot_be_resumed(tmp_path):
@@ -32,7 +32,7 @@ def test_resume_refuses_what_cannot_be_resumed(tmp_path):
         train_config_from_args(parse("--resume"))
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"train": TrainConfig(out=str(run), hidden=32).to_json()}))
+    (run / "config.json").write_text(json.dumps({"train": TrainConfig.of(out=str(run), hidden=32).to_json()}))
     with pytest.raises(CharnnError, match=r"flags contradict the saved model.*--hidden 64 \(saved: 32\)"):
         train_config_from_args(parse("--out", str(run), "--resume", "--hidden", "64"))
     (run / "config.json").write_text("{not json")
@@ -50,7 +50,7 @@ def test_resume_refuses_what_cannot_be_resumed(tmp_path):
     ],
 )
 def test_a_run_is_named_after_its_corpus(corpus, name):
-    assert default_run_dir(corpus) == name
+    assert TrainConfig(corpus=corpus).run_dir == name
 
 
 def test_the_parser_says_what_is_wrong_in_one_line_and_exits_2(capsys):
@@ -159,7 +159,7 @@ def ruled_flags():
 
 @pytest.mark.parametrize("config, command, name", ruled_flags())
 def test_each_range_is_said_once_for_the_flag_and_the_python_keyword(config, command, name, capsys):
-    # one rule per setting: `charnn train --layers -1` and TrainConfig(layers=-1).validate() say the same sentence
+    # one rule per setting: `charnn train --layers -1` and TrainConfig.of(layers=-1).validate() say the same sentence
     with pytest.raises(UsageError) as from_python:
         config(**{name: -1}).validate()
     with pytest.raises(SystemExit) as exit_:

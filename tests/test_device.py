@@ -35,7 +35,7 @@ from charnn.errors import CharnnError, UsageError
 from charnn.evaluate import preview_sample
 from charnn.model import ModelConfig, new_model
 from charnn.precision import CUDA_AUTO
-from charnn.trainer import StepTally, TrainConfig, Trainer, train
+from charnn.trainer import StepTally, TrainConfig, Trainer, run_training
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
         device="cpu",
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.of(**values)
 
 
 # ----- tensors made on the model's device ------------------------------------------------------------
@@ -91,13 +91,13 @@ def test_training_evaluation_and_resume_run_where_the_model_is(tmp_path, code_fi
     try:
         assert trainer.model.decoder.weight.device == fake_gpu and trainer.train_feed.resident
         result = trainer.run()  # steps, the tally, evaluations with their samples, checkpoints
-        assert result.step == 6
+        assert result.steps == 6
     finally:
         trainer.close()
     trainer = Trainer(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
     try:
         assert all(s.device == fake_gpu for s in trainer.state)  # the carried state goes back to the device
-        assert trainer.run().step == 9
+        assert trainer.run().steps == 9
     finally:
         trainer.close()
 
@@ -150,8 +150,8 @@ def test_evaluation_and_every_probe_stage_run_where_the_model_is(fake_gpu):
 def test_train_resume_generate_eval_and_probe_make_no_tensor_off_the_models_device(
     tmp_path, code_file, cell, default_device_trap, capsys
 ):
-    train(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
-    train(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
+    run_training(tiny_config(tmp_path, str(code_file), cell=cell), progress=False)
+    run_training(tiny_config(tmp_path, str(code_file), cell=cell, max_steps=9), resume=True, progress=False)
     run = str(tmp_path / "run")
     probe_text = tmp_path / "probe.py"
     probe_text.write_text(code_file.read_text()[:3000])
@@ -490,13 +490,13 @@ def test_rng_snapshot_carries_the_gpu_state_on_cuda(monkeypatch):
 
 
 def test_checkpoints_keep_a_random_state_per_rank_and_device(tmp_path, code_file):
-    train(tiny_config(tmp_path, str(code_file)), progress=False)
+    run_training(tiny_config(tmp_path, str(code_file)), progress=False)
     extra = load_checkpoint(tmp_path / "run" / "last.pt").extra
     assert len(extra["rng_per_rank"]) == 1 and set(extra["rng_per_rank"][0]) == {"cpu"}  # and "cuda" on a GPU
 
 
 def test_resume_with_another_number_of_processes_starts_the_streams_afresh(tmp_path, code_file, capsys):
-    train(tiny_config(tmp_path, str(code_file)), progress=False)
+    run_training(tiny_config(tmp_path, str(code_file)), progress=False)
     last = tmp_path / "run" / "last.pt"
     checkpoint = load_checkpoint(last)
     meta = dict(checkpoint.meta, data_position={**checkpoint.meta["data_position"], "world": 2})

@@ -118,9 +118,9 @@ def test_a_time_budget_alone_is_planned_once_for_all_ranks(tmp_path, code_file):
     plans = [line for line in result.stdout.splitlines() if line.startswith("plan")]
     assert plans and plans[0].startswith("plan at step 13: "), result.stdout[-2000:]  # printed by rank 0 alone
 
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    planned = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]["steps"]
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert saved["step_plan"] == "max-minutes" and 13 < checkpoint.meta["step"] <= saved["max_steps"]
+    assert planned["from"] == "max-minutes" and 13 < checkpoint.meta["step"] <= planned["target"]
     assert len(checkpoint.extra["state_per_rank"]) == 2 and all(checkpoint.extra["state_per_rank"])
 
 

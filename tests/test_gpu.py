@@ -27,7 +27,7 @@ def test_a_training_step_never_waits_for_the_gpu(tmp_path, code_file):
     from charnn.trainer import TrainConfig, Trainer
 
     trainer = Trainer(
-        TrainConfig(
+        TrainConfig.of(
             corpus=str(code_file),
             out=str(tmp_path / "run"),
             cache_dir=str(tmp_path / "cache"),
@@ -60,7 +60,7 @@ def test_every_precision_this_gpu_accepts_runs_cudnn_in_the_dtype_it_names(tmp_p
     from charnn.trainer import TrainConfig, Trainer
 
     for precision in ("fp32", "bf16-head", "bf16", "fp16"):
-        config = TrainConfig(
+        config = TrainConfig.of(
             corpus=str(code_file),
             out=str(tmp_path / precision / cell),
             cache_dir=str(tmp_path / "cache"),

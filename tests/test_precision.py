@@ -18,7 +18,7 @@ from charnn.device import cpu_autocast_runs_bf16, runs_bf16
 from charnn.errors import UsageError
 from charnn.model import ModelConfig, new_model
 from charnn.precision import CUDA_AUTO, PRECISIONS, Hardware, Precision, choose_precision, policy
-from charnn.trainer import Trainer, train
+from charnn.trainer import Trainer, run_training
 
 CELLS = ("lstm", "gru", "rnn")
 
@@ -151,7 +151,7 @@ def tiny(tmp_path, code_file, **changes):
         dropout=0.0,
         device="cpu",
     )
-    return TrainConfig(**{**settings, **changes})
+    return TrainConfig.of(**{**settings, **changes})
 
 
 @pytest.mark.skipif(not runs_bf16("lstm"), reason="PyTorch's LSTM kernel cannot compute in bf16 on this CPU")
@@ -170,11 +170,11 @@ def test_bf16_on_a_cpu_computes_every_cell_in_bf16(tmp_path, code_file, cell):
 
 
 def test_bf16_head_trains_with_an_fp32_recurrence_and_records_what_ran(tmp_path, code_file, capsys):
-    result = train(tiny(tmp_path, code_file, precision="bf16-head", max_steps=20, lr=1e-2), progress=False)
-    assert result.step == 20
+    result = run_training(tiny(tmp_path, code_file, precision="bf16-head", max_steps=20, lr=1e-2), progress=False)
+    assert result.steps == 20
     meta = load_checkpoint(tmp_path / "run" / "last.pt").meta
-    assert meta["precision"]["name"] == "bf16-head"
-    assert meta["precision"]["describe"] == "LSTM fp32, embedding and decoder bf16"
+    assert meta["resolved"]["precision"]["name"] == "bf16-head" and meta["train"]["precision"] == "bf16-head"
+    assert meta["resolved"]["precision"]["describe"] == "LSTM fp32, embedding and decoder bf16"
     assert "bf16-head: LSTM fp32, embedding and decoder bf16" in capsys.readouterr().err
 
 
@@ -194,10 +194,10 @@ def test_a_scaled_policy_skips_overflowing_steps_and_resumes_exactly(tmp_path, c
     finally:
         trainer.close()
     # N steps + resume + M steps is N + M steps in one go, the scaler's state included
-    whole = train(tiny(tmp_path, code_file, out=str(tmp_path / "whole"), max_steps=20), progress=False)
-    train(tiny(tmp_path, code_file, out=str(tmp_path / "parts"), max_steps=10, decay_steps=20), progress=False)
-    train(tiny(tmp_path, code_file, out=str(tmp_path / "parts"), max_steps=20), resume=True, progress=False)
-    assert whole.step == 20
+    whole = run_training(tiny(tmp_path, code_file, out=str(tmp_path / "whole"), max_steps=20), progress=False)
+    run_training(tiny(tmp_path, code_file, out=str(tmp_path / "parts"), max_steps=10, decay_steps=20), progress=False)
+    run_training(tiny(tmp_path, code_file, out=str(tmp_path / "parts"), max_steps=20), resume=True, progress=False)
+    assert whole.steps == 20
     saved = {name: load_checkpoint(tmp_path / name / "last.pt") for name in ("whole", "parts")}
     assert "grad_scaler" in saved["parts"].extra
     assert all(

@@ -10,7 +10,7 @@ from charnn.cli import main
 from charnn.probe.labels import code_features
 from charnn.probe.record import torch_threads
 from charnn.tasks import make_task_text
-from charnn.trainer import TrainConfig, train
+from charnn.trainer import TrainConfig, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 STATES = {"h", "c", "i", "f", "g", "o"}
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     corpus = tmp / "code.py"
     corpus.write_text(code * 3)
     run = tmp / "runs" / "code"
-    config = TrainConfig(
+    config = TrainConfig.of(
         corpus=str(corpus),
         out=str(run),
         layers=2,
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
         cache_dir=str(tmp / "cache"),
     )
     with torch_threads(1):  # tiny matrices: a second thread only adds waiting, badly so on a busy machine
-        train(config, progress=False)
+        run_training(config, progress=False)
     text = tmp / "probe.py"
     text.write_text(code[:3000])
     return tmp, run, text
@@ -170,7 +170,7 @@ def test_probe_task_features_and_truncation(trained, tmp_path):
 
 
 def test_a_task_run_is_probed_on_fresh_sequences_without_a_text(tmp_path, capsys):
-    config = TrainConfig(
+    config = TrainConfig.of(
         corpus="task:count",
         out=str(tmp_path / "count"),
         layers=1,
@@ -186,7 +186,7 @@ def test_a_task_run_is_probed_on_fresh_sequences_without_a_text(tmp_path, capsys
         cache_dir=str(tmp_path / "cache"),
     )
     with torch_threads(1):
-        train(config, progress=False)
+        run_training(config, progress=False)
     out = tmp_path / "fresh.json"
     assert (
         main(["probe", "--run", config.out, "--json", str(out), "--no-ablation", "--no-control", "--max-chars", "4000"])

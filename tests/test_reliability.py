@@ -39,7 +39,7 @@ from charnn.corpus import load_corpus
 from charnn.errors import CharnnError
 from charnn.probe.labels import code_features, features_for, task_features, tweet_features
 from charnn.tasks import TASK_NAMES
-from charnn.trainer import TrainConfig, Trainer, train
+from charnn.trainer import TrainConfig, Trainer, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # one thread: tiny models, a shared 2-core box
@@ -174,7 +174,7 @@ def tiny_config(tmp_path: Path, corpus: Path, **overrides) -> TrainConfig:
         seed=3,
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.of(**values)
 
 
 # ================================================================ 1. SIGKILL at any moment
@@ -274,11 +274,11 @@ def test_a_kill_between_the_best_and_last_writes_loses_no_best_model(tmp_path, c
 
 
 def test_resume_with_another_batch_size_restarts_the_streams_instead_of_crashing(tmp_path, code_file, capsys):
-    train(tiny_config(tmp_path, code_file, max_steps=3, eval_every=3), progress=False)
-    result = train(
+    run_training(tiny_config(tmp_path, code_file, max_steps=3, eval_every=3), progress=False)
+    result = run_training(
         tiny_config(tmp_path, code_file, max_steps=6, eval_every=3, batch_size=8), resume=True, progress=False
     )
-    assert result.step == 6 and "zero state" in capsys.readouterr().err
+    assert result.steps == 6 and "zero state" in capsys.readouterr().err
     assert_usable(tmp_path / "run" / "last.pt")
 
 
@@ -496,7 +496,7 @@ def test_hostile_checkpoints_through_generate_eval_and_resume(tmp_path, code_fil
 
 
 def test_a_checkpoint_with_a_damaged_training_state_refuses_to_resume(tmp_path, code_file):
-    train(tiny_config(tmp_path, code_file, max_steps=5), progress=False)
+    run_training(tiny_config(tmp_path, code_file, max_steps=5), progress=False)
     last = tmp_path / "run" / "last.pt"
     payload = torch.load(last, weights_only=True)
     payload["extra"]["optimizer"]["state"][0]["exp_avg"] = torch.zeros(3)
@@ -727,15 +727,15 @@ def test_a_failing_disk_mid_run_keeps_the_previous_checkpoint(tmp_path, code_fil
     monkeypatch.setattr(charnn.atomic, "open", disk.open, raising=False)  # the one writer of every file
     run = tmp_path / "run"
     with pytest.raises(CharnnError) as stopped:
-        train(tiny_config(tmp_path, code_file, max_steps=20), progress=False)
+        run_training(tiny_config(tmp_path, code_file, max_steps=20), progress=False)
     assert os.strerror(error) in str(stopped.value) and "intact" in str(stopped.value)
     assert assert_usable(run / "last.pt")["step"] == 5
     assert assert_usable(run / "best.pt")["step"] == 5
     assert not list(run.glob(".*.tmp"))
 
     monkeypatch.undo()  # space freed: the run continues where it was
-    result = train(tiny_config(tmp_path, code_file, max_steps=20), resume=True, progress=False)
-    assert result.step == 20 and assert_usable(run / "last.pt")["step"] == 20
+    result = run_training(tiny_config(tmp_path, code_file, max_steps=20), resume=True, progress=False)
+    assert result.steps == 20 and assert_usable(run / "last.pt")["step"] == 20
 
 
 def test_a_full_disk_for_the_metrics_says_the_checkpoint_is_saved(tmp_path, code_file, monkeypatch):
@@ -748,7 +748,7 @@ def test_a_full_disk_for_the_metrics_says_the_checkpoint_is_saved(tmp_path, code
 
     monkeypatch.setattr("builtins.open", full_for_metrics)
     with pytest.raises(CharnnError, match="No space left on device.*checkpoints of step 5 are saved.*--resume"):
-        train(tiny_config(tmp_path, code_file), progress=False)
+        run_training(tiny_config(tmp_path, code_file), progress=False)
     monkeypatch.undo()
     assert_usable(tmp_path / "run" / "last.pt")
 
@@ -1075,7 +1075,7 @@ def trained_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "code.py").write_text(Path(json.decoder.__file__).read_text())
-    train(tiny_config(tmp, tmp / "code.py", max_steps=4, eval_every=4), progress=False)
+    run_training(tiny_config(tmp, tmp / "code.py", max_steps=4, eval_every=4), progress=False)
     return tmp
 
 
@@ -1222,8 +1222,8 @@ def test_vocabulary_edges_train_sample_and_evaluate(tmp_path, monkeypatch, capsy
     data = EDGES[name]
     (tmp_path / "corpus.txt").write_bytes(data)
     expected_text = data.decode("utf-8-sig").replace("\r\n", "\n")
-    result = train(tiny_config(tmp_path, tmp_path / "corpus.txt", max_steps=4, eval_every=2), progress=False)
-    assert result.step == 4
+    result = run_training(tiny_config(tmp_path, tmp_path / "corpus.txt", max_steps=4, eval_every=2), progress=False)
+    assert result.steps == 4
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
     vocab = checkpoint.vocab
     assert set(vocab.chars) == set(expected_text) and "\r" not in vocab.chars and "\ufeff" not in vocab.chars

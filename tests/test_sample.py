@@ -12,7 +12,7 @@ from charnn.checkpoint import load_checkpoint
 from charnn.errors import CharnnError, UsageError
 from charnn.model import FastStepper, StepLinear
 from charnn.sample import Clamp, SampleOptions, clamp_holds, find_latest_run, generate, warm_up
-from charnn.trainer import TrainConfig, train
+from charnn.trainer import TrainConfig, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sample")
     corpus = tmp / "code.py"
     corpus.write_text(Path(json.decoder.__file__).read_text() * 4)
-    config = TrainConfig(
+    config = TrainConfig.of(
         corpus=str(corpus),
         out=str(tmp / "runs" / "code"),
         layers=2,
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
         sample_chars=0,
         cache_dir=str(tmp / "cache"),
     )
-    train(config, progress=False)
+    run_training(config, progress=False)
     checkpoint = load_checkpoint(tmp / "runs" / "code" / "best.pt")
     return tmp, checkpoint.build_model(), checkpoint.vocab
 

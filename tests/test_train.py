@@ -17,9 +17,10 @@ import charnn.device
 from charnn.batches import StreamBatches
 from charnn.checkpoint import load_checkpoint
 from charnn.cli import main
+from charnn.config import DEFAULT_MINUTES
 from charnn.device import cpu_has_fast_bf16, resolve_precision, runs_bf16
 from charnn.errors import UsageError
-from charnn.trainer import TrainConfig, Trainer, train
+from charnn.trainer import TrainConfig, Trainer, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 # PyTorch's CPU LSTM kernel (oneDNN) has no bf16 path on some CPUs (an AVX2-only EPYC): there the bf16 runs
@@ -47,7 +48,7 @@ def tiny_config(tmp_path: Path, corpus: str, **overrides) -> TrainConfig:
         seed=3,
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.of(**values)
 
 
 def memory_lines(count: int, seed: int, gaps: tuple[int, int]) -> list[str]:
@@ -103,7 +104,7 @@ def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
         sample_chars=0,
         split="0.9,0.1",
     )
-    train(config, progress=False)
+    run_training(config, progress=False)
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     model, vocab = checkpoint.build_model(), checkpoint.vocab
     test_lines = memory_lines(
@@ -137,11 +138,11 @@ def test_a_memory_across_batch_boundaries_needs_the_carry(tmp_path):
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, code_file, precision):
     common = dict(eval_every=8, dropout=0.2, precision=precision)
     whole = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "whole"), max_steps=24, **common)
-    train(whole, progress=False)
+    run_training(whole, progress=False)
     first = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=12, decay_steps=24, **common)
-    train(first, progress=False)
+    run_training(first, progress=False)
     second = tiny_config(tmp_path, str(code_file), out=str(tmp_path / "parts"), max_steps=24, decay_steps=24, **common)
-    train(second, resume=True, progress=False)
+    run_training(second, resume=True, progress=False)
     a = load_checkpoint(tmp_path / "whole" / "last.pt")
     b = load_checkpoint(tmp_path / "parts" / "last.pt")
     assert a.meta["step"] == b.meta["step"] == 24
@@ -155,38 +156,46 @@ def test_a_time_budget_alone_plans_the_steps_and_resume_keeps_the_plan(tmp_path,
     # --max-minutes without --max-steps: the step count comes from the first steps' speed and goes into
     # config.json and every checkpoint; the schedule decays to its floor at the planned step
     config = tiny_config(tmp_path, str(code_file), max_steps=None, max_minutes=0.05, eval_every=200, log_every=50)
-    result = train(config, progress=False)
+    result = run_training(config, progress=False)
     assert result.plans and result.plans[0].reason == "plan"
     target = result.plans[-1].target
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
-    assert (saved["max_steps"], saved["step_plan"]) == (target, "max-minutes")
-    assert load_checkpoint(tmp_path / "run" / "last.pt").meta["train"]["max_steps"] == target
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved = record["train"]  # as asked: the plan is recorded beside the settings, not written into them
+    assert saved["max_steps"] is None and record["resolved"]["steps"] == {"target": target, "from": "max-minutes"}
+    assert load_checkpoint(tmp_path / "run" / "last.pt").meta["resolved"]["steps"]["target"] == target
     floor = config.lr * config.min_lr_ratio
-    if result.step == target:  # the plan ends 2% early; a burst of load on the machine can still hit the deadline first
+    if (
+        result.steps == target
+    ):  # the plan ends 2% early; a burst of load on the machine can still hit the deadline first
         assert result.stopped_by == "max-minutes" and result.final_lr == pytest.approx(floor, rel=0.01)
     else:
-        assert result.stopped_by == "max-minutes" and result.step > 0.8 * target
-    # a resume continues the saved schedule instead of planning again
-    resumed = TrainConfig.from_json({**saved, "max_steps": target + 20})
-    again = train(resumed, resume=True, progress=False)
-    assert again.plans == [] and again.step == target + 20
+        assert result.stopped_by == "max-minutes" and result.steps > 0.8 * target
+    # a resume continues the saved schedule instead of planning again, or the steps given
+    trainer = Trainer(TrainConfig.from_json(saved), resume=True, progress=False)
+    try:
+        assert (trainer.schedule.target, trainer.schedule.source) == (target, "max-minutes")
+    finally:
+        trainer.close()
+    again = run_training(TrainConfig.from_json({**saved, "max_steps": target + 20}), resume=True, progress=False)
+    assert again.plans == [] and again.steps == target + 20
 
 
 def test_epochs_alone_set_the_step_count_and_the_schedule_ends_with_them(tmp_path, code_file):
     config = tiny_config(tmp_path, str(code_file), max_steps=None, epochs=0.5, eval_every=1000)
-    result = train(config, progress=False)
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
-    assert saved["step_plan"] == "epochs" and saved["max_steps"] == result.step > 30
+    result = run_training(config, progress=False)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["resolved"]["steps"] == {"target": result.steps, "from": "epochs"} and result.steps > 30
+    assert record["train"]["max_steps"] is None and record["train"]["epochs"] == 0.5
     assert result.stopped_by == "epochs"
     assert result.final_lr == pytest.approx(
         config.lr * config.min_lr_ratio, rel=0.01
     )  # the last step sits just above the floor
-    # with no length given at all, the default step count
-    plain = train(
-        tiny_config(tmp_path, str(code_file), out=str(tmp_path / "plain"), max_steps=None, eval_every=1000),
-        progress=False,
-    )
-    assert plain.step == 1000 and plain.stopped_by == "max-steps"
+    # with no length given at all, from Python as from the command line: the default time budget, planned
+    plain = Trainer(tiny_config(tmp_path, str(code_file), out=str(tmp_path / "plain"), max_steps=None), progress=False)
+    try:
+        assert plain.schedule.target is None and plain.config.minutes == DEFAULT_MINUTES
+    finally:
+        plain.close()
 
 
 @NEEDS_BF16

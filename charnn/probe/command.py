@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from charnn.argtypes import rule_of as rule
+from charnn.config import TrainConfig
 from charnn.errors import CharnnError, UsageError
 from charnn.probe.languages import LANGUAGES, SYNTAXES
 from charnn.probe.options import FEATURE_SETS, HTML_MAX_MB, MAX_CHARS, ProbeOptions
@@ -211,19 +212,19 @@ def fresh_task_text(text_flag: str | None, task_flag: str | None, meta: dict) ->
     named = text_flag.removeprefix("task:") if text_flag else None
     if named and task_flag and named != task_flag.removeprefix("task:"):
         raise UsageError(f"--text task:{named} and --task {task_flag} name different tasks")
-    train = meta.get("train") or {}
-    if not named and not task_flag and not str(train.get("corpus") or "").startswith("task:"):
-        raise UsageError(f"--text is needed: the run was trained on '{train.get('corpus')}', not on a task:NAME corpus")
+    trained = TrainConfig.from_json(meta.get("train") or {})
+    if not named and not task_flag and not trained.corpus.startswith("task:"):
+        raise UsageError(f"--text is needed: the run was trained on '{trained.corpus}', not on a task:NAME corpus")
     task = resolve_task(named or task_flag, "task", meta)
-    trained_seed = int(train.get("task_seed") or 0)
-    seed = trained_seed + 1 if str(train.get("corpus") or "") == f"task:{task}" else trained_seed
+    trained_seed = trained.reader.task_seed
+    seed = trained_seed + 1 if trained.corpus == f"task:{task}" else trained_seed
     text = make_task_text(task, TASK_PROBE_SEQUENCES, seed=seed)
-    trained = f" (the run trained on seed {trained_seed})" if seed != trained_seed else ""
+    seed_note = f" (the run trained on seed {trained_seed})" if seed != trained_seed else ""
     return (
         task,
         text,
         f"task:{task} seed {seed}",
-        (f"probing {TASK_PROBE_SEQUENCES:,} freshly generated {task} sequences, task seed {seed}{trained}"),
+        (f"probing {TASK_PROBE_SEQUENCES:,} freshly generated {task} sequences, task seed {seed}{seed_note}"),
     )
 
 
