@@ -5,18 +5,53 @@ precision policy, device and planned steps), so config.json's "train" is what th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.table import Table
 
+from charnn.budget import Plan
 from charnn.checkpoint import checkpoint_path
 from charnn.corpus import parse_fractions
 from charnn.device import timed
 from charnn.evaluate import evaluate, preview_sample
 
 if TYPE_CHECKING:
-    from charnn.trainer import Run, Trainer
+    from charnn.trainer import Trainer
+
+
+@dataclass
+class Run:
+    """A finished training run: where it is and what it reached (charnn.train returns it)."""
+
+    directory: Path
+    steps: int
+    best_val_bpc: float | None  # best validation bits per character
+    last_val_bpc: float | None
+    seconds: float
+    chars_per_second: float
+    stopped_by: str  # max-steps, epochs or max-minutes
+    history: list[dict] = field(default_factory=list)  # one record per evaluation (metrics.jsonl)
+    plans: list[Plan] = field(default_factory=list)  # a time budget's step plans, first to last
+    final_lr: float | None = None  # the learning rate of the last step
+
+    @property
+    def planned_steps(self) -> list[int]:
+        """The steps each of a time budget's plans set, first to last."""
+        return [plan.target for plan in self.plans]
+
+    def load(self, which: str = "best", device: str = "cpu") -> Any:
+        """The run's model (its best.pt, or last.pt): charnn.load, which sits above training in the flow."""
+        from charnn.api import load
+
+        return load(self.directory, which=which, device=device)
+
+    def __repr__(self) -> str:
+        best = f"{self.best_val_bpc:.4f}" if self.best_val_bpc is not None else "-"
+        return f"Run('{self.directory}', steps={self.steps:,}, best_val_bpc={best}, stopped_by='{self.stopped_by}')"
+
 
 CHECKPOINT_BYTES_PER_SECOND = 200e6  # a guess at how fast a checkpoint is written, before one has been
 

@@ -10,7 +10,7 @@ import math
 import signal
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from charnn.batches import DeviceBatches, StreamBatches
 from charnn.budget import Plan, TimeBudget
-from charnn.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from charnn.config import MODEL_SETTINGS, TrainConfig, flag, learning_rate, saved_plan
+from charnn.checkpoint import checkpoint_path
+from charnn.config import TrainConfig, learning_rate, saved_plan
 from charnn.corpus import Corpus, load_corpus, parse_fractions
 from charnn.device import (
     Distributed,
@@ -31,21 +31,20 @@ from charnn.device import (
     memory_guard,
     pick_device,
     resolve_precision,
-    restore_rng,
-    rng_snapshot,
 )
 from charnn.errors import CharnnError
-from charnn.evaluate import LN2, evaluate, preview_sample
+from charnn.evaluate import LN2
 from charnn.model import State, detach_state, new_model
 from charnn.precision import grad_scaler
 from charnn.run_record import (
-    checkpoint_meta,
+    Run,
     config_record,
     estimate_evaluation_seconds,
     setup_warnings,
     start_table,
     summary_table,
 )
+from charnn.run_state import evaluate_and_save, resume_from_last
 from charnn.rundir import RunDirectory
 from charnn.sources import CorpusSpec
 from charnn.tally import StepTally, TallyReading
@@ -79,37 +78,6 @@ class TrainingStopped(CharnnError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
-
-
-@dataclass
-class Run:
-    """A finished training run: where it is and what it reached (charnn.train returns it)."""
-
-    directory: Path
-    steps: int
-    best_val_bpc: float | None  # best validation bits per character
-    last_val_bpc: float | None
-    seconds: float
-    chars_per_second: float
-    stopped_by: str  # max-steps, epochs or max-minutes
-    history: list[dict] = field(default_factory=list)  # one record per evaluation (metrics.jsonl)
-    plans: list[Plan] = field(default_factory=list)  # a time budget's step plans, first to last
-    final_lr: float | None = None  # the learning rate of the last step
-
-    @property
-    def planned_steps(self) -> list[int]:
-        """The steps each of a time budget's plans set, first to last."""
-        return [plan.target for plan in self.plans]
-
-    def load(self, which: str = "best", device: str = "cpu") -> Any:
-        """The run's model (its best.pt, or last.pt): charnn.load, which sits above training in the flow."""
-        from charnn.api import load
-
-        return load(self.directory, which=which, device=device)
-
-    def __repr__(self) -> str:
-        best = f"{self.best_val_bpc:.4f}" if self.best_val_bpc is not None else "-"
-        return f"Run('{self.directory}', steps={self.steps:,}, best_val_bpc={best}, stopped_by='{self.stopped_by}')"
 
 
 @dataclass
@@ -228,7 +196,7 @@ class Trainer:
         self.last_train_loss: float | None = None
         self.saved_step: int | None = None  # step of the last.pt this run has written or resumed from
         if resume and checkpoint_path(self.run_dir, "last").is_file():
-            self.load_resume_state()
+            resume_from_last(self)
         elif resume:  # stopped before its first checkpoint: nothing to restore, so the run starts again
             self.best_val_bpc = self.directory.best_score()
             self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
@@ -267,69 +235,6 @@ class Trainer:
         if self.config.epochs is None:
             return None
         return max(1, math.ceil(self.config.epochs * self.train_batches.steps_per_epoch))
-
-    def load_resume_state(self) -> None:
-        """Restore weights, optimizer, step, carried state, RNG and metrics from last.pt."""
-        checkpoint = load_checkpoint(checkpoint_path(self.run_dir, "last"))
-        if checkpoint.vocab != self.vocab:
-            raise CharnnError(
-                f"--resume: the corpus '{self.config.corpus}' gives a different vocabulary from the one "
-                f"'{self.run_dir}' was trained on"
-            )
-        if checkpoint.model_config != self.model_config:
-            saved, now = checkpoint.model_config, self.model_config
-            diff = [
-                f"--{flag(n)} {getattr(saved, n)} (saved) vs {getattr(now, n)}"
-                for n in MODEL_SETTINGS
-                if getattr(saved, n) != getattr(now, n)
-            ]
-            raise CharnnError(f"--resume: flags contradict the saved model: {'; '.join(diff)}")
-        try:  # shapes of the weights were checked on loading; the rest of a damaged file must not crash later
-            self.restore(checkpoint.model_state, checkpoint.extra, checkpoint.meta)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            raise CharnnError(f"--resume: '{checkpoint.path}' is damaged and cannot be resumed ({first})") from None
-        self.saved_step = self.step
-        self.best_val_bpc = self.directory.best_score()
-        self.dist.on_main(lambda: self.directory.rewrite_metrics(self.history))
-
-    def restore(self, weights: dict, extra: dict, meta: dict) -> None:
-        """load_resume_state's work: weights, optimizer and scaler, step, history, generators, carried state."""
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(extra["optimizer"])
-        if self.scaler is not None and "grad_scaler" in extra:
-            self.scaler.load_state_dict(extra["grad_scaler"])
-        for param in self.model.parameters():
-            for moment in self.optimizer.state.get(param, {}).values():
-                if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != param.shape:
-                    raise ValueError("optimizer state does not fit the weights")
-        self.step = int(meta["step"])
-        if self.step < 0:
-            raise ValueError(f"step {self.step}")
-        self.train_seconds = float(meta.get("train_seconds", 0.0))
-        self.history = [dict(record) for record in meta.get("history", [])]
-        rngs = extra.get("rng_per_rank", [])
-        if self.dist.rank < len(rngs):
-            saved = rngs[self.dist.rank]  # {"cpu": ..., "cuda": ...}; runs before the GPU work saved the CPU's alone
-            restore_rng(saved if isinstance(saved, dict) else {"cpu": saved}, self.device)
-        states = extra.get("state_per_rank", [])
-        saved_world = int(meta.get("data_position", {}).get("world", len(states) or 1))
-        if saved_world != self.dist.world:  # rank r's streams are not the streams rank r carried then
-            if self.dist.is_main:
-                self.console.print(
-                    f"[yellow]note:[/] '{self.run_dir}' was trained by {saved_world} process(es), this run has "
-                    f"{self.dist.world}: the streams are cut differently, so they start from a zero state"
-                )
-        elif self.dist.rank < len(states) and states[self.dist.rank]:
-            state = tuple(s.to(self.device) for s in states[self.dist.rank])
-            expected = (self.model_config.layers, self.config.batch_size, self.model_config.hidden)
-            if len(state) == len(self.model.init_state(1)) and all(tuple(s.shape) == expected for s in state):
-                self.state = state
-            elif self.dist.is_main:  # e.g. --batch-size changed: the streams are cut differently now
-                self.console.print(
-                    "[yellow]note:[/] the saved carried state does not fit this --batch-size; the streams start "
-                    "from a zero state"
-                )
 
     def wrap_distributed(self) -> torch.nn.Module:
         """The model DDP-wrapped when running under torchrun, else the model itself."""
@@ -463,7 +368,7 @@ class Trainer:
         if self.step % self.config.eval_every == 0 or self.step == self.schedule.target or signalled or out_of_time:
             self.train_seconds += time.monotonic() - clock.started
             clock.started = time.monotonic()
-            clock.last_val = self.evaluate_and_save(writer, bar)
+            clock.last_val = evaluate_and_save(self, writer, bar)
             if budget is not None:
                 now, seconds = self.dist.from_main(lambda: (time.monotonic(), time.monotonic() - clock.started))
                 plan = budget.evaluated(self.step, now, seconds)
@@ -563,69 +468,6 @@ class Trainer:
                 "again with --resume or --overwrite"
             )
         return CharnnError(f"{what}; the run stopped without saving it: {kept}")
-
-    # ----- evaluation and checkpoints -----------------------------------------------------
-    def evaluate_and_save(self, writer: Any, bar: tqdm) -> float | None:
-        """Validate, write metrics and samples, save best (if better) then last; returns val bpc (None but on rank 0).
-        Every rank joins; a failure on rank 0 (NaN weights, a full disk) stops every rank with its sentence."""
-        # every rank must join the gather; only rank 0 evaluates and writes
-        rng = rng_snapshot(self.device)
-        # Put the generators back as saved: on CUDA that also makes cuDNN rebuild its dropout state from them, as a
-        # resumed run does after restoring them, so a run and its resume draw the same dropout masks from here on.
-        restore_rng(rng, self.device)
-        ranks = self.dist.gather((rng, [s.detach().cpu() for s in self.state] if self.state is not None else []))
-        val_bpc = self.dist.on_main(
-            lambda: self.save_evaluated(writer, bar, [r for r, _ in ranks], [s for _, s in ranks])
-        )
-        self.saved_step = self.step  # on every rank: each names it if the run fails later
-        return val_bpc
-
-    def save_evaluated(
-        self, writer: Any, bar: tqdm, rngs: list[dict], states: list[list[torch.Tensor]]
-    ) -> float | None:
-        """evaluate_and_save's work on rank 0."""
-        cfg = self.config
-        # the validation streams are --batch-size wide: evaluation's memory grows with it, not with --eval-chars
-        with memory_guard(self.device, "validating", f"--batch-size (now {cfg.batch_size})"):
-            val = evaluate(self.model, self.val_batches, self.device, cfg.eval_chars) if self.val_batches else None
-        val_bpc = val["bits_per_char"] if val else (self.last_train_loss or float("nan")) / LN2
-        broken = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
-        if broken:  # never save weights that cannot be used; last.pt stays the last good state
-            raise self.numeric_failure(f"the weights became NaN or infinite by step {self.step:,} ({broken[0]})")
-        if val and not math.isfinite(val_bpc):
-            raise self.numeric_failure(f"the validation loss became {val_bpc} at step {self.step:,}")
-        sample = preview_sample(self.model, self.vocab, cfg.sample_chars, seed=cfg.seed + self.step)
-        record = {
-            "step": self.step,
-            "time": round(self.train_seconds, 2),
-            "train_loss_nats": self.last_train_loss,
-            "val_bits_per_char": val["bits_per_char"] if val else None,
-            "val_nats_per_char": val["nats_per_char"] if val else None,
-            "lr": self.learning_rate(max(self.step - 1, 0)),
-        }
-        self.history.append(record)
-        best = self.best_val_bpc
-        improved = best is None or not math.isfinite(best) or (math.isfinite(val_bpc) and val_bpc < best)
-        if improved:
-            self.best_val_bpc = val_bpc
-        meta = checkpoint_meta(self)
-        extra = {"optimizer": self.optimizer.state_dict(), "rng_per_rank": rngs, "state_per_rank": states}
-        if self.scaler is not None:
-            extra["grad_scaler"] = self.scaler.state_dict()
-        # best before last: a crash between the two leaves a best.pt newer than last.pt, which resume
-        # accounts for (RunDirectory.best_score), rather than losing the best model
-        if improved:
-            save_checkpoint(checkpoint_path(self.run_dir, "best"), meta, self.model.state_dict(), extra)
-        save_checkpoint(checkpoint_path(self.run_dir, "last"), meta, self.model.state_dict(), extra)
-        self.directory.append_evaluation(record, sample, val_bpc)
-        if writer:
-            if val:
-                writer.add_scalar("val/bits_per_char", val["bits_per_char"], self.step)
-                writer.add_scalar("val/nats_per_char", val["nats_per_char"], self.step)
-            writer.add_text("sample", "```\n" + sample + "\n```", self.step)
-            writer.flush()
-        bar.write(f"step {self.step:,}: val {val_bpc:.4f} bits/char{' (best)' if improved else ''}")
-        return val_bpc
 
     def open_writer(self) -> Any:
         """A TensorBoard writer on the run directory."""

@@ -16,6 +16,7 @@ import torch
 
 import charnn.device
 import charnn.model
+import charnn.run_state
 import charnn.trainer
 from charnn.checkpoint import load_checkpoint, save_checkpoint
 from charnn.cli import main
@@ -616,7 +617,7 @@ def test_running_out_of_memory_while_training_or_validating_is_one_sentence_and_
     )
     assert load_checkpoint(tmp_path / "a" / "last.pt").meta["step"] == 3  # the last evaluation's, intact
     monkeypatch.setattr(Trainer, "train_step", real_step)
-    monkeypatch.setattr(charnn.trainer, "evaluate", out_of_memory)
+    monkeypatch.setattr(charnn.run_state, "evaluate", out_of_memory)
     assert main([*args, "--out", str(tmp_path / "b")]) == 1
     assert (
         last_line(capsys.readouterr().err)

@@ -38,6 +38,7 @@ from charnn.cli import build_parser, main
 from charnn.corpus import load_corpus
 from charnn.errors import CharnnError
 from charnn.probe.labels import code_features, features_for, task_features, tweet_features
+from charnn.run_state import evaluate_and_save
 from charnn.tasks import TASK_NAMES
 from charnn.trainer import TrainConfig, Trainer, run_training
 
@@ -927,12 +928,12 @@ def test_weights_that_went_non_finite_are_never_saved(tmp_path, code_file):
     try:
         for _ in range(5):
             trainer.train_step()
-        trainer.evaluate_and_save(None, trainer_bar())
+        evaluate_and_save(trainer, None, trainer_bar())
         good = (tmp_path / "run" / "last.pt").read_bytes()
         with torch.no_grad():
             trainer.model.decoder.bias[0] = float("inf")  # an overflow the loss has not shown yet
         with pytest.raises(CharnnError, match="weights became NaN or infinite.*step 5"):
-            trainer.evaluate_and_save(None, trainer_bar())
+            evaluate_and_save(trainer, None, trainer_bar())
         assert (tmp_path / "run" / "last.pt").read_bytes() == good
     finally:
         trainer.close()
