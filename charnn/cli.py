@@ -232,6 +232,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         f"--cell, --layers, --hidden or --embed is given; flags given change single settings of it ({recipes}; "
         "docs/training.md).",
     )
+    model.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help=f"auto (the default): the rule above; {', '.join(recipe.name for recipe in RECIPES)}: that recipe, "
+        "whatever the length; none: the defaults",
+    )
     model.add_argument("--cell", choices=CELL_NAMES, help=f"recurrent cell (default: {d.cell})")
     model.add_argument("--layers", type=rule_for("layers"), help=f"recurrent layers (default: {d.layers})")
     model.add_argument("--hidden", type=rule_for("hidden"), help=f"units per layer (default: {d.hidden})")

@@ -106,7 +106,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # charnn.precision.PRECISIONS; the policy it resolves to is recorded beside
     dist_timeout: float = ruled(30.0, POSITIVE)  # minutes a rank waits in a collective under torchrun
-    recipe: str | None = None  # the RECIPES entry these settings took, with the flags given that change it
+    recipe: str | None = None  # the RECIPES entry these settings took, with the flags given that change it (--recipe)
 
     @classmethod
     def of(cls, **settings: Any) -> TrainConfig:
@@ -271,17 +271,23 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
     (flat names; what the user did not give is left out, and None counts as not given). The command line and
     charnn.train both build theirs here.
 
-    A fresh run whose length is a time budget alone (--max-minutes M, or no length at all: DEFAULT_MINUTES)
-    and that names no shape (RECIPE_SHAPE) takes the budget's recipe, under the settings given. Resuming a
-    run with --max-steps given drops its time budget unless --max-minutes is given too: the steps say how long."""
-    if "recipe" in given:
-        raise UsageError(
-            "'recipe' is chosen by the time budget, not a setting to give; give --max-minutes or the "
-            "settings themselves"
-        )
+    recipe (--recipe): "auto" (or not given): a fresh run whose length is a time budget alone (--max-minutes M,
+    or no length at all: DEFAULT_MINUTES) and that names no shape (RECIPE_SHAPE) takes the budget's recipe;
+    a RECIPES name: that recipe, whatever the length; "none": the defaults. The settings given change single
+    settings of it. Resuming a run with --max-steps given drops its time budget unless --max-minutes is given
+    too: the steps say how long."""
     given = {k: v for k, v in given.items() if v is not None}
+    requested = given.pop("recipe", "auto")
+    names = [recipe.name for recipe in RECIPES]
+    if requested not in ("auto", "none", *names):
+        raise UsageError(f"--recipe must be auto, none or one of {', '.join(names)}, not {requested!r}")
+    if resume and requested != "auto":
+        raise UsageError("--recipe chooses a fresh run's settings; --resume keeps the run's own")
     base = TrainConfig()
-    if resume:
+    if requested not in ("auto", "none"):
+        recipe = recipe_named(requested)
+        base = replace(base.with_settings(recipe.changes), recipe=recipe_label(recipe, given))
+    elif resume:
         out = given.get("out")
         if not out:
             raise UsageError("--resume needs --out, the run directory to continue")
@@ -293,8 +299,10 @@ def merge_train_config(given: dict, resume: bool = False) -> TrainConfig:
         planned = (saved_plan(Path(out)).get("steps") or {}).get("from") == "max-minutes"
         if planned and "max_steps" in given and "max_minutes" not in given:
             base = replace(base, max_minutes=None)  # the budget only planned the steps; the steps given say how long
-    elif not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys() and isinstance(
-        given.get("max_minutes", DEFAULT_MINUTES), (int, float)
+    elif (
+        requested == "auto"
+        and not {"max_steps", "epochs", *RECIPE_SHAPE} & given.keys()
+        and isinstance(given.get("max_minutes", DEFAULT_MINUTES), (int, float))
     ):  # a budget that is not a number is for validation to refuse
         recipe = recipe_for(given.get("max_minutes", DEFAULT_MINUTES))
         base = base.with_settings(recipe.changes)

@@ -237,9 +237,25 @@ def test_none_from_python_is_not_a_length_and_charnn_s_own_fields_are_refused(th
 
     config = merge_train_config({"max_steps": None, "epochs": None, "max_minutes": None})
     assert (config.minutes, config.max_steps, config.recipe) == (DEFAULT_MINUTES, None, "10min")
-    for name, value in (("recipe", "30min"), ("step_plan", "epochs")):
+    for name, value in (("recipe", "31min"), ("step_plan", "epochs")):
         with pytest.raises(UsageError, match=name):
             merge_train_config({name: value})
+
+
+def test_a_recipe_is_a_name_the_user_can_choose(three_recipes, tmp_path):
+    from charnn.config import TrainConfig, merge_train_config
+    from charnn.errors import UsageError
+
+    chosen = merge_train_config({"recipe": "30min", "max_steps": 500, "lr": 1e-3})  # whatever the length
+    assert (chosen.model.layers, chosen.lr, chosen.recipe, chosen.max_steps) == (3, 1e-3, "30min, --lr 0.001", 500)
+    none = merge_train_config({"recipe": "none", "max_minutes": 30})
+    assert none.recipe is None and none.flat() == {**TrainConfig().flat(), "max_minutes": 30}
+    assert merge_train_config({"recipe": "auto", "max_minutes": 30}).recipe == "30min"
+    with pytest.raises(UsageError, match="--recipe must be auto, none or one of 5min, 10min, 30min, not 'fast'"):
+        merge_train_config({"recipe": "fast"})
+    saved_run(tmp_path, None)
+    with pytest.raises(UsageError, match="--resume keeps the run's own"):
+        merge_train_config({"out": str(tmp_path), "recipe": "30min"}, resume=True)
 
 
 def test_the_run_names_its_recipe_and_the_settings_given_that_change_it(three_recipes):
