@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from charnn.argtypes import rule_of as rule
-from charnn.bench_command import add_bench_options
+from charnn.bench.command import add_bench_options
 from charnn.config import CELL_NAMES, SETTING_GROUPS, TrainConfig, flag, rule_for
 from charnn.errors import CharnnError, is_out_of_memory
 from charnn.precision import CUDA_AUTO, PRECISIONS

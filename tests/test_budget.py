@@ -269,8 +269,8 @@ def test_the_run_names_its_recipe_and_the_settings_given_that_change_it(three_re
 
 
 def test_the_quality_bench_trains_the_recipe_of_its_budget_and_names_what_set_changes(three_recipes):
-    from charnn.bench import apply_overrides
-    from charnn.bench_settings import recommended_cpu_config
+    from charnn.bench.quality import apply_overrides
+    from charnn.bench.settings import recommended_cpu_config
 
     for minutes, recipe in ((5, three_recipes[0]), (12, three_recipes[1]), (45, three_recipes[2])):
         config = recommended_cpu_config("corpus.txt", "out", "cache", minutes)

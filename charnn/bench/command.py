@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from charnn.argtypes import POSITIVE, whole
-from charnn.bench_settings import QUALITY_CORPUS, SECTIONS, BenchSettings, recommended_cpu_config
+from charnn.bench.settings import SECTIONS, BenchSettings, recommended_cpu_config
 from charnn.errors import CharnnError
 from charnn.precision import PRECISIONS
 
@@ -44,7 +44,7 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quality",
         action="store_true",
-        help="also train on tinyshakespeare for --budget-minutes and report the best val loss (long)",
+        help="also train on --quality-corpus for --budget-minutes and report the best val loss (long)",
     )
     parser.add_argument(
         "--budget-minutes",
@@ -78,16 +78,16 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encode-file",
         metavar="FILE",
-        help="a large text file to encode (default: the 1.2 GB Linux concatenation in "
-        "../shared/corpora when present, else the stdlib repeated)",
+        help="a large text file to encode (default: the standard library, repeated to each size)",
     )
     parser.add_argument(
         "--cache-dir", default="runs/.cache", help="where the training corpus is cached (default: runs/.cache)"
     )
     parser.add_argument(
         "--quality-corpus",
-        default=str(QUALITY_CORPUS),
-        help="the --quality text (default: ../shared/corpora/tinyshakespeare.txt)",
+        default=BenchSettings.quality_corpus,
+        help="the --quality corpus: a text file, or stdlib or task:NAME (default: stdlib; the figures in "
+        "docs/benchmarks.md are on tinyshakespeare)",
     )
     parser.add_argument(
         "--quality-out",
@@ -116,7 +116,9 @@ def command_bench(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from charnn.bench import apply_overrides, render_table, resolve_quality_corpus, run_bench
+    from charnn.bench.quality import apply_overrides, resolve_quality_corpus
+    from charnn.bench.run import run_bench
+    from charnn.bench.table import render_table
 
     if args.only:
         sections = list(dict.fromkeys(args.only))

@@ -1,20 +1,14 @@
 """What charnn bench measures and how much of it: the sections, the shapes, the repeats (no torch here, so the
-command line can offer the flags without loading it). charnn.bench measures; charnn.bench_command is the CLI.
+command line can offer the flags without loading it). charnn.bench measures; charnn.bench.command is the CLI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 SECTIONS = ("train", "sample", "encode", "quality", "cuda")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
-QUALITY_CORPUS = SHARED_CORPORA / "tinyshakespeare.txt"
-NANOGPT_CPU_NATS = 1.88  # nanoGPT's published CPU recipe on tinyshakespeare (~3 min); the reference to beat
 SAMPLE_VOCAB = tuple(sorted("\n\t" + "".join(chr(c) for c in range(32, 127))))  # 97 characters, like code
-LINUX_FULL_MIN_BYTES = 10**9  # a file this large in the shared corpora is the full Linux concatenation
 MB = 1e6
 DISTURBED_SHARE = 0.10  # other processes above this share of the CPUs mark a figure as disturbed
 
@@ -59,7 +53,7 @@ class BenchSettings:
     corpus: str = "stdlib"
     cache_dir: str = "runs/.cache"
     budget_minutes: float = 10.0
-    quality_corpus: str = str(QUALITY_CORPUS)
+    quality_corpus: str = "stdlib"  # a text file, or a corpus charnn builds itself (stdlib, task:NAME)
     quality_out: str = "runs/bench-quality"
     quality_overrides: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
