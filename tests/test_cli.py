@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from charnn.cli import build_parser, main, train_config_from_args
+from charnn.cli import build_parser, main
 from charnn.config import TrainConfig
 from charnn.errors import CharnnError, UsageError
+from charnn.train_command import train_config_from_args
 
 
 def parse(*argv: str):

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charnn import sources
+from charnn import decoding, sources
 from charnn.errors import CharnnError, UsageError
 from charnn.sources import DEFAULT_CODE_EXTENSIONS, Source, open_source
 
@@ -108,7 +108,7 @@ def test_stdlib_leaves_out_tests_site_packages_and_caches(tmp_path, monkeypatch)
 def test_linux_text_file_is_one_document_streamed_in_chunks(monkeypatch):
     path = shared_corpus("linux_6M.txt")
     expected = path.read_text(encoding="utf-8")
-    monkeypatch.setattr(sources, "CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(decoding, "CHUNK_BYTES", 1 << 20)
     source = open_source(str(path))
     pieces = list(source.chunks())
     assert source.kind == "text" and source.documents == 1
@@ -124,7 +124,7 @@ def test_text_file_drops_bom_and_normalises_crlf(tmp_path):
 
 
 def test_crlf_straddling_a_chunk_border_is_normalised(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "CHUNK_BYTES", 8)
+    monkeypatch.setattr(decoding, "CHUNK_BYTES", 8)
     path = write(tmp_path / "crlf.txt", "1234567\r\n89\r\n€uro\r\n")  # the first \r is byte 8
     pieces = list(open_source(str(path)).chunks())
     assert "".join(text for text, _ in pieces) == "1234567\n89\n€uro\n"
@@ -140,8 +140,8 @@ def test_streamed_text_equals_the_whole_file_decoded(tmp_path_factory, text, chu
     path = tmp_path_factory.mktemp("stream") / "sample.txt"
     path.write_bytes(text.encode("utf-8"))
     expected = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    with mock.patch.object(sources, "CHUNK_BYTES", chunk_bytes):
-        blocks = list(sources.decoded_blocks(path, "sample.txt", "strict"))
+    with mock.patch.object(decoding, "CHUNK_BYTES", chunk_bytes):
+        blocks = list(decoding.decoded_blocks(path, "sample.txt", "strict"))
     assert "".join(blocks) == expected
     assert all(blocks)
 
@@ -152,20 +152,20 @@ def test_invalid_utf8_is_reported_at_its_byte_offset(tmp_path_factory, data, chu
     data = "€ok".encode() + data
     path = tmp_path_factory.mktemp("bytes") / "sample.bin"
     path.write_bytes(data)
-    with mock.patch.object(sources, "CHUNK_BYTES", chunk_bytes):
+    with mock.patch.object(decoding, "CHUNK_BYTES", chunk_bytes):
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as error:
             with pytest.raises(CharnnError, match=f"at byte {error.start};"):
-                list(sources.decoded_blocks(path, "sample.bin", "strict"))
+                list(decoding.decoded_blocks(path, "sample.bin", "strict"))
         else:
-            assert "".join(sources.decoded_blocks(path, "sample.bin", "strict")) == data.decode().replace("\r\n", "\n")
-        replaced = "".join(sources.decoded_blocks(path, "sample.bin", "replace"))
+            assert "".join(decoding.decoded_blocks(path, "sample.bin", "strict")) == data.decode().replace("\r\n", "\n")
+        replaced = "".join(decoding.decoded_blocks(path, "sample.bin", "replace"))
         assert replaced == data.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def test_invalid_utf8_message_names_file_offset_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(decoding, "CHUNK_BYTES", 16)
     path = write(tmp_path / "bad.txt", b"x" * 1234 + b"\xff tail\n")
     message = error_message(path)
     assert message == (f"'{path}' is not valid UTF-8 at byte 1234; pass --errors replace to substitute U+FFFD")
@@ -277,7 +277,7 @@ def test_code_tree_skips_undecodable_files_and_says_where(tmp_path):
 
 
 def test_code_tree_file_bigger_than_a_chunk_is_streamed_or_skipped_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(decoding, "CHUNK_BYTES", 16)
     root = tmp_path / "project"
     write(root / "a_big.py", "# " + "long comment " * 10)
     write(root / "b_bad.py", ("x = 1\n" * 10).encode() + b"\xff\n")
