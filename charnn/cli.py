@@ -154,7 +154,8 @@ def command_corpus(args: argparse.Namespace) -> int:
     """charnn corpus: encode and summarise."""
     from rich.console import Console
 
-    from charnn.corpus import SPLIT_NAMES, load_corpus, parse_fractions
+    from charnn.corpus import SPLIT_NAMES, parse_fractions
+    from charnn.corpus_cache import load_corpus
     from charnn.sources import CorpusSpec
 
     fractions = parse_fractions(args.split)

@@ -23,7 +23,8 @@ from charnn.batches import DeviceBatches, StreamBatches
 from charnn.budget import Plan, TimeBudget
 from charnn.checkpoint import checkpoint_path
 from charnn.config import TrainConfig, learning_rate, saved_plan
-from charnn.corpus import Corpus, load_corpus, parse_fractions
+from charnn.corpus import Corpus, parse_fractions
+from charnn.corpus_cache import load_corpus
 from charnn.device import (
     Distributed,
     autocast_for,

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charnn.corpus import Vocab, load_corpus, parse_fractions, plan_splits, split_bounds
+from charnn.corpus import Vocab, parse_fractions, plan_splits, split_bounds
+from charnn.corpus_cache import load_corpus
 from charnn.errors import CharnnError, UsageError
 from charnn.tasks import TASK_NAMES
 
@@ -219,7 +220,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message, charnn_cli):
 PEAK_RSS_CHILD = r"""
 import sys
 from pathlib import Path
-from charnn.corpus import load_corpus
+from charnn.corpus_cache import load_corpus
 load_corpus(sys.argv[1], cache_dir=Path(sys.argv[2]), progress=False)
 with open("/proc/self/status") as status:
     print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))

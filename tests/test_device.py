@@ -677,12 +677,12 @@ def test_running_out_of_memory_while_sampling_evaluating_or_probing_is_one_sente
 
 
 def test_running_out_of_memory_anywhere_else_is_still_one_sentence(tmp_path, code_file, monkeypatch, capsys):
-    import charnn.corpus
+    import charnn.corpus_cache
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)")
 
-    monkeypatch.setattr(charnn.corpus, "load_corpus", no_memory)
+    monkeypatch.setattr(charnn.corpus_cache, "load_corpus", no_memory)
     assert main(["corpus", str(code_file), "--no-cache"]) == 1
     assert last_line(capsys.readouterr().err) == (
         "charnn corpus: ran out of memory (MPS backend out of memory (MPS allocated: "

@@ -182,7 +182,8 @@ def test_budget_drops_precision_then_states_then_characters(probed):
 
 
 def test_the_live_model_goes_in_after_the_flagged_units_float16_then_int8_else_a_note_with_the_budget_it_needs():
-    from charnn.probe.html import Coverage, fit_page, live_model, next_char_predictions, script_json
+    from charnn.probe.html import fit_page, live_model, next_char_predictions, script_json
+    from charnn.probe.page_data import Coverage
 
     text = probe_text()[:400]
     vocab = Vocab(tuple(sorted(set(text))))
@@ -481,8 +482,8 @@ def test_explorer_in_headless_chromium(chromium, probed, tmp_path):
 
 
 def test_a_feature_with_undefined_positions_carries_where_it_is_defined():
-    from charnn.probe.html import feature_blob
     from charnn.probe.labels import code_features
+    from charnn.probe.page_data import feature_blob
 
     text = "a\n    b\n\n  c\n"
     remaining = code_features(text, language="python")["indent_remaining"]

@@ -35,7 +35,7 @@ import charnn.atomic
 import charnn.checkpoint
 from charnn.checkpoint import FORMAT_NAME, FORMAT_VERSION, load_checkpoint, save_checkpoint
 from charnn.cli import build_parser, main
-from charnn.corpus import load_corpus
+from charnn.corpus_cache import load_corpus
 from charnn.errors import CharnnError
 from charnn.probe.labels import code_features, features_for, task_features, tweet_features
 from charnn.run_state import evaluate_and_save
@@ -285,7 +285,7 @@ def test_resume_with_another_batch_size_restarts_the_streams_instead_of_crashing
 
 KILL_CORPUS_WRITE = """
 import os, signal, sys
-import charnn.corpus as corpus
+import charnn.corpus_cache as corpus
 
 point = sys.argv[2]
 def die(*args, **kwargs):

@@ -33,7 +33,7 @@ def peak_rss_kb():
 
 import numpy as np
 if mode == "charnn":
-    from charnn.corpus import load_corpus
+    from charnn.corpus_cache import load_corpus
 before = peak_rss_kb()
 start = time.perf_counter()
 if mode == "charnn":
