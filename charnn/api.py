@@ -15,8 +15,6 @@ command line prints. The command line is built on these calls, so the two cannot
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from charnn.errors import CharnnError, UsageError
 
 if TYPE_CHECKING:
+    from charnn.probe.result import ProbeResult
     from charnn.trainer import Run
 
 __all__ = ["train", "load", "Run", "Model", "ProbeResult"]
@@ -34,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from charnn.trainer import Run
 
         return Run
+    if name == "ProbeResult":  # the probe makes it
+        from charnn.probe.result import ProbeResult
+
+        return ProbeResult
     raise AttributeError(f"module 'charnn.api' has no attribute {name!r}")
 
 
@@ -306,7 +309,7 @@ class Model:
             "probing",
             f"--max-chars (now {max_chars or len(text):,}) or --random-units (now {random_units})",
         ):
-            findings, notes = probe_text(
+            return probe_text(
                 self.network,
                 self.vocab,
                 text,
@@ -316,111 +319,3 @@ class Model:
                 unknown=unknown,
                 max_chars=max_chars,
             )
-        return ProbeResult(findings, self, notes)
-
-
-class ProbeResult:
-    """What a probe found. .report is the JSON report (see charnn.probe.result for its schema)."""
-
-    def __init__(self, findings: Any, model: Model, notes: list[str]):
-        self.findings = findings
-        self.model = model
-        self.input_notes = list(notes)
-
-    @property
-    def report(self) -> dict:
-        return self.findings.report
-
-    @property
-    def notes(self) -> list[str]:
-        """What a reader should know: a cut text, a feature that could not be scored, too few random units."""
-        return self.input_notes + list(self.findings.notes)
-
-    def units(self, feature: str) -> list[dict]:
-        """The feature's top units, best first:
-        {"layer", "unit", "state", "score", "heldout_score", "ablation", ...}."""
-        found = self.report["features"]
-        if feature not in found:
-            raise UsageError(f"no feature '{feature}' in this probe; it has: {', '.join(found)}")
-        return found[feature]["units"]
-
-    def table(self) -> Any:
-        """The report as rich renderables, one table per feature (print them with rich, or just show them)."""
-        from rich.console import Group
-
-        from charnn.probe.report import report_renderables
-
-        return Group(*report_renderables(self.report, self.notes))
-
-    def print(self, console: Any = None) -> None:
-        """Print the tables (to a rich Console; default: a new one on stdout)."""
-        from rich.console import Console
-
-        from charnn.probe.report import print_report
-
-        print_report(self.report, console or Console(), self.notes)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        """The report as JSON text; with a path, also written there (atomically)."""
-        from charnn.probe.report import write_json
-
-        if path is not None:
-            write_json(self.report, path)
-        return json.dumps(self.report, indent=1)
-
-    def to_html(self, path: str | Path | None = None, max_mb: float = 5.0, live: bool = True) -> str:
-        """The one-file explorer page (it opens from disk; no server); with a path, also written there.
-        live=False leaves the model's weights out (the page then cannot run it on the user's own text)."""
-        from charnn.atomic import atomic_write_bytes
-        from charnn.probe.html import build_html
-
-        self._check_megabytes(max_mb)
-        page, _ = build_html(self.findings, self.model.network, self.model.vocab, max_mb, self.input_notes, live)
-        if path is not None:
-            try:
-                atomic_write_bytes(Path(path), page.encode("utf-8"))
-            except OSError as err:
-                raise CharnnError(f"cannot write --html '{path}': {err.strerror or err}") from None
-        return page
-
-    def write_html(self, path: str | Path, max_mb: float = 5.0, live: bool = True) -> dict:
-        """Write the explorer page (never half-written); returns what it holds: bytes, chars, coverage, live model."""
-        from charnn.probe.html import write_html
-
-        self._check_megabytes(max_mb)
-        return write_html(self.findings, path, self.model.network, self.model.vocab, max_mb, self.input_notes, live)
-
-    @staticmethod
-    def _check_megabytes(max_mb: float) -> None:
-        from charnn.probe.options import HTML_MAX_MB
-
-        HTML_MAX_MB.check("html-max-mb", max_mb)
-
-    def _repr_html_(self) -> str:
-        """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained (2 MB at most).
-        Not sandboxed: a sandbox without allow-same-origin stops the page inflating its data."""
-        page = self.to_html(max_mb=2.0)
-        return (
-            f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid '
-            '#ccc"></iframe>'
-        )
-
-    def close(self) -> None:
-        """Remove the recording's temporary files (only a very long probe has any)."""
-        self.findings.close()
-
-    def __repr__(self) -> str:
-        best = []
-        for name, feature in self.report["features"].items():
-            if feature["units"]:
-                unit = feature["units"][0]
-                best.append(
-                    f"{name}: {unit['layer']}:{unit['unit']} {unit['state']} ({feature['metric']} "
-                    f"{unit['heldout_score']})"
-                )
-        return (
-            f"ProbeResult({len(self.report['features'])} features; best: "
-            + "; ".join(best[:4])
-            + ("; ..." if len(best) > 4 else "")
-            + ")"
-        )

@@ -8,11 +8,10 @@ import torch
 from charnn.corpus import Vocab
 from charnn.errors import UsageError
 from charnn.model import CharRNN, ModelConfig
-from charnn.probe.labels import task_features
+from charnn.probe.labels import Feature, task_features
 from charnn.probe.pipeline import ProbeOptions, run_probe
 from charnn.probe.record import Recording, UnitRef, record
 from charnn.probe.score import (
-    Labels,
     Split,
     apply_sign,
     auroc,
@@ -130,6 +129,11 @@ def test_split_cuts_at_a_newline_near_the_fraction():
 # ---------------------------------------------------------------- planted units
 
 
+def labelled(name: str, kind: str, values: np.ndarray, defined: np.ndarray) -> Feature:
+    """A feature for the scorer: its values, and where it is defined."""
+    return Feature(name, kind, values, np.zeros(len(values), bool), "", defined)
+
+
 def planted_recording(chars: int = 4000, seed: int = 0) -> tuple[Recording, np.ndarray, np.ndarray]:
     """Noise everywhere, except: 2:5:c = NOT inside (binary), 1:2:f tracks a depth, 1:3:h follows inside only in the
     first half."""
@@ -154,7 +158,7 @@ def test_scorer_finds_planted_units_and_the_held_out_part_exposes_a_fluke():
     split = Split((0, 2000), (2000, 4000), 0.5, False)
     everywhere = np.ones(len(inside), bool)
     scores = score_recording(
-        rec, [Labels("inside", "binary", inside, everywhere), Labels("depth", "ordinal", depth, everywhere)], split
+        rec, [labelled("inside", "binary", inside, everywhere), labelled("depth", "ordinal", depth, everywhere)], split
     )
 
     top = scores["inside"].top_units(2)
@@ -176,7 +180,7 @@ def test_top_units_keep_one_state_per_unit():
     rec.states["h"][:, 1, 5] = rec.states["c"][:, 1, 5] * 0.9  # the same unit again, in h
     scores = score_recording(
         rec,
-        [Labels("inside", "binary", inside, np.ones(len(inside), bool))],
+        [labelled("inside", "binary", inside, np.ones(len(inside), bool))],
         Split((0, 2000), (2000, 4000), 0.5, False),
     )
     refs = [(unit["ref"].layer, unit["ref"].unit) for unit in scores["inside"].top_units(5)]
@@ -190,7 +194,7 @@ def test_positions_without_a_label_are_ignored():
     noisy_depth = depth.copy()
     noisy_depth[~valid] = -1
     split = Split((0, 2000), (2000, 4000), 0.5, False)
-    masked = score_recording(rec, [Labels("depth", "ordinal", noisy_depth, valid)], split)["depth"]
+    masked = score_recording(rec, [labelled("depth", "ordinal", noisy_depth, valid)], split)["depth"]
     expected = spearman(rec.states["f"][:2000, 0, 2][valid[:2000]], depth[:2000][valid[:2000]])
     assert masked.selection[rec.state_names.index("f"), 0, 2] == pytest.approx(expected)
 

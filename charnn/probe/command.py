@@ -271,7 +271,7 @@ def command_probe(args: argparse.Namespace) -> int:
         progress=not args.quiet and sys.stderr.isatty(),
         text_path=text_path,
     )
-    result.input_notes[:0] = notes
+    result.notes[:0] = notes
     try:
         if args.json is not None:
             result.to_json(args.json)

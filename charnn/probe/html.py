@@ -1,6 +1,6 @@
 """The one-file HTML neuron explorer: the probed text coloured by any unit, beside the features it was ranked on.
 
-`write_html` turns a `ProbeFindings` into one self-contained page (inline CSS, JS and data; no server,
+`write_html` turns a `ProbeResult` into one self-contained page (inline CSS, JS and data; no server,
 no network; it opens from disk). What the page holds, in one JSON block, binary parts deflated and
 base64-encoded (the page inflates them with the browser's DecompressionStream):
 
@@ -52,7 +52,7 @@ from charnn.probe.page_data import (
     track_group,
 )
 from charnn.probe.record import torch_threads
-from charnn.probe.result import ProbeFindings
+from charnn.probe.result import ProbeResult
 
 HTML_FORMAT = 1
 MB = 1_000_000
@@ -114,7 +114,7 @@ def script_json(data: dict) -> str:
 
 
 def base_data(
-    result: ProbeFindings,
+    result: ProbeResult,
     vocab: Vocab,
     predictions: tuple,
     chars: int,
@@ -171,7 +171,7 @@ def base_data(
     }
 
 
-def unit_scores(result: ProbeFindings) -> dict:
+def unit_scores(result: ProbeResult) -> dict:
     """Per scored feature, every unit's held-out score in its selected direction, (states, layers, hidden) as
     uint8 (score · 250; 255 where undefined): the layer overview orders its rows by it."""
     out = {}
@@ -251,7 +251,7 @@ def live_model(model: CharRNN, vocab: Vocab, precision: str) -> dict:
 
 
 def fit_page(
-    result: ProbeFindings,
+    result: ProbeResult,
     vocab: Vocab,
     predictions: tuple,
     chars: int,
@@ -335,7 +335,7 @@ def missing_model_note(models: list[dict], budget: int) -> str:
 
 
 def build_html(
-    result: ProbeFindings,
+    result: ProbeResult,
     model: CharRNN,
     vocab: Vocab,
     max_mb: float = 5.0,
@@ -381,7 +381,7 @@ def build_html(
 
 
 def fit_text(
-    result: ProbeFindings,
+    result: ProbeResult,
     vocab: Vocab,
     predictions: tuple,
     notes: list[str],
@@ -403,7 +403,7 @@ def fit_text(
 
 
 def write_html(
-    result: ProbeFindings,
+    result: ProbeResult,
     path: str | Path,
     model: CharRNN,
     vocab: Vocab,

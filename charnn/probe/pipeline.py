@@ -1,6 +1,6 @@
 """The probe stage as one library call: record → label → score (held-out, control) → ablate → report.
 
-`run_probe` returns a `ProbeFindings` that keeps the recording, the text and the labels beside the
+`run_probe` returns a `ProbeResult` that keeps the recording, the text and the labels beside the
 JSON report, so an HTML explorer can draw any unit's per-character values
 (`result.recording.unit_values(layer, unit, state)`) next to the features it was ranked on.
 """
@@ -21,32 +21,31 @@ from charnn.corpus import Vocab
 from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN, new_model
 from charnn.probe.ablate import ablate_layers, check_ablation_precision
-from charnn.probe.labels import features_for
+from charnn.probe.labels import Feature, features_for
 from charnn.probe.labels.custom import pattern_feature, read_label_file
 from charnn.probe.languages import resolve_language
 from charnn.probe.options import MAX_CHARS, ProbeOptions
 from charnn.probe.record import Recording, record, torch_threads
-from charnn.probe.result import ProbeFindings, build_report
-from charnn.probe.score import Labels, Split, gate_saturation, score_recording, split_text
+from charnn.probe.result import ProbeResult, build_report
+from charnn.probe.score import Split, gate_saturation, score_recording, split_text
 
 RECORDING_MEMORY_LIMIT = 1 << 30  # recordings larger than this are memory-mapped files in a temporary directory
 MIN_CHARS = 20
 
 
-def why_unscorable(labels: Labels, split: Split, part: str = "selection") -> str | None:
+def why_unscorable(feature: Feature, split: Split, part: str = "selection") -> str | None:
     """A reason a feature cannot be scored on a part of the text ("selection" or "heldout"), or None."""
     start, stop = getattr(split, part)
     where = "in the selection part" if part == "selection" else "in the held-out part"
-    everywhere = labels.values[labels.valid]
+    everywhere = feature.values[feature.defined_mask]
     if len(everywhere) >= 2 and (everywhere == everywhere[0]).all():  # not a matter of where the text is cut
         where = "in the whole text"
-    valid = labels.valid[start:stop]
-    values = labels.values[start:stop][valid]
+    values = feature.values[start:stop][feature.defined_mask[start:stop]]
     if len(values) < 2:
         return f"fewer than 2 labelled characters {where}"
-    if labels.kind == "binary" and (values.all() or not values.any()):
+    if feature.kind == "binary" and (values.all() or not values.any()):
         return f"always {bool(values[0])} {where}"
-    if labels.kind == "ordinal" and (values == values[0]).all():
+    if feature.kind == "ordinal" and (values == values[0]).all():
         return f"constant ({int(values[0])}) {where}"
     return None
 
@@ -90,11 +89,11 @@ def probe_text(
     text_path: str | None = None,
     unknown: str = "replace",
     max_chars: int | None = None,
-) -> tuple[ProbeFindings, list[str]]:
+) -> ProbeResult:
     """Probe a model on a text as `charnn probe` does: cut it to max_chars, encode it with the model's vocabulary
     (`unknown`: error or replace), take the task from the checkpoint's task:NAME corpus when options.task is not
     given, and the code language from text_path or the text when options.language is "auto".
-    Returns the findings and the notes about the input (a cut text) that a report shows beside its own."""
+    The result holds the model and vocabulary (it can write the page), and the notes about the input first."""
     meta = checkpoint.meta if checkpoint is not None else {}
     options.validate()
     if max_chars is not None:
@@ -130,19 +129,22 @@ def probe_text(
         "truncated_from": truncated_from,
         "unknown_chars": unknown_chars,
     }
-    return run_probe(model, ids, text, options, info), notes
+    result = run_probe(model, ids, text, options, info)
+    result.notes[:0] = notes
+    result.model, result.vocab = model, vocab
+    return result
 
 
 def run_probe(
     model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None = None
-) -> ProbeFindings:
+) -> ProbeResult:
     """Probe a model on a text (ids = the text encoded with the model's vocabulary)."""
     options.validate()
     with torch_threads(options.threads):
         return _run_probe(model, ids, text, options, meta)
 
 
-def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeFindings:
+def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions, meta: dict | None) -> ProbeResult:
     if len(text) != len(ids):
         raise CharnnError("the probe text and its ids differ in length")
     if options.ablation:  # before any work: bf16 where it is only emulated would be slower, not faster
@@ -163,9 +165,8 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
                 raise CharnnError(f"--labels '{path}': the name '{name}' is already a feature of this probe; rename it")
             features[name] = feature
     split = split_text(text, options.heldout_fraction)
-    labels = {name: Labels(name, f.kind, f.values, f.defined_mask) for name, f in features.items()}
-    skipped = {name: reason for name, item in labels.items() if (reason := why_unscorable(item, split))}
-    scoreable = [item for name, item in labels.items() if name not in skipped]
+    skipped = {name: reason for name, feature in features.items() if (reason := why_unscorable(feature, split))}
+    scoreable = [feature for name, feature in features.items() if name not in skipped]
     if not scoreable:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
         hint = (
@@ -284,4 +285,4 @@ def _run_probe(model: CharRNN, ids: np.ndarray, text: str, options: ProbeOptions
         timings=timings,
     )
     report["notes"] = list(notes)
-    return ProbeFindings(report, text, features, recording, split, scores, notes, workdir)
+    return ProbeResult(report, text, features, recording, split, scores, notes, workdir)

@@ -15,24 +15,33 @@ The pipeline fills these in; the report (tables, --json) and the explorer (--htm
 
 from __future__ import annotations
 
+import html
+import json
 import math
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from charnn.errors import CharnnError, UsageError
 from charnn.model import CharRNN
 from charnn.probe.ablate import LayerAblation, percentile_among
 from charnn.probe.labels import Feature
-from charnn.probe.options import ProbeOptions  # noqa: F401 - the options a result was made with; pipeline imports them here
+from charnn.probe.options import (
+    HTML_MAX_MB,
+    ProbeOptions,  # noqa: F401 - the options a result was made with; pipeline imports them here
+)
 from charnn.probe.record import Recording
 from charnn.probe.score import CHANCE, PASS_THRESHOLDS, FeatureScores, Split
 
 
 @dataclass
-class ProbeFindings:
-    """Everything a probe found: the JSON report plus the data an explorer draws from."""
+class ProbeResult:
+    """What a probe found: the JSON report (`.report`; its schema is build_report's), and the text, labels and
+    recording an explorer page draws from. Made by charnn.probe.pipeline; from charnn.load(...).probe() and the
+    command line it also holds the model and its vocabulary, so that it can write the page, which runs the model."""
 
     report: dict
     text: str
@@ -40,14 +49,97 @@ class ProbeFindings:
     recording: Recording
     split: Split
     scores: dict[str, FeatureScores]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader should know: a cut text, a feature not scored
     workdir: tempfile.TemporaryDirectory | None = None  # holds the recording's files when it is memory-mapped
+    model: Any = None  # the CharRNN probed
+    vocab: Any = None  # its Vocab
+
+    def units(self, feature: str) -> list[dict]:
+        """The feature's top units, best first:
+        {"layer", "unit", "state", "score", "heldout_score", "ablation", ...}."""
+        found = self.report["features"]
+        if feature not in found:
+            raise UsageError(f"no feature '{feature}' in this probe; it has: {', '.join(found)}")
+        return found[feature]["units"]
+
+    # what follows shows and writes the result: the report and the page's modules sit after this one in the flow
+    def table(self) -> Any:
+        """The report as rich renderables, one table per feature (print them with rich, or just show them)."""
+        from rich.console import Group
+
+        from charnn.probe.report import report_renderables
+
+        return Group(*report_renderables(self.report, self.notes))
+
+    def print(self, console: Any = None) -> None:
+        """Print the tables (to a rich Console; default: a new one on stdout)."""
+        from rich.console import Console
+
+        from charnn.probe.report import print_report
+
+        print_report(self.report, console or Console(), self.notes)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text; with a path, also written there (atomically)."""
+        from charnn.probe.report import write_json
+
+        if path is not None:
+            write_json(self.report, path)
+        return json.dumps(self.report, indent=1)
+
+    def to_html(self, path: str | Path | None = None, max_mb: float = 5.0, live: bool = True) -> str:
+        """The one-file explorer page (it opens from disk; no server); with a path, also written there.
+        live=False leaves the model's weights out (the page then cannot run it on the user's own text)."""
+        from charnn.atomic import atomic_write_bytes
+        from charnn.probe.html import build_html
+
+        self._check_page(max_mb)
+        page, _ = build_html(self, self.model, self.vocab, max_mb, live=live)
+        if path is not None:
+            try:
+                atomic_write_bytes(Path(path), page.encode("utf-8"))
+            except OSError as err:
+                raise CharnnError(f"cannot write --html '{path}': {err.strerror or err}") from None
+        return page
+
+    def write_html(self, path: str | Path, max_mb: float = 5.0, live: bool = True) -> dict:
+        """Write the explorer page (never half-written); returns what it holds: bytes, chars, coverage, live model."""
+        from charnn.probe.html import write_html
+
+        self._check_page(max_mb)
+        return write_html(self, path, self.model, self.vocab, max_mb, live=live)
+
+    def _check_page(self, max_mb: float) -> None:
+        HTML_MAX_MB.check("html-max-mb", max_mb)
+        if self.model is None or self.vocab is None:
+            raise CharnnError("this probe result holds no model: probe with charnn.load(...).probe() to write its page")
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the explorer inline: the whole page in an iframe's srcdoc, self-contained (2 MB at most).
+        Not sandboxed: a sandbox without allow-same-origin stops the page inflating its data."""
+        page = self.to_html(max_mb=2.0)
+        return (
+            f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: 640px; border: 1px solid '
+            '#ccc"></iframe>'
+        )
 
     def close(self) -> None:
-        """Remove the memory-mapped recording files, if any."""
+        """Remove the memory-mapped recording files, if any (only a very long probe has them)."""
         if self.workdir is not None:
             self.workdir.cleanup()
             self.workdir = None
+
+    def __repr__(self) -> str:
+        best = []
+        for name, feature in self.report["features"].items():
+            if feature["units"]:
+                unit = feature["units"][0]
+                best.append(
+                    f"{name}: {unit['layer']}:{unit['unit']} {unit['state']} ({feature['metric']} "
+                    f"{unit['heldout_score']})"
+                )
+        more = "; ..." if len(best) > 4 else ""
+        return f"ProbeResult({len(self.report['features'])} features; best: " + "; ".join(best[:4]) + more + ")"
 
 
 REPORT_VERSION = 1
@@ -171,7 +263,7 @@ def build_report(
         metric = feature_scores.metric
         threshold = PASS_THRESHOLDS[metric]
         feature = features[name]
-        labels = feature_scores.labels
+        feature = feature_scores.feature
         control = control_scores.get(name) if control_scores else None
         units = []
         for unit in top_units[name]:
@@ -194,7 +286,7 @@ def build_report(
             "kind": feature.kind,
             "metric": metric,
             "description": feature.description,
-            "labelled_chars": int(labels.valid.sum()),
+            "labelled_chars": int(feature.defined_mask.sum()),
             "target_chars": int(feature.target_mask[: len(text) - 1].sum()),
             "chance": CHANCE[metric],
             "control_best": _number(control.best_heldout()) if control else None,

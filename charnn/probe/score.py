@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from charnn.cells import SIGMOID_GATES
+from charnn.probe.labels.base import Feature
 from charnn.probe.record import Recording, UnitRef
 
 METRICS = {"binary": "auroc", "ordinal": "spearman"}
@@ -113,21 +114,6 @@ def apply_sign(raw: np.ndarray, sign: np.ndarray, metric: str) -> np.ndarray:
     return raw * sign
 
 
-@dataclass(frozen=True)
-class Labels:
-    """What the scorer needs of a feature: its kind, values, and which positions count."""
-
-    name: str
-    kind: str  # binary | ordinal
-    values: np.ndarray  # (chars,)
-    valid: np.ndarray  # (chars,) bool: positions with a defined label (task labels of -1 are not)
-
-    @property
-    def metric(self) -> str:
-        """auroc for binary features, spearman for ordinal ones."""
-        return METRICS[self.kind]
-
-
 @dataclass
 class Split:
     """Contiguous parts of the probe text: units are selected on one and scored on the other."""
@@ -165,7 +151,7 @@ def split_text(text: str, heldout_fraction: float = 0.5) -> Split:
 class FeatureScores:
     """Raw scores of every (state, layer, unit) on both parts of the text for one feature."""
 
-    labels: Labels
+    feature: Feature
     state_names: tuple[str, ...]
     selection: np.ndarray  # (states, layers, hidden) raw AUROC or rho, NaN when undefined
     heldout: np.ndarray  # (states, layers, hidden)
@@ -173,7 +159,7 @@ class FeatureScores:
     @property
     def metric(self) -> str:
         """auroc or spearman."""
-        return self.labels.metric
+        return METRICS[self.feature.kind]
 
     @property
     def oriented(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,16 +206,16 @@ class FeatureScores:
         return float(passing.any(axis=0).mean())
 
 
-def _label_ranks(labels: Labels, rows: np.ndarray) -> np.ndarray | None:
-    values = labels.values[rows]
-    if labels.kind == "binary":
+def _label_ranks(feature: Feature, rows: np.ndarray) -> np.ndarray | None:
+    values = feature.values[rows]
+    if feature.kind == "binary":
         return None
     return average_ranks(values.astype(np.float64))
 
 
 def score_recording(
     recording: Recording,
-    features: Sequence[Labels],
+    features: Sequence[Feature],
     split: Split,
     progress: bool = False,
     description: str = "scoring",
@@ -239,23 +225,24 @@ def score_recording(
     units = layers * hidden
     names = recording.state_names
     results = {
-        labels.name: FeatureScores(
-            labels, names, np.full((len(names), layers, hidden), np.nan), np.full((len(names), layers, hidden), np.nan)
+        feature.name: FeatureScores(
+            feature, names, np.full((len(names), layers, hidden), np.nan), np.full((len(names), layers, hidden), np.nan)
         )
-        for labels in features
+        for feature in features
     }
     # features sharing a valid mask share the ranks of the units
     parts = {"selection": split.selection, "heldout": split.heldout}
-    groups: dict[tuple[str, bytes], tuple[np.ndarray, list[Labels]]] = {}
+    groups: dict[tuple[str, bytes], tuple[np.ndarray, list[Feature]]] = {}
     for part, (start, stop) in parts.items():
-        for labels in features:
-            rows = start + np.flatnonzero(labels.valid[start:stop])
-            key = (part, np.packbits(labels.valid[start:stop]).tobytes())
-            groups.setdefault(key, (rows, []))[1].append(labels)
+        for feature in features:
+            defined = feature.defined_mask[start:stop]
+            rows = start + np.flatnonzero(defined)
+            key = (part, np.packbits(defined).tobytes())
+            groups.setdefault(key, (rows, []))[1].append(feature)
     total = len(names) * len(groups) * units
     with tqdm(total=total, desc=description, unit="unit", unit_scale=True, disable=not progress, leave=False) as bar:
         for (part, _), (rows, group) in groups.items():
-            label_ranks = {labels.name: _label_ranks(labels, rows) for labels in group}
+            label_ranks = {feature.name: _label_ranks(feature, rows) for feature in group}
             block = max(1, RANK_BLOCK_BYTES // (8 * max(len(rows), 1)))
             for state_index, name in enumerate(names):
                 flat = recording.states[name].reshape(len(recording), units)
@@ -267,12 +254,12 @@ def score_recording(
                             flat[rows[0] : rows[-1] + 1, start:stop] if contiguous else flat[rows, start:stop]
                         )
                         ranks = average_ranks(np.asarray(block_values))
-                        for labels in group:
-                            if labels.kind == "binary":
-                                raw = auroc_from_ranks(ranks, labels.values[rows].astype(bool))
+                        for feature in group:
+                            if feature.kind == "binary":
+                                raw = auroc_from_ranks(ranks, feature.values[rows].astype(bool))
                             else:
-                                raw = spearman_from_ranks(ranks, label_ranks[labels.name])
-                            target = getattr(results[labels.name], part)[state_index].reshape(units)
+                                raw = spearman_from_ranks(ranks, label_ranks[feature.name])
+                            target = getattr(results[feature.name], part)[state_index].reshape(units)
                             target[start:stop] = raw
                     bar.update(stop - start)
     return results
