@@ -1,16 +1,21 @@
 """The corpus stage: vocabulary, exact round trips, the cache, document-aware splits, clear errors."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import small_code_file, tiny_config
 
+from charnn.checkpoint import load_checkpoint
+from charnn.cli import main
 from charnn.corpus import Vocab, parse_fractions, plan_splits, split_bounds
 from charnn.corpus_cache import load_corpus
 from charnn.errors import CharnnError, UsageError
 from charnn.tasks import TASK_NAMES
+from charnn.trainer import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -253,3 +258,55 @@ def test_peak_memory_of_encoding_does_not_grow_with_the_corpus(tmp_path):
         peaks.append(int(result.stdout) / 1024)
         path.unlink()
     assert peaks[1] - peaks[0] < 15, peaks
+
+
+@pytest.fixture
+def code_file(tmp_path: Path) -> Path:
+    return small_code_file(tmp_path)
+
+
+# ================================================================ 8. vocabulary edges
+
+ZWJ_FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧: three people joined by zero-width joiners
+WIDE = "".join(chr(0x4E00 + i) for i in range(1000)) + "".join(chr(0x1F600 + i) for i in range(60))
+EDGES = {
+    "one character": ("a" * 3000).encode(),
+    "1,060 characters": ((WIDE + "\n") * 4).encode(),
+    "crlf": ("first line\r\nsecond line\r\n" * 150).encode(),
+    "bom": b"\xef\xbb\xbf" + ("with a byte order mark\n" * 150).encode(),
+    "zwj": ((f"family {ZWJ_FAMILY} and flag \U0001f3f3\ufe0f\u200d\U0001f308\n") * 120).encode(),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES))
+def test_vocabulary_edges_train_sample_and_evaluate(tmp_path, monkeypatch, capsys, name):
+    data = EDGES[name]
+    (tmp_path / "corpus.txt").write_bytes(data)
+    expected_text = data.decode("utf-8-sig").replace("\r\n", "\n")
+    result = run_training(tiny_config(tmp_path, tmp_path / "corpus.txt", max_steps=4, eval_every=2), progress=False)
+    assert result.steps == 4
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    vocab = checkpoint.vocab
+    assert set(vocab.chars) == set(expected_text) and "\r" not in vocab.chars and "\ufeff" not in vocab.chars
+    if name == "1,060 characters":
+        assert len(vocab.chars) == 1061
+    if name == "zwj":
+        assert "\u200d" in vocab.chars
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["generate", "--run", "run", "--length", "60", "--seed", "1"]) == 0
+    sample = capsys.readouterr().out.rstrip("\n")
+    assert len(sample) >= 60 and set(sample) <= set(vocab.chars)
+    if name == "one character":
+        assert sample == "a" * 60  # the only character there is
+    (tmp_path / "prime.txt").write_text(
+        data.decode("utf-8")[:30], encoding="utf-8", newline=""
+    )  # a BOM and \r\n in it too
+    assert main(["generate", "--run", "run", "--length", "5", "--seed", "1", "--prime-file", "prime.txt"]) == 0
+    capsys.readouterr()
+
+    assert main(["eval", "--run", "run", "--text", "corpus.txt", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["unknown_chars"] == 0 and figures["chars"] == len(expected_text) - 1
+    assert np.isfinite(figures["bits_per_char"]) and figures["bits_per_char"] >= 0

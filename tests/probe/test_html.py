@@ -502,7 +502,7 @@ def test_the_page_assets_are_in_the_built_wheel(tmp_path):
     import sys
     import zipfile
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     source = tmp_path / "src"
     shutil.copytree(root / "charnn", source / "charnn", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
@@ -542,6 +542,6 @@ def test_the_page_scripts_parse(name):
     node = shutil.which("node")
     if node is None:
         pytest.skip("no node executable: the browser tests still load the scripts")
-    path = Path(__file__).resolve().parents[1] / "charnn" / "probe" / "assets" / name
+    path = Path(__file__).resolve().parents[2] / "charnn" / "probe" / "assets" / name
     checked = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr

@@ -23,7 +23,7 @@ from charnn.bench.timing import CpuWatch, flops_per_char, interleaved, wait_for_
 from charnn.bench.training import BareLoop, make_trainer
 from charnn.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

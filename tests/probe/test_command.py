@@ -12,7 +12,7 @@ from charnn.probe.record import torch_threads
 from charnn.tasks import make_task_text
 from charnn.trainer import TrainConfig, run_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STATES = {"h", "c", "i", "f", "g", "o"}
 
 
