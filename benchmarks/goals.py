@@ -4,7 +4,7 @@ that `charnn bench --json` wrote and say, goal by goal, whether it is met.
     charnn bench --json > report.json
     python benchmarks/goals.py report.json
 
-The goals were set for a 2-core AVX-512 CPU (docs/benchmarks.md); they are the lab's, not the product's, so
+The goals were set for a 2-core AVX-512 CPU (docs/results/benchmarks.md); they are the lab's, not the product's, so
 they live here and not in the charnn package.
 """
 

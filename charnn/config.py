@@ -45,7 +45,7 @@ MAX_PARAMETERS = 1_000_000_000  # ~16 GB with AdamW's state: far beyond any char
 class ModelConfig:
     """The shape of a CharRNN; saved in every checkpoint. vocab_size is the corpus's, known once it is read.
     The defaults are the ones a bare run trains: they won the 5- and 10-minute searches on a 2-core CPU
-    (docs/benchmarks.md, "Recipes")."""
+    (docs/results/benchmarks.md, "Recipes")."""
 
     vocab_size: int | None = ruled(None, whole(1))
     cell: str = "lstm"
@@ -218,27 +218,19 @@ def rule_for(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named change to the defaults, measured best for a wall-clock budget on a 2-core CPU (docs/benchmarks.md,
-    "Recipes"): a fresh run of `minutes` or more, timed by --max-minutes alone and given no shape flag, takes it,
-    under the flags given."""
+    """A named change to the defaults, measured best for a wall-clock budget on a 2-core CPU
+    (docs/results/benchmarks.md, "Recipes"): a fresh run of `minutes` or more, timed by --max-minutes alone and
+    given no shape flag, takes it, under the flags given (--recipe NAME takes it whatever the length)."""
 
     name: str
     minutes: float
     changes: dict
-    measured: str  # what it reached, and where
 
 
-RECIPES = (
-    # the defaults themselves: 2 × 384 without dropout, lr 3e-3 won the 5- and 10-minute searches
-    Recipe("5min", 5, {}, "tinyshakespeare val 1.484 nats in 5 min (Xeon, bf16)"),
-    Recipe("10min", 10, {}, "tinyshakespeare val 1.470 nats in 10 min (Xeon, bf16); 2 × 256 with dropout 0.1: 1.54"),
-    # ~16 M characters, 16 passes over tinyshakespeare: wider, and dropout against the overfitting
-    Recipe(
-        "30min",
-        30,
-        {"hidden": 512, "dropout": 0.2, "lr": 2e-3},
-        "tinyshakespeare val 1.442 nats in 30 min (Xeon, bf16), best at step 1,200 of 2,049: it overfits after",
-    ),
+RECIPES = (  # what each reached, and where: docs/results/benchmarks.md, "Recipes"
+    Recipe("5min", 5, {}),  # the defaults themselves won the 5- and 10-minute searches
+    Recipe("10min", 10, {}),
+    Recipe("30min", 30, {"hidden": 512, "dropout": 0.2, "lr": 2e-3}),  # wider, and dropout against overfitting
 )
 
 

@@ -39,9 +39,9 @@ TRIM_EVERY_CHUNKS = 32
 def heap_trimmer() -> Callable[[], None]:
     """A function that hands glibc's freed heap back to the system (malloc_trim), or does nothing elsewhere.
 
-    The two passes allocate and free ~1 MiB pieces; glibc keeps the freed blocks, which fragment, and
-    peak RSS then grew ~0.13 MB per MB of corpus. Trimming every TRIM_EVERY_CHUNKS chunks kept it
-    flat from 50 to 600 MB at the same speed (docs/benchmarks.md).
+    The two passes allocate and free 1 MiB pieces; glibc keeps the freed blocks, which fragment, and peak
+    memory then grew with the corpus; trimming every TRIM_EVERY_CHUNKS chunks keeps it flat at the same
+    speed (docs/results/benchmarks.md).
     """
     try:
         trim = ctypes.CDLL(None).malloc_trim

@@ -151,7 +151,7 @@ def resolve_precision(
     requested: str, device: torch.device, cell: str = "lstm", resuming: str | None = None
 ) -> Precision:
     """The precision policy of `--precision requested` on device (charnn.precision): auto takes bf16 on a CPU with
-    AVX-512 BF16 or AMX (faster training there, docs/benchmarks.md), the safe CUDA candidate on a GPU of
+    AVX-512 BF16 or AMX (faster training there, docs/results/benchmarks.md), the safe CUDA candidate on a GPU of
     compute capability 8.0+, else fp32. A request the device cannot honour is refused here, before any work;
     `resuming` (the run directory of a --resume) makes the advice name the way to continue that run."""
     advice = (

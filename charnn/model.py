@@ -112,8 +112,8 @@ class StepLinear:
     """x @ weight.T (+ bias) for the small batches of one sampling step.
 
     On a CPU it goes through oneDNN's linear with the weight packed once (the kernel nn.LSTM itself
-    uses); torch.addmm goes to MKL, which reached half of oneDNN's speed at batch 4–64 on the AMD CPU
-    this was measured on. Elsewhere, or when this torch build lacks the op, it is torch.addmm.
+    uses), faster than torch.addmm's MKL at these shapes (docs/results/benchmarks.md). Elsewhere, or when
+    this torch build lacks the op, it is torch.addmm.
     Both compute the same fp32 product (to float rounding).
 
     With dtype bfloat16 the weight is kept in bf16 and x is rounded to bf16 for the product, which

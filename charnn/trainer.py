@@ -109,7 +109,7 @@ FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW, fused into one kernel per step where this torch has it for the device (CPU from torch 2.4):
-    the same update to float tolerance, with less per-step overhead (docs/benchmarks.md)."""
+    the same update to float tolerance, with less per-step overhead (docs/results/benchmarks.md)."""
     options = dict(lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
     if next(model.parameters()).device.type not in FUSED_ADAMW_DEVICES:  # elsewhere fused=True fails at the first step
         return torch.optim.AdamW(model.parameters(), **options)

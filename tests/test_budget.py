@@ -111,7 +111,7 @@ def three_recipes(monkeypatch):
     from charnn import config
 
     table = tuple(
-        config.Recipe(f"{m}min", m, dict(layers=layers, hidden=hidden, lr=lr), "test")
+        config.Recipe(f"{m}min", m, dict(layers=layers, hidden=hidden, lr=lr))
         for m, layers, hidden, lr in ((5, 1, 96, 5e-3), (10, 2, 160, 4e-3), (30, 3, 224, 3e-3))
     )
     monkeypatch.setattr(config, "RECIPES", table)

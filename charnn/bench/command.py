@@ -87,7 +87,7 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--quality-corpus",
         default=BenchSettings.quality_corpus,
         help="the --quality corpus: a text file, or stdlib or task:NAME (default: stdlib; the figures in "
-        "docs/benchmarks.md are on tinyshakespeare)",
+        "docs/results/benchmarks.md are on tinyshakespeare)",
     )
     parser.add_argument(
         "--quality-out",

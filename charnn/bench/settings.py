@@ -83,6 +83,6 @@ def recommended_cpu_config(corpus: str, out: str, cache_dir: str, minutes: float
     """The quality run's settings: the recipe charnn train picks for a budget of `minutes` on a CPU."""
     from charnn.config import merge_train_config
 
-    # a time budget alone: charnn train takes that budget's recipe (docs/benchmarks.md, "Recipes")
+    # a time budget alone: charnn train takes that budget's recipe (docs/results/benchmarks.md, "Recipes")
     given = dict(corpus=corpus, out=out, cache_dir=cache_dir, split="0.9,0.1", eval_chars=0, sample_chars=200)
     return merge_train_config({**given, "device": "cpu", "max_minutes": minutes})

@@ -93,7 +93,7 @@ def ablated_loss_sums(
     fused: run the layers as torch's own kernels, a chunk per call (LSTM and GRU; see charnn.probe.fused), else
     step through the text with the hand-written recurrence (which a plain RNN always does); None: fused on a GPU,
     where the hand-written steps are bound by launching small kernels; by hand on a CPU, where oneDNN's LSTM
-    kernel at ~100 copies ran slower than the hand-written steps (docs/benchmarks.md, "Probing").
+    kernel at a hundred copies ran slower than the hand-written steps (docs/results/benchmarks.md, "Probing").
     precision: fp32, or bf16 (the hand-written steps' matrix products take bf16 inputs: faster where the
     hardware has bf16 units, with deltas that differ from fp32's by a little; an opt-in, --precision bf16).
     progress: True for a bar of its own, or a phase's bar (ablate_layers), advanced by pass_work per character."""

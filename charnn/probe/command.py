@@ -120,7 +120,7 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
         choices=("fp32", "bf16"),
         default="fp32",
         help="the ablation's matrix products: fp32 (default), or bf16 on a CPU with AMX or AVX-512 BF16: a "
-        'little faster, deltas a little off fp32\'s (docs/benchmarks.md, "Probing"); refused elsewhere, '
+        'little faster, deltas a little off fp32\'s (docs/results/benchmarks.md, "Probing"); refused elsewhere, '
         "and on a GPU, whose fused fp32 kernels are faster",
     )
     output = parser.add_argument_group("output")
@@ -141,11 +141,8 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
         type=HTML_MAX_MB,
         default=5.0,
         metavar="MB",
-        help="size budget of --html in MB of 10^6 bytes, at least 0.5 (default: 5). For scale, 20,000 "
-        "characters of code probed with a 2 x 64 LSTM (20 flagged units): 1.9 MB with the flagged "
-        "units only; 3.8 MB adding h and c of every unit at 31 levels (what 5 MB holds); 7.4 MB for "
-        "every state of every unit at 31 levels, 12.8 MB at 255. Larger models and texts need "
-        "proportionally more; a 2 x 256 LSTM's flagged units alone take about the same as here",
+        help="size budget of --html in MB of 10^6 bytes, at least 0.5 (default: 5): the text and the flagged "
+        "units always go in, the other units as far as they fit (what a budget holds: docs/explorer.md)",
     )
     output.add_argument(
         "--html-no-model",
@@ -159,8 +156,8 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
         type=rule(ProbeOptions, "threads"),
         default=None,
         help="CPU threads for the batched ablation (default: torch's, all cores). Recording one stream "
-        "always uses 1. On an idle 2-core machine 2 threads ablated 1.4x faster than 1; while other "
-        "jobs share the cores, a second thread mostly waits and is several times slower: give 1 there",
+        "always uses 1. While other jobs share the cores a second thread mostly waits: give 1 there "
+        '(docs/results/benchmarks.md, "Probing")',
     )
     output.add_argument(
         "--quiet", action="store_true", help="no progress bars and no tables (errors still go to stderr)"

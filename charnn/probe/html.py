@@ -15,9 +15,7 @@ base64-encoded (the page inflates them with the browser's DecompressionStream):
   else h and c, else h; each at L = 127, 15 or 7 (255, 31 or 15 levels); else none. c is stored as
   differences from the previous character (it moves slowly, so they deflate well).
 
-Sizes for 20,000 characters of Python probed with a 2 × 64 LSTM (20 flagged units): text,
-predictions and labels 0.2 MB; the flagged units 1.9 MB; with h and c of every unit at 31 levels
-3.8 MB (what the default 5 MB holds); every state of every unit at 31 levels 7.4 MB, at 255 levels 12.8 MB.
+What a budget holds, for texts and models of a few sizes: docs/explorer.md.
 
 The page itself is charnn/probe/assets/explorer.html, .css and .js (package data, read with
 importlib.resources); this module prepares the data and fills it in.

@@ -40,7 +40,7 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     if values.dtype == np.float16:
         values = values.astype(
             np.float32
-        )  # exact; numpy sorts float32 with SIMD, float16 3x slower (docs/benchmarks.md)
+        )  # exact; numpy sorts float32 with SIMD, float16 far more slowly (docs/results/benchmarks.md)
     # work along contiguous rows of the transpose: a sort along a strided axis is several times slower
     rows = np.ascontiguousarray(values.T)  # (m, n)
     order = np.argsort(rows, axis=1)  # ties may land in any order: they get the same rank anyway
