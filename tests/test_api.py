@@ -119,40 +119,6 @@ def test_bad_input_raises_the_command_lines_sentence(run, tmp_path):
         charnn.load(tmp_path / "no-such-run")
 
 
-@pytest.mark.browser
-def test_the_notebook_view_opens_in_a_browser(run, chromium, tmp_path):
-    # what Jupyter does with _repr_html_: put it in the output cell's page; the explorer must come up inside it
-    import tempfile
-
-    from browser_tools import CHROMIUM_ARGS
-    from playwright.sync_api import sync_playwright
-
-    probe = run.load().probe(
-        (ROOT / "charnn" / "api.py").read_text()[:3000],
-        features="code",
-        random_units=10,
-        unknown="replace",
-        ablation=False,
-    )
-    cell = tmp_path / "notebook.html"
-    cell.write_text(f"<!DOCTYPE html><html><body><p>Out[3]:</p>{probe._repr_html_()}</body></html>", encoding="utf-8")
-    problems = []
-    with tempfile.TemporaryDirectory(prefix="charnn-chromium-") as profile, sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = context.new_page()
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(cell.as_uri())
-            frame = page.frame_locator("iframe")
-            frame.locator("body[data-ready='true']").wait_for(timeout=30_000)
-            assert frame.locator("#text > span").count() == 3000
-        finally:
-            context.close()
-    assert problems == []
-
-
 def test_probe_a_hypothesis_of_your_own(run):
     probe = run.load().probe(
         (ROOT / "charnn" / "api.py").read_text()[:4000],
