@@ -17,8 +17,8 @@ base64-encoded (the page inflates them with the browser's DecompressionStream):
 
 What a budget holds, for texts and models of a few sizes: docs/explorer.md.
 
-The page itself is charnn/probe/assets/explorer.html, .css and .js (package data, read with
-importlib.resources); this module prepares the data and fills it in.
+The page itself is charnn/probe/assets/explorer.html and .css, and its script in parts, explorer-*.js
+(package data, read with importlib.resources); this module prepares the data and fills it in.
 """
 
 from __future__ import annotations
@@ -182,10 +182,28 @@ def unit_scores(result: ProbeResult) -> dict:
     return out
 
 
+SCRIPT_PARTS = (  # the page's script, in the order it runs: each part uses the names of the parts before it
+    "explorer-common.js",
+    "explorer-data.js",
+    "explorer-colours.js",
+    "explorer-text.js",
+    "explorer-plots.js",
+    "explorer-controls.js",
+    "explorer-views.js",
+    "explorer-live.js",
+    "explorer-main.js",
+)
+
+
 @functools.cache
 def asset(name: str) -> str:
     """One of the page's files in charnn/probe/assets."""
     return importlib.resources.files("charnn.probe").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def page_script() -> str:
+    """The page's script: its parts joined in one function scope, so that no name of theirs is a global."""
+    return '"use strict";\n(function () {\n' + "\n".join(asset(name) for name in SCRIPT_PARTS) + "})();\n"
 
 
 def render(data: dict) -> str:
@@ -197,12 +215,12 @@ def render(data: dict) -> str:
         title += f" on {Path(path).name}"
     escaped_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     page = asset("explorer.html").replace("__TITLE__", escaped_title)
-    for placeholder, name in (
-        ("__STYLE__", "explorer.css"),
-        ("__WORKER__", "explorer-worker.js"),
-        ("__SCRIPT__", "explorer.js"),
+    for placeholder, text in (
+        ("__STYLE__", asset("explorer.css")),
+        ("__WORKER__", asset("explorer-worker.js")),
+        ("__SCRIPT__", page_script()),
     ):
-        page = page.replace(placeholder, asset(name))
+        page = page.replace(placeholder, text)
     return page.replace("__DATA__", script_json(data))  # the data last: nothing inside it is taken for a placeholder
 
 

@@ -158,7 +158,10 @@ def test_the_views_internals_layer_overview_event_and_search(chromium, tmp_path)
         page.click("#view-tabs button[data-view='layer']")
         page.select_option("#layer-order", "inside_string")
         page.evaluate(f"() => charnnExplorer.select({unit[0]}, {unit[1]}, 'h')")
-        page.wait_for_function(f"() => {S}.layerMap && {S}.state === 'h'")
+        # drawn for this state and order (the map drawn before it, for another state, may still be there)
+        page.wait_for_function(
+            f"() => {S}.layerMap && {S}.layerMap.state === 'h' && {S}.layerMap.by === 'inside_string'"
+        )
         order = page.evaluate(f"() => {S}.layerMap.order")
         heldout = result.scores["inside_string"].oriented[2][0, unit[0] - 1]  # state h of the layer
         expected = sorted(range(24), key=lambda u: (-(np.nan_to_num(heldout[u], nan=-1) * 250).round(), u))

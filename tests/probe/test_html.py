@@ -319,7 +319,7 @@ def test_probe_html_from_the_command_line(checkpoint, capsys):
     with pytest.raises(SystemExit):
         main(["probe", "--help"])
     helped = " ".join(capsys.readouterr().out.split())
-    assert "--html-max-mb" in helped and "20,000 characters" in helped
+    assert "--html-max-mb" in helped and "docs/explorer.md" in helped  # what a budget holds: a pointer, not figures
 
 
 def test_probe_html_refusals(checkpoint, capsys):
@@ -528,20 +528,26 @@ def test_the_page_assets_are_in_the_built_wheel(tmp_path):
     assert built.returncode == 0, built.stderr
     names = zipfile.ZipFile(next((tmp_path / "wheel").glob("charnn-*.whl"))).namelist()
     assets = sorted(p.name for p in (root / "charnn" / "probe" / "assets").iterdir())
-    assert assets == ["explorer-worker.js", "explorer.css", "explorer.html", "explorer.js"]
+    from charnn.probe.html import SCRIPT_PARTS
+
+    assert assets == sorted(["explorer-worker.js", "explorer.css", "explorer.html", *SCRIPT_PARTS])
     for name in assets:
         assert f"charnn/probe/assets/{name}" in names
 
 
 @pytest.mark.parametrize("name", ["explorer.js", "explorer-worker.js"])
-def test_the_page_scripts_parse(name):
-    """A syntax error in the page's JavaScript fails here, without a browser (node --check), where node is installed."""
+def test_the_page_scripts_parse(name, tmp_path):
+    """A syntax error in the page's JavaScript fails here, without a browser (node --check), where node is installed:
+    the script as the page holds it (its parts joined), and the worker."""
     import shutil
     import subprocess
+
+    from charnn.probe.html import asset, page_script
 
     node = shutil.which("node")
     if node is None:
         pytest.skip("no node executable: the browser tests still load the scripts")
-    path = Path(__file__).resolve().parents[2] / "charnn" / "probe" / "assets" / name
+    path = tmp_path / name
+    path.write_text(page_script() if name == "explorer.js" else asset(name), encoding="utf-8")
     checked = subprocess.run([node, "--check", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr

@@ -4,14 +4,14 @@
 // and records, after each character, every state of every unit, as charnn.probe.record does.
 // Messages: {op: "load", model} once, then {op: "run", ids} or {op: "sample", ids, count, temperature, seed}.
 
-let M = null;
+let network = null;
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 const STATE_NAMES = { lstm: ["h", "c", "i", "f", "g", "o"], gru: ["h", "r", "z", "n"], rnn: ["h"] };
 const GATE_COUNT = { lstm: 4, gru: 3, rnn: 1 };
 
 function load(model) {
   const G = GATE_COUNT[model.cell], H = model.hidden;
-  M = { ...model, G, H, V: model.vocab_size,
+  network = { ...model, G, H, V: model.vocab_size,
         h: Array.from({ length: model.layers }, () => new Float64Array(H)),
         c: Array.from({ length: model.layers }, () => new Float64Array(H)),
         gi: new Float64Array(G * H), gh: new Float64Array(G * H), logits: new Float64Array(model.vocab_size) };
@@ -30,17 +30,17 @@ function affine(W, b, rows, cols, x, out) {  // out = W x + b, W row-major (rows
   }
 }
 
-function reset() { for (let l = 0; l < M.layers; l++) { M.h[l].fill(0); M.c[l].fill(0); } }
+function reset() { for (let l = 0; l < network.layers; l++) { network.h[l].fill(0); network.c[l].fill(0); } }
 
 // One character: the new state of every layer, the logits of the next character; record(l, name, k, v) sees every value.
 function step(id, record) {
-  const { H, G, gi, gh } = M;
-  let x = M.weights.embedding.subarray(id * M.embed, (id + 1) * M.embed);
-  for (let l = 0; l < M.layers; l++) {
-    const w = M.weights.layers[l], h = M.h[l], c = M.c[l], inputs = l === 0 ? M.embed : H;
+  const { H, G, gi, gh } = network;
+  let x = network.weights.embedding.subarray(id * network.embed, (id + 1) * network.embed);
+  for (let l = 0; l < network.layers; l++) {
+    const w = network.weights.layers[l], h = network.h[l], c = network.c[l], inputs = l === 0 ? network.embed : H;
     affine(w.weight_ih, w.bias_ih, G * H, inputs, x, gi);
     affine(w.weight_hh, w.bias_hh, G * H, H, h, gh);
-    if (M.cell === "lstm") {
+    if (network.cell === "lstm") {
       for (let k = 0; k < H; k++) {
         const i = sigmoid(gi[k] + gh[k]), f = sigmoid(gi[H + k] + gh[H + k]);
         const g = Math.tanh(gi[2 * H + k] + gh[2 * H + k]), o = sigmoid(gi[3 * H + k] + gh[3 * H + k]);
@@ -48,7 +48,7 @@ function step(id, record) {
         h[k] = o * Math.tanh(c[k]);
         if (record) { record(l, 0, k, h[k]); record(l, 1, k, c[k]); record(l, 2, k, i); record(l, 3, k, f); record(l, 4, k, g); record(l, 5, k, o); }
       }
-    } else if (M.cell === "gru") {
+    } else if (network.cell === "gru") {
       for (let k = 0; k < H; k++) {
         const r = sigmoid(gi[k] + gh[k]), z = sigmoid(gi[H + k] + gh[H + k]);
         const n = Math.tanh(gi[2 * H + k] + r * gh[2 * H + k]);
@@ -63,8 +63,8 @@ function step(id, record) {
     }
     x = h;
   }
-  affine(M.weights.decoder_weight, M.weights.decoder_bias, M.V, H, x, M.logits);
-  return M.logits;
+  affine(network.weights.decoder_weight, network.weights.decoder_bias, network.V, H, x, network.logits);
+  return network.logits;
 }
 
 function softmax(logits, temperature, banned) {
@@ -78,7 +78,7 @@ function softmax(logits, temperature, banned) {
 }
 
 function run(ids, k, id) {
-  const T = ids.length, names = STATE_NAMES[M.cell], H = M.H, L = M.layers;
+  const T = ids.length, names = STATE_NAMES[network.cell], H = network.H, L = network.layers;
   const states = names.map(() => new Float32Array(T * L * H));  // (T, layers, hidden) per state, as a Recording
   const topIds = new Int32Array(T * k), topProbs = new Float32Array(T * k), actual = new Float32Array(T);
   let t = 0;
@@ -109,7 +109,7 @@ function sample(ids, count, temperature, seed) {
   let last = ids.length ? ids[ids.length - 1] : 0;
   if (!logits) logits = step(last, null);
   for (let n = 0; n < count; n++) {
-    const p = softmax(logits, temperature, M.unknown_id);  // never the unknown id, as charnn generate
+    const p = softmax(logits, temperature, network.unknown_id);  // never the unknown id, as charnn generate
     let u = random(), next = 0;
     for (; next < p.length - 1; next++) { u -= p[next]; if (u < 0) break; }
     out[n] = last = next;
